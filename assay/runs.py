@@ -1,0 +1,108 @@
+"""Run directories, the metrics log, atomic writes and plots.
+
+A run directory is ``<output_dir>/<name>/`` with ``config.yaml``, ``metrics.jsonl`` (one JSON
+object per step), ``checkpoints/``, ``plots/*.png`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never a half file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def new_run_dir(output_dir: str | Path, job: str, name: str | None = None) -> Path:
+    """Create ``output_dir/name`` (default ``<job>-<YYYYmmdd-HHMMSS>``) with its subfolders."""
+    name = name or f"{job}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(output_dir) / name
+    suffix = 1
+    while (run_dir / "config.yaml").exists():  # two runs started in the same second
+        suffix += 1
+        run_dir = Path(output_dir) / f"{name}-{suffix}"
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "plots").mkdir(exist_ok=True)
+    return run_dir
+
+
+def latest_run_dir(output_dir: str | Path, job: str) -> Path | None:
+    """The most recently modified ``<job>-*`` run directory under ``output_dir``."""
+    runs = [p for p in Path(output_dir).glob(f"{job}-*") if (p / "config.yaml").exists()]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+class MetricsLog:
+    """Append-only ``metrics.jsonl``: one JSON object per step, flushed as it is written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past ``step`` (logged after the checkpoint a run resumes from)."""
+        kept = [r for r in self.read() if r.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def plot_metrics(
+    records: Sequence[dict[str, Any]], keys: Sequence[str], path: Path, title: str = ""
+) -> Path:
+    """One panel per metric against ``step``; ``<key>`` with ``<key>_std`` draws a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 2
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    steps = [r["step"] for r in records]
+    for ax, key in zip(axes.flat, keys, strict=False):
+        values = [r.get(key, float("nan")) for r in records]
+        ax.plot(steps, values, marker=".", linewidth=1)
+        if records and f"{key}_std" in records[0]:
+            std = [r[f"{key}_std"] for r in records]
+            ax.fill_between(
+                steps, [v - s for v, s in zip(values, std)], [v + s for v, s in zip(values, std)], alpha=0.2
+            )
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

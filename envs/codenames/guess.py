@@ -1,0 +1,158 @@
+"""``codenames-guess-v0``: the operative (guesser) role of Codenames as a one-step TextEnv.
+
+The agent sees the shuffled board, a clue and the maximum number of guesses, and answers with
+its guesses. The reward is :func:`rewards.score_guess_answer` (the paper's formula, -1 on a format
+failure). ``info`` from ``reset`` carries the hidden ``board``, ``targets``, ``non_targets``,
+``clue`` and ``max_guesses``; ``info`` from ``step`` adds ``guesses``, ``hits`` and
+``target_recall`` (|T ∩ G| / |T|, 0 for an invalid answer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from gymnasium.error import ResetNeeded
+
+from assay.errors import ConfigError, did_you_mean
+from envs.codenames.boards import DIFFICULTIES, Board, make_board
+from envs.core import Message, TextEnv
+from rewards.codenames import AnswerFormat, score_guess_answer
+
+SYSTEM_PROMPT = (
+    "You are the guesser in the word game Codenames. "
+    "You pick the board words that are most related to the clue."
+)
+_EXAMPLE = Board(
+    words=("APPLE", "TRAIN", "BANANA", "PIANO", "CAR"),
+    targets=("APPLE", "BANANA"),
+    non_targets=("TRAIN", "PIANO", "CAR"),
+    clue="FRUIT",
+    max_guesses=2,
+)
+
+
+def format_answer(guesses: list[str] | tuple[str, ...], answer_format: AnswerFormat) -> str:
+    """Write guesses in the answer format (used for the prompt's example and in tests)."""
+    if answer_format == "tagged":
+        return f"[CODENAMES-GUESS-START] [Guesses]: [{', '.join(guesses)}] [CODENAMES-GUESS-END]"
+    return f"Guesses: {', '.join(guesses)}"
+
+
+def render_question(board: Board, answer_format: AnswerFormat) -> str:
+    """The user message for one board."""
+    g = board.max_guesses
+    how = (
+        f"Answer with one line: Guesses: followed by at most {g} board words, separated by commas."
+        if answer_format == "simple"
+        else f"Answer with one block: [CODENAMES-GUESS-START] [Guesses]: [WORD, WORD] "
+        f"[CODENAMES-GUESS-END] with at most {g} board words."
+    )
+    return (
+        f"Board: {', '.join(board.words)}\nClue: {board.clue}\n"
+        f"Which {g} board words go best with the clue? {how}"
+    )
+
+
+class CodenamesGuessEnv(TextEnv):
+    """Codenames guessing. Options (all keyword arguments of ``envs.make``):
+
+    - ``answer_format``: ``"simple"`` (``Guesses: a, b``; default, learnable by a 135M model) or
+      ``"tagged"`` (the paper's ``[CODENAMES-GUESS-START] ... [CODENAMES-GUESS-END]`` block).
+    - ``lenient``: accept small variations of the simple format (see :func:`rewards.parse_guesses`).
+    - ``n_targets``, ``n_non_targets``, ``n_neutral``: inclusive ``[low, high]`` sizes.
+    - ``difficulty``: ``close`` / ``mixed`` / ``far`` targets; ``trick_non_targets``: how many
+      non-targets are drawn from the words nearest the clue.
+    - ``max_guesses``: the guess limit g_max; default |T|.
+    - ``example``: prepend one solved example board as a chat turn (helps small models find the
+      format; the example board never appears in play since FRUIT is not a Codenames word).
+    """
+
+    metric_keys = ("target_recall",)
+
+    def __init__(
+        self,
+        answer_format: AnswerFormat = "simple",
+        lenient: bool = True,
+        n_targets: tuple[int, int] | list[int] = (2, 6),
+        n_non_targets: tuple[int, int] | list[int] = (2, 6),
+        n_neutral: tuple[int, int] | list[int] = (0, 0),
+        difficulty: str = "close",
+        trick_non_targets: int = 0,
+        max_guesses: int | None = None,
+        example: bool = True,
+    ):
+        _check_choice("answer_format", answer_format, get_args(AnswerFormat))
+        _check_choice("difficulty", difficulty, DIFFICULTIES)
+        for name, value, low in (
+            ("n_targets", n_targets, 1),
+            ("n_non_targets", n_non_targets, 1),
+            ("n_neutral", n_neutral, 0),
+        ):
+            if len(value) != 2 or not low <= value[0] <= value[1] <= 12:
+                raise ConfigError(
+                    f"{name} must be [low, high] with {low} <= low <= high <= 12, got {value!r}."
+                )
+        self.answer_format = answer_format
+        self.lenient = lenient
+        self.board_options = dict(
+            n_targets=tuple(n_targets),
+            n_non_targets=tuple(n_non_targets),
+            n_neutral=tuple(n_neutral),
+            difficulty=difficulty,
+            trick_non_targets=trick_non_targets,
+            max_guesses=max_guesses,
+        )
+        self.example = example
+        self.board: Board | None = None
+        self._messages: list[Message] = []
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.board = make_board(self.np_random, **self.board_options)
+        messages: list[Message] = [{"role": "system", "content": SYSTEM_PROMPT}]
+        if self.example:
+            messages += [
+                {"role": "user", "content": render_question(_EXAMPLE, self.answer_format)},
+                {
+                    "role": "assistant",
+                    "content": format_answer(_EXAMPLE.targets, self.answer_format),
+                },
+            ]
+        messages.append({"role": "user", "content": render_question(self.board, self.answer_format)})
+        self._messages = messages
+        return list(messages), self._hidden_info()
+
+    def _hidden_info(self, **extra: Any) -> dict[str, Any]:
+        b = self.board
+        return self.make_info(
+            "guesser",
+            board=list(b.words),
+            targets=list(b.targets),
+            non_targets=list(b.non_targets),
+            clue=b.clue,
+            max_guesses=b.max_guesses,
+        ) | extra
+
+    def step(self, action: str):
+        if self.board is None:
+            raise ResetNeeded("Call reset() before step(); a Codenames guess episode is one step.")
+        b = self.board
+        score = score_guess_answer(
+            action, b.words, b.targets, b.non_targets, b.max_guesses, self.answer_format, self.lenient
+        )
+        info = self._hidden_info(
+            guesses=list(score.guesses),
+            hits=list(score.hits),
+            target_recall=len(score.hits) / len(b.targets),
+        )
+        info.update(valid=score.valid, reason=score.reason)
+        transcript = self._messages + [{"role": "assistant", "content": action}]
+        self.board = None
+        return transcript, score.reward, True, False, info
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"{name} must be one of {', '.join(allowed)}; got {value!r}.{did_you_mean(value, allowed)}"
+        )

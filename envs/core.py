@@ -1,0 +1,101 @@
+"""The TextEnv contract: a gymnasium Env whose observations are chat messages and actions are text.
+
+- ``reset(seed=None, options=None) -> (observation, info)``
+- ``step(action: str) -> (observation, reward, terminated, truncated, info)``
+
+``observation`` is the chat-message list (``[{"role": ..., "content": ...}]``) the acting agent
+sees. ``info`` always carries ``agent`` (who acts next, e.g. ``"guesser"`` or ``"red/spymaster"``),
+``valid`` (did the last action parse and was it legal; ``True`` after ``reset``) and ``reason``
+(why not, ``""`` if valid). Hidden state for the training loop (boards, gold answers) also goes in
+``info`` and never in the observation. The same seed gives the same episode: everything random is
+drawn from ``self.np_random``, which ``reset(seed=...)`` seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+Message = dict[str, str]
+ROLES = ("system", "user", "assistant")
+
+
+class FreeText(spaces.Space[str]):
+    """Any Python string up to ``max_length`` characters (gymnasium's ``Text`` limits the charset)."""
+
+    def __init__(self, max_length: int = 4096, seed: int | None = None):
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.max_length = max_length
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        letters = np.array(list("abcdefghijklmnopqrstuvwxyz ,:"))
+        length = int(self.np_random.integers(1, min(self.max_length, 64) + 1))
+        return "".join(self.np_random.choice(letters, size=length))
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and len(x) <= self.max_length
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"FreeText(max_length={self.max_length})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, FreeText) and other.max_length == self.max_length
+
+
+class ChatMessages(spaces.Space[list]):
+    """A non-empty list of ``{"role": system|user|assistant, "content": str}`` messages."""
+
+    def __init__(self, seed: int | None = None):
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> list[Message]:
+        return [{"role": "user", "content": FreeText(seed=int(self.np_random.integers(2**31))).sample()}]
+
+    def contains(self, x: Any) -> bool:
+        return (
+            isinstance(x, list)
+            and len(x) > 0
+            and all(
+                isinstance(m, dict)
+                and set(m) == {"role", "content"}
+                and m["role"] in ROLES
+                and isinstance(m["content"], str)
+                for m in x
+            )
+        )
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "ChatMessages()"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, ChatMessages)
+
+
+class TextEnv(gym.Env[list, str]):
+    """Base class of assay environments; subclasses implement ``reset`` and ``step``.
+
+    Subclasses call ``super().reset(seed=seed)`` first in ``reset`` so that ``self.np_random`` is
+    seeded, and build ``info`` with :meth:`make_info`.
+    """
+
+    metadata = {"render_modes": []}
+    metric_keys: tuple[str, ...] = ()
+    """Numeric ``info`` keys from ``step`` that trainers average and log (e.g. ``target_recall``)."""
+    observation_space = ChatMessages()
+    action_space = FreeText()
+
+    @staticmethod
+    def make_info(agent: str, valid: bool = True, reason: str = "", **hidden: Any) -> dict[str, Any]:
+        """Build an ``info`` dict with the three contract keys first, then any hidden state."""
+        return {"agent": agent, "valid": valid, "reason": reason, **hidden}

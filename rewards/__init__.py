@@ -1,0 +1,19 @@
+"""Pure reward functions: deterministic, safe on untrusted model output, bounded in time."""
+
+from rewards.codenames import (
+    INVALID_REWARD,
+    GuessScore,
+    guess_reward,
+    parse_guesses,
+    score_guess_answer,
+)
+from rewards.trl import as_trl_reward
+
+__all__ = [
+    "INVALID_REWARD",
+    "GuessScore",
+    "as_trl_reward",
+    "guess_reward",
+    "parse_guesses",
+    "score_guess_answer",
+]

@@ -1,0 +1,132 @@
+"""The RL job's config: one dataclass per concern, each field documented once (here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m-instruct"
+    """Registered name (see ``assay.models``), local directory or hub id."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weights and compute dtype; bfloat16 only pays off on a GPU."""
+    device: str = "auto"
+    """``cpu``, ``cuda``, ``cuda:1``... or ``auto`` (CUDA if available)."""
+
+
+@dataclass
+class EnvConfig:
+    id: str = "codenames-guess-v0"
+    """Registered env id (``assay envs list``)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Options passed to ``envs.make``; unknown options fail before training starts."""
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.7
+    """Sampling temperature for rollouts; the loss uses the same temperature (as TRL does)."""
+    top_p: float = 1.0
+    top_k: int = 0
+    """0 disables top-k."""
+    max_new_tokens: int = 32
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.temperature <= 0:
+            out.append(f"sampling.temperature must be > 0 for rollouts, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            out.append(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            out.append(f"sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        return out
+
+
+@dataclass
+class AlgoConfig:
+    name: Literal["grpo"] = "grpo"
+    """Only GRPO for now (DeepSeekMath, Shao et al. 2024)."""
+    group_size: int = 8
+    """Completions sampled per prompt; advantages are normalised within each group."""
+    prompts_per_step: int = 2
+    """Prompt groups per optimisation step; a step trains on prompts_per_step * group_size completions."""
+    clip_eps: float = 0.2
+    """PPO clip range on the token-level importance ratio."""
+    scale_rewards: bool = True
+    """Divide group-centred rewards by the group std (GRPO); false keeps (R - mean) (Dr. GRPO)."""
+    epochs: int = 1
+    """Optimisation passes over each batch; >1 stores old logprobs and makes the clip active."""
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.group_size < 2:
+            out.append(f"algo.group_size must be >= 2 for group-relative advantages, got {self.group_size}")
+        if self.prompts_per_step < 1:
+            out.append(f"algo.prompts_per_step must be >= 1, got {self.prompts_per_step}")
+        if self.epochs < 1:
+            out.append(f"algo.epochs must be >= 1, got {self.epochs}")
+        return out
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    warmup_steps: int = 0
+    """Linear warm-up from 0 to lr over this many steps, then constant."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100
+    """Maximum optimisation steps."""
+    max_minutes: float | None = None
+    """Stop after this many minutes of training (checked between steps); none for no limit."""
+    seed: int = 0
+    """Seeds rollouts (env boards and sampling) per step, so a resumed run replays exactly."""
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 1
+    """How many checkpoints to keep (the latest ones)."""
+    output_dir: str = "runs"
+    run_name: str | None = None
+    """Run directory name under output_dir; default ``rl-<timestamp>``."""
+    threads: int | None = None
+    """torch CPU threads; none leaves torch's default."""
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.steps < 1:
+            out.append(f"train.steps must be >= 1, got {self.steps}")
+        if self.checkpoint_every < 1:
+            out.append(f"train.checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if not 0 <= self.seed < 1000:
+            out.append(f"train.seed must be in [0, 1000) so training seeds never meet eval seeds, got {self.seed}")
+        return out
+
+
+@dataclass
+class EvalConfig:
+    episodes: int = 100
+    """Held-out episodes for the before/after evaluation; 0 skips it."""
+    seed_offset: int = 1_000_000_000
+    """Eval episodes use seeds seed_offset + i; training seeds stay below 10**9."""
+    compare_base: bool = True
+    """Also evaluate the starting policy, to print base vs trained."""
+    batch_size: int = 32
+    """Prompts per generate call (greedy decoding)."""
+
+
+@dataclass
+class RLConfig:
+    """``assay train rl``: GRPO on a TextEnv with a causal LM."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

@@ -1,0 +1,57 @@
+"""Evaluate a policy on held-out episodes of a single-turn TextEnv (greedy decoding)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from trainers.rollout import HFEngine, Sampling
+
+
+@dataclass
+class EvalResult:
+    """Means over episodes plus one record per episode (seed, answer, reward, reason)."""
+
+    metrics: dict[str, float]
+    episodes: list[dict[str, Any]]
+
+
+def evaluate_policy(
+    engine: HFEngine,
+    env,
+    seeds: Sequence[int],
+    max_new_tokens: int,
+    batch_size: int = 32,
+    desc: str = "eval",
+) -> EvalResult:
+    """Play one greedy episode per seed and average reward, validity and the env's metrics."""
+    metric_keys = getattr(env, "metric_keys", ())
+    episodes: list[dict[str, Any]] = []
+    greedy = Sampling(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+    for start in tqdm(range(0, len(seeds), batch_size), desc=desc, unit="batch", leave=False):
+        chunk = list(seeds[start : start + batch_size])
+        prompts = [env.reset(seed=s)[0] for s in chunk]
+        completions = engine.generate(prompts, greedy)
+        for seed, (completion,) in zip(chunk, completions, strict=True):
+            env.reset(seed=seed)
+            _, reward, _, _, info = env.step(completion.text)
+            record = {
+                "seed": seed,
+                "answer": completion.text,
+                "reward": float(reward),
+                "valid": bool(info["valid"]),
+                "reason": info["reason"],
+            }
+            record.update({k: float(info[k]) for k in metric_keys if k in info})
+            episodes.append(record)
+    n = max(len(episodes), 1)
+    metrics = {
+        "reward_mean": sum(e["reward"] for e in episodes) / n,
+        "valid_rate": sum(e["valid"] for e in episodes) / n,
+    }
+    for key in metric_keys:
+        metrics[key] = sum(e.get(key, 0.0) for e in episodes) / n
+    return EvalResult(metrics, episodes)

@@ -1,0 +1,275 @@
+"""The RL job: GRPO on a single-turn TextEnv, one process, CPU or GPU.
+
+Each step reads like the algorithm: rollout -> score -> advantages -> update -> log -> checkpoint.
+``run_rl`` wraps it with the run directory, the before/after evaluation and resuming.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import envs
+from assay.config import dump_yaml
+from assay.models import load_causal_lm
+from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
+from trainers.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from trainers.config import RLConfig
+from trainers.evaluate import EvalResult, evaluate_policy
+from trainers.grpo import clipped_policy_loss, completion_logprobs, group_advantages
+from trainers.rollout import Completion, HFEngine, Sampling
+
+SEEDS_PER_RUN_SEED = 1_000_000  # train seeds: seed * 1e6 + k, so they stay below eval's 1e9
+
+
+@dataclass
+class Rollout:
+    """One step's episodes, ``P`` prompt groups of ``G`` completions, flattened row-major."""
+
+    completions: list[Completion]  # (P*G,)
+    rewards: torch.Tensor  # (P, G)
+    infos: list[dict[str, Any]] = field(default_factory=list)  # (P*G,)
+
+
+def train_seed(config: RLConfig, step: int, index: int) -> int:
+    """Env seed of prompt ``index`` of ``step`` (1-based): a pure function, so resume replays."""
+    return config.train.seed * SEEDS_PER_RUN_SEED + (step - 1) * config.algo.prompts_per_step + index
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class GRPOLearner:
+    """Holds the policy, its optimizer and engine; one call of :meth:`step` is one GRPO step."""
+
+    def __init__(self, config: RLConfig, model, tokenizer):
+        self.config = config
+        self.model = model
+        self.tokenizer = tokenizer
+        self.engine = HFEngine(model, tokenizer)
+        opt = config.optim
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+        warmup = max(opt.warmup_steps, 0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+        )
+
+    # --- rollout -------------------------------------------------------------------------------
+    def rollout(self, env, step: int) -> Rollout:
+        cfg = self.config
+        seeds = [train_seed(cfg, step, i) for i in range(cfg.algo.prompts_per_step)]
+        prompts = [env.reset(seed=s)[0] for s in seeds]
+        sampling = Sampling(
+            n=cfg.algo.group_size,
+            temperature=cfg.sampling.temperature,
+            top_p=cfg.sampling.top_p,
+            top_k=cfg.sampling.top_k,
+            max_new_tokens=cfg.sampling.max_new_tokens,
+            seed=cfg.train.seed * 1_000_003 + step,
+        )
+        groups = self.engine.generate(prompts, sampling)
+        rollout = Rollout([c for g in groups for c in g], torch.zeros(len(seeds), cfg.algo.group_size))
+        self.score(env, seeds, groups, rollout)
+        return rollout
+
+    # --- score ---------------------------------------------------------------------------------
+    @staticmethod
+    def score(env, seeds: list[int], groups: list[list[Completion]], rollout: Rollout) -> None:
+        for p, (seed, group) in enumerate(zip(seeds, groups, strict=True)):
+            for g, completion in enumerate(group):
+                env.reset(seed=seed)  # single-turn: replay the episode's start, then answer
+                _, reward, _, _, info = env.step(completion.text)
+                rollout.rewards[p, g] = float(reward)
+                rollout.infos.append(info)
+
+    # --- update --------------------------------------------------------------------------------
+    def _batch(self, completions: list[Completion]) -> dict[str, torch.Tensor]:
+        pad = self.tokenizer.pad_token_id
+        width_p = max(len(c.prompt_ids) for c in completions)
+        width_c = max(len(c.token_ids) for c in completions)
+        b = len(completions)
+        input_ids = torch.full((b, width_p + width_c), pad, dtype=torch.long)  # (B, T)
+        attention_mask = torch.zeros_like(input_ids)  # (B, T)
+        response_mask = torch.zeros(b, width_c, dtype=torch.long)  # (B, T_c)
+        for i, c in enumerate(completions):
+            p, n = len(c.prompt_ids), len(c.token_ids)
+            input_ids[i, width_p - p : width_p] = torch.tensor(c.prompt_ids)  # prompt, left-padded
+            input_ids[i, width_p : width_p + n] = torch.tensor(c.token_ids)  # answer, right-padded
+            attention_mask[i, width_p - p : width_p + n] = 1
+            response_mask[i, :n] = 1
+        device = self.model.device
+        return {
+            "input_ids": input_ids.to(device),
+            "attention_mask": attention_mask.to(device),
+            "response_mask": response_mask.to(device),
+            "n_completion": width_c,
+        }
+
+    def update(self, rollout: Rollout, advantages: torch.Tensor) -> dict[str, float]:
+        cfg = self.config
+        batch = self._batch(rollout.completions)
+        adv = advantages.flatten().to(self.model.device)  # (B,)
+        temperature = cfg.sampling.temperature
+        self.model.train()
+        old_logprobs = None
+        if cfg.algo.epochs > 1:  # several passes: freeze the sampling policy's log-probs first
+            with torch.no_grad():
+                old_logprobs, _ = completion_logprobs(
+                    self.model, batch["input_ids"], batch["attention_mask"], batch["n_completion"], temperature
+                )
+        stats: dict[str, float] = {}
+        for epoch in range(cfg.algo.epochs):
+            logprobs, entropy = completion_logprobs(
+                self.model,
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["n_completion"],
+                temperature,
+                with_entropy=epoch == 0,
+            )
+            # One pass: the sampling policy is the current one, so ratio = 1 but keeps its gradient.
+            old = old_logprobs if old_logprobs is not None else logprobs.detach()
+            loss, diag = clipped_policy_loss(logprobs, old, adv, batch["response_mask"], cfg.algo.clip_eps)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm)
+            self.optimizer.step()
+            if epoch == 0:
+                mask = batch["response_mask"].float()
+                stats["entropy"] = ((entropy * mask).sum() / mask.sum()).item()
+            stats.update(loss=loss.item(), grad_norm=float(grad_norm), **diag)
+        stats["lr"] = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        return stats
+
+    # --- one step ------------------------------------------------------------------------------
+    def step(self, env, step: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        rollout = self.rollout(env, step)
+        t_rollout = time.perf_counter() - t0
+        advantages = group_advantages(rollout.rewards, scale=self.config.algo.scale_rewards)
+        stats = self.update(rollout, advantages)
+        elapsed = time.perf_counter() - t0
+        n_tokens = sum(len(c.token_ids) for c in rollout.completions)
+        metrics: dict[str, Any] = {
+            "step": step,
+            "reward_mean": rollout.rewards.mean().item(),
+            "reward_std": rollout.rewards.std().item(),
+            "valid_rate": sum(i["valid"] for i in rollout.infos) / len(rollout.infos),
+            "zero_std_groups": (rollout.rewards.std(dim=1) == 0).float().mean().item(),
+            "completion_len": n_tokens / len(rollout.completions),
+        }
+        for key in getattr(env, "metric_keys", ()):
+            metrics[key] = sum(float(i.get(key, 0.0)) for i in rollout.infos) / len(rollout.infos)
+        metrics.update(stats)
+        metrics.update(
+            step_time_s=elapsed,
+            rollout_time_s=t_rollout,
+            update_time_s=elapsed - t_rollout,
+            tokens_per_s=n_tokens / elapsed,
+        )
+        return metrics
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_trainer_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+# --- the job -------------------------------------------------------------------------------------
+def _evaluate(learner: GRPOLearner, config: RLConfig, run_dir: Path, label: str) -> EvalResult:
+    env = envs.make(config.env.id, **config.env.kwargs)
+    seeds = [config.eval.seed_offset + i for i in range(config.eval.episodes)]
+    result = evaluate_policy(
+        learner.engine, env, seeds, config.sampling.max_new_tokens, config.eval.batch_size, desc=f"eval {label}"
+    )
+    write_json(run_dir / f"eval_{label}.json", {"metrics": result.metrics, "episodes": result.episodes})
+    return result
+
+
+def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[str, Any]:
+    """Train (or resume) a GRPO run and return its summary; see ``configs/codenames_guess.yaml``."""
+    env = envs.make(config.env.id, **config.env.kwargs)  # bad env options fail before any loading
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = resolve_device(config.model.device)
+
+    start_step = 0
+    if resume_dir is not None:
+        run_dir = resume_dir
+        checkpoint = latest_checkpoint(run_dir)
+        state = load_trainer_state(checkpoint)
+        start_step = state["step"]
+        model, tokenizer = load_causal_lm(str(checkpoint), config.model.dtype, str(device))
+        log(f"Resuming {run_dir} from step {start_step}")
+    else:
+        run_dir = new_run_dir(config.train.output_dir, "rl", config.train.run_name)
+        model, tokenizer = load_causal_lm(config.model.name, config.model.dtype, str(device))
+    dump_yaml(config, run_dir / "config.yaml")
+    learner = GRPOLearner(config, model, tokenizer)
+    metrics_log = MetricsLog(run_dir / "metrics.jsonl")
+    if resume_dir is not None:
+        learner.load_trainer_state(state)
+        metrics_log.truncate_after(start_step)
+    log(f"Run directory: {run_dir}")
+
+    base = None
+    if config.eval.episodes and config.eval.compare_base:
+        base_file = run_dir / "eval_base.json"
+        if resume_dir is None or not base_file.exists():
+            base = _evaluate(learner, config, run_dir, "base").metrics
+        else:
+            import json
+
+            base = json.loads(base_file.read_text())["metrics"]
+
+    step = start_step
+    deadline = None if config.train.max_minutes is None else time.time() + 60 * config.train.max_minutes
+    bar = tqdm(total=config.train.steps, initial=start_step, desc="train", unit="step")
+    while step < config.train.steps:
+        if deadline is not None and time.time() >= deadline:
+            log(f"Time limit of {config.train.max_minutes} min reached after step {step}.")
+            break
+        step += 1
+        metrics = learner.step(env, step)
+        metrics_log.append(metrics)
+        bar.update(1)
+        bar.set_postfix(reward=f"{metrics['reward_mean']:.2f}", valid=f"{metrics['valid_rate']:.2f}")
+        if step % config.train.checkpoint_every == 0:
+            save_checkpoint(run_dir, step, model, tokenizer, learner.trainer_state(), config.train.keep_checkpoints)
+    bar.close()
+    if step > start_step and step % config.train.checkpoint_every != 0:
+        save_checkpoint(run_dir, step, model, tokenizer, learner.trainer_state(), config.train.keep_checkpoints)
+
+    records = metrics_log.read()
+    keys = ["reward_mean", "valid_rate", *getattr(env, "metric_keys", ()), "loss", "completion_len", "entropy"]
+    if records:
+        plot_metrics(records, keys, run_dir / "plots" / "training.png", title=f"{config.env.id} · GRPO")
+    trained = _evaluate(learner, config, run_dir, "trained").metrics if config.eval.episodes else None
+    summary = {"run_dir": str(run_dir), "steps": step, "eval_base": base, "eval_trained": trained}
+    write_json(run_dir / "summary.json", summary)
+    if trained is not None:
+        log(format_eval_table(base, trained, config.eval.episodes))
+    return summary
+
+
+def format_eval_table(base: dict[str, float] | None, trained: dict[str, float], episodes: int) -> str:
+    """A small text table of base vs trained held-out metrics."""
+    rows = [("mean reward", "reward_mean", "{:+.3f}"), ("format-valid rate", "valid_rate", "{:.1%}")]
+    rows += [(k.replace("_", " "), k, "{:.3f}") for k in trained if k not in ("reward_mean", "valid_rate")]
+    head = f"Held-out evaluation ({episodes} episodes, greedy)"
+    lines = [head, f"{'':22}{'base':>10}{'trained':>10}"]
+    for label, key, fmt in rows:
+        b = fmt.format(base[key]) if base else "-"
+        lines.append(f"{label:22}{b:>10}{fmt.format(trained[key]):>10}")
+    return "\n".join(lines)
