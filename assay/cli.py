@@ -1,8 +1,8 @@
 """The ``assay`` command line.
 
-    assay train rl --config configs/codenames_guess.yaml [key=value ...] [--resume [RUN_DIR]]
-    assay envs list
-    assay envs check ID [option=value ...]
+assay train rl --config configs/codenames_guess.yaml [key=value ...] [--resume [RUN_DIR]]
+assay envs list
+assay envs check ID [option=value ...]
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def _train_rl(args: argparse.Namespace) -> int:
         config = load_config(RLConfig, resume_dir / "config.yaml", args.overrides)
     else:
         if args.config is None:
-            raise AssayError("assay train rl needs --config PATH (e.g. configs/codenames_guess.yaml).")
+            raise AssayError(
+                "assay train rl needs --config PATH (e.g. configs/codenames_guess.yaml)."
+            )
         config = load_config(RLConfig, args.config, args.overrides)
     run_rl(config, resume_dir=resume_dir)
     return 0
@@ -64,7 +66,9 @@ def _envs_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="assay", description="Train language models with verifiable rewards.")
+    parser = argparse.ArgumentParser(
+        prog="assay", description="Train language models with verifiable rewards."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a policy").add_subparsers(dest="job", required=True)
@@ -80,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     rl.set_defaults(func=_train_rl)
 
-    env_cmd = sub.add_parser("envs", help="list and check environments").add_subparsers(dest="action", required=True)
+    env_cmd = sub.add_parser("envs", help="list and check environments").add_subparsers(
+        dest="action", required=True
+    )
     env_cmd.add_parser("list", help="list registered environments").set_defaults(func=_envs_list)
     check = env_cmd.add_parser("check", help="run the TextEnv contract checker")
     check.add_argument("id")

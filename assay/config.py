@@ -12,6 +12,7 @@ A dataclass may define ``problems(self) -> list[str]`` for checks across its fie
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from assay.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 _MISSING = object()
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
@@ -77,7 +79,9 @@ def _convert(tp: Any, value: Any, where: str, errors: list[str]) -> Any:
         allowed = get_args(tp)
         if value not in allowed:
             hint = did_you_mean(str(value), [str(a) for a in allowed])
-            errors.append(f"{where}: got {value!r}; allowed values: {', '.join(map(repr, allowed))}.{hint}")
+            errors.append(
+                f"{where}: got {value!r}; allowed values: {', '.join(map(repr, allowed))}.{hint}"
+            )
             return _MISSING
         return value
     if origin in (typing.Union, types.UnionType):
@@ -91,7 +95,9 @@ def _convert(tp: Any, value: Any, where: str, errors: list[str]) -> Any:
             converted = _convert(option, value, where, trial)
             if not trial:
                 return converted
-        errors.append(f"{where}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
+        errors.append(
+            f"{where}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}"
+        )
         return _MISSING
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if not isinstance(value, list | tuple):
@@ -108,7 +114,9 @@ def _convert(tp: Any, value: Any, where: str, errors: list[str]) -> Any:
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
-            errors.append(f"{where}: expected true or false, got {value!r} ({type(value).__name__})")
+            errors.append(
+                f"{where}: expected true or false, got {value!r} ({type(value).__name__})"
+            )
             return _MISSING
         return value
     if tp is int:
@@ -117,6 +125,8 @@ def _convert(tp: Any, value: Any, where: str, errors: list[str]) -> Any:
             return _MISSING
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT.match(value):
+            value = float(value)  # YAML 1.1 reads `1e-5` (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             errors.append(f"{where}: expected float, got {value!r} ({type(value).__name__})")
             return _MISSING
@@ -172,7 +182,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         except yaml.YAMLError as err:
             raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {err}") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"Config file {str(path)!r} must hold a mapping, not {type(raw).__name__}.")
+            raise ConfigError(
+                f"Config file {str(path)!r} must hold a mapping, not {type(raw).__name__}."
+            )
     raw = _merge(raw, parse_overrides(overrides))
     errors: list[str] = []
     config = _build(cls, raw, "", errors)

@@ -152,10 +152,7 @@ def load_causal_lm(
     if name_or_path == TINY_RANDOM_LLAMA:
         model, tokenizer = _tiny_random_llama()
         return _finish(model.to(device=device, dtype=torch_dtype), tokenizer)
-    if name_or_path == SMOLLM2:
-        source = smollm2_dir()
-    else:
-        source = name_or_path
+    source = smollm2_dir() if name_or_path == SMOLLM2 else name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)

@@ -86,13 +86,16 @@ def plot_metrics(
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
     steps = [r["step"] for r in records]
-    for ax, key in zip(axes.flat, keys, strict=False):
+    for ax, key in zip(axes.flat, keys, strict=True):
         values = [r.get(key, float("nan")) for r in records]
         ax.plot(steps, values, marker=".", linewidth=1)
         if records and f"{key}_std" in records[0]:
             std = [r[f"{key}_std"] for r in records]
             ax.fill_between(
-                steps, [v - s for v, s in zip(values, std)], [v + s for v, s in zip(values, std)], alpha=0.2
+                steps,
+                [v - s for v, s in zip(values, std, strict=True)],
+                [v + s for v, s in zip(values, std, strict=True)],
+                alpha=0.2,
             )
         ax.set_title(key)
         ax.set_xlabel("step")

@@ -44,8 +44,12 @@ def check_gymnasium(env: TextEnv) -> None:
 def check_observation_format(env: TextEnv) -> None:
     """``reset`` returns a chat-message list and an info dict with the contract keys."""
     observation, info = env.reset(seed=0)
-    assert ChatMessages().contains(observation), f"observation is not chat messages: {observation!r:.200}"
-    assert observation[-1]["role"] == "user", "the last message of an observation must be the user's"
+    assert ChatMessages().contains(observation), (
+        f"observation is not chat messages: {observation!r:.200}"
+    )
+    assert observation[-1]["role"] == "user", (
+        "the last message of an observation must be the user's"
+    )
     _check_info(info, "reset")
     assert info["valid"] is True, "info['valid'] after reset must be True"
 
@@ -63,8 +67,12 @@ def check_step_types(env: TextEnv) -> None:
     """``step`` returns (observation, float reward, bool, bool, info with the contract keys)."""
     env.reset(seed=0)
     observation, reward, terminated, truncated, info = env.step(env.action_space.sample())
-    assert isinstance(reward, float | int) and math.isfinite(reward), f"reward {reward!r} is not a finite float"
-    assert isinstance(terminated, bool) and isinstance(truncated, bool), "terminated/truncated must be bools"
+    assert isinstance(reward, float | int) and math.isfinite(reward), (
+        f"reward {reward!r} is not a finite float"
+    )
+    assert isinstance(terminated, bool) and isinstance(truncated, bool), (
+        "terminated/truncated must be bools"
+    )
     assert ChatMessages().contains(observation), "observation after step is not chat messages"
     _check_info(info, "step")
 
@@ -76,7 +84,9 @@ def check_invalid_actions(env: TextEnv) -> None:
         try:
             _, reward, _, _, info = env.step(action)
         except Exception as err:  # the point of the check is to catch any crash
-            raise AssertionError(f"step({action[:20]!r}) raised {type(err).__name__}: {err}") from err
+            raise AssertionError(
+                f"step({action[:20]!r}) raised {type(err).__name__}: {err}"
+            ) from err
         _check_info(info, f"step({action[:20]!r})")
         assert math.isfinite(reward), f"step({action[:20]!r}) gave reward {reward!r}"
         if not info["valid"]:
@@ -104,4 +114,8 @@ def check_env(env: TextEnv) -> list[CheckResult]:
             results.append(CheckResult(check.__name__, True))
         except AssertionError as err:
             results.append(CheckResult(check.__name__, False, str(err)))
+        except Exception as err:  # a crash inside a check is a failed check, not a crashed checker
+            results.append(
+                CheckResult(check.__name__, False, f"raised {type(err).__name__}: {err}")
+            )
     return results

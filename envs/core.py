@@ -56,7 +56,9 @@ class ChatMessages(spaces.Space[list]):
         super().__init__(shape=None, dtype=None, seed=seed)
 
     def sample(self, mask: Any = None, probability: Any = None) -> list[Message]:
-        return [{"role": "user", "content": FreeText(seed=int(self.np_random.integers(2**31))).sample()}]
+        return [
+            {"role": "user", "content": FreeText(seed=int(self.np_random.integers(2**31))).sample()}
+        ]
 
     def contains(self, x: Any) -> bool:
         return (
@@ -96,6 +98,8 @@ class TextEnv(gym.Env[list, str]):
     action_space = FreeText()
 
     @staticmethod
-    def make_info(agent: str, valid: bool = True, reason: str = "", **hidden: Any) -> dict[str, Any]:
+    def make_info(
+        agent: str, valid: bool = True, reason: str = "", **hidden: Any
+    ) -> dict[str, Any]:
         """Build an ``info`` dict with the three contract keys first, then any hidden state."""
         return {"agent": agent, "valid": valid, "reason": reason, **hidden}

@@ -53,7 +53,9 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     """The optimizer/scheduler/step state saved next to the model weights."""
     path = checkpoint / STATE_FILE
     if not path.exists():
-        raise CheckpointError(f"{checkpoint} is not a complete checkpoint ({STATE_FILE} is missing).")
+        raise CheckpointError(
+            f"{checkpoint} is not a complete checkpoint ({STATE_FILE} is missing)."
+        )
     return torch.load(path, map_location="cpu", weights_only=False)
 
 

@@ -62,7 +62,9 @@ class AlgoConfig:
     def problems(self) -> list[str]:
         out = []
         if self.group_size < 2:
-            out.append(f"algo.group_size must be >= 2 for group-relative advantages, got {self.group_size}")
+            out.append(
+                f"algo.group_size must be >= 2 for group-relative advantages, got {self.group_size}"
+            )
         if self.prompts_per_step < 1:
             out.append(f"algo.prompts_per_step must be >= 1, got {self.prompts_per_step}")
         if self.epochs < 1:
@@ -103,7 +105,9 @@ class TrainConfig:
         if self.checkpoint_every < 1:
             out.append(f"train.checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if not 0 <= self.seed < 1000:
-            out.append(f"train.seed must be in [0, 1000) so training seeds never meet eval seeds, got {self.seed}")
+            out.append(
+                f"train.seed must be in [0, 1000) so training seeds never meet eval seeds, got {self.seed}"
+            )
         return out
 
 

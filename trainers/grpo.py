@@ -27,7 +27,8 @@ def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-
     if not scale:
         return centred
     # Unbiased std as in TRL; a group with equal rewards gets zero advantage, not NaN.
-    return centred / (rewards.std(dim=1, keepdim=True) + eps)
+    std = rewards.std(dim=1, keepdim=True)
+    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
 
 
 def completion_logprobs(
@@ -57,6 +58,61 @@ def completion_logprobs(
     if with_entropy:
         with torch.no_grad():
             entropy = -(log_probs.exp() * log_probs).sum(-1)  # (B, T_c)
+    return token_logprobs, entropy
+
+
+def grouped_completion_logprobs(
+    model,
+    prompt_ids: torch.Tensor,  # (P, T_p) one prompt per group, left-padded
+    prompt_mask: torch.Tensor,  # (P, T_p)
+    completion_ids: torch.Tensor,  # (P*G, T_c) G completions per prompt, group-major, right-padded
+    completion_mask: torch.Tensor,  # (P*G, T_c)
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Same result as :func:`completion_logprobs`, but each group's shared prompt runs once.
+
+    GRPO samples G completions per prompt, and prompts are usually much longer than answers, so
+    most of a naive forward/backward pass recomputes the same prompt G times. Here the prompt is
+    run once per group with gradients, its KV cache is repeated G times, and only the completion
+    tokens run per sample; gradients still reach the prompt's keys and values through the cache.
+    """
+    from transformers import DynamicCache
+
+    n_groups = prompt_ids.shape[0]
+    group_size = completion_ids.shape[0] // n_groups
+    cache = DynamicCache()
+    prompt_positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    first_logits = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=prompt_positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits  # (P, 1, V): predicts each group's first completion token
+    cache.batch_repeat_interleave(group_size)  # (P, ...) -> (P*G, ...), differentiable
+    prompt_len = prompt_mask.sum(-1).repeat_interleave(group_size)  # (P*G,)
+    n_completion = completion_ids.shape[1]
+    positions = prompt_len.unsqueeze(1) + torch.arange(n_completion, device=completion_ids.device)
+    attention = torch.cat(
+        [prompt_mask.repeat_interleave(group_size, dim=0), completion_mask], dim=1
+    )
+    rest_logits = model(
+        input_ids=completion_ids,
+        attention_mask=attention,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=n_completion,
+    ).logits[:, :-1, :]  # (P*G, T_c - 1, V): logits at t predict completion token t+1
+    logits = torch.cat([first_logits.repeat_interleave(group_size, dim=0), rest_logits], dim=1)
+    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)  # (P*G, T_c, V)
+    token_logprobs = log_probs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (P*G, T_c)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(log_probs.exp() * log_probs).sum(-1)
     return token_logprobs, entropy
 
 

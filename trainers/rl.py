@@ -21,7 +21,7 @@ from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from trainers.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from trainers.config import RLConfig
 from trainers.evaluate import EvalResult, evaluate_policy
-from trainers.grpo import clipped_policy_loss, completion_logprobs, group_advantages
+from trainers.grpo import clipped_policy_loss, group_advantages, grouped_completion_logprobs
 from trainers.rollout import Completion, HFEngine, Sampling
 
 SEEDS_PER_RUN_SEED = 1_000_000  # train seeds: seed * 1e6 + k, so they stay below eval's 1e9
@@ -38,7 +38,9 @@ class Rollout:
 
 def train_seed(config: RLConfig, step: int, index: int) -> int:
     """Env seed of prompt ``index`` of ``step`` (1-based): a pure function, so resume replays."""
-    return config.train.seed * SEEDS_PER_RUN_SEED + (step - 1) * config.algo.prompts_per_step + index
+    return (
+        config.train.seed * SEEDS_PER_RUN_SEED + (step - 1) * config.algo.prompts_per_step + index
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -56,7 +58,9 @@ class GRPOLearner:
         self.tokenizer = tokenizer
         self.engine = HFEngine(model, tokenizer)
         opt = config.optim
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay
+        )
         warmup = max(opt.warmup_steps, 0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
@@ -76,7 +80,9 @@ class GRPOLearner:
             seed=cfg.train.seed * 1_000_003 + step,
         )
         groups = self.engine.generate(prompts, sampling)
-        rollout = Rollout([c for g in groups for c in g], torch.zeros(len(seeds), cfg.algo.group_size))
+        rollout = Rollout(
+            [c for g in groups for c in g], torch.zeros(len(seeds), cfg.algo.group_size)
+        )
         self.score(env, seeds, groups, rollout)
         return rollout
 
@@ -92,58 +98,64 @@ class GRPOLearner:
 
     # --- update --------------------------------------------------------------------------------
     def _batch(self, completions: list[Completion]) -> dict[str, torch.Tensor]:
+        """Pad one prompt per group (left) and every completion (right) into tensors."""
         pad = self.tokenizer.pad_token_id
-        width_p = max(len(c.prompt_ids) for c in completions)
+        g = self.config.algo.group_size
+        prompts = [c.prompt_ids for c in completions[::g]]  # a group shares its prompt
+        width_p = max(len(p) for p in prompts)
         width_c = max(len(c.token_ids) for c in completions)
-        b = len(completions)
-        input_ids = torch.full((b, width_p + width_c), pad, dtype=torch.long)  # (B, T)
-        attention_mask = torch.zeros_like(input_ids)  # (B, T)
-        response_mask = torch.zeros(b, width_c, dtype=torch.long)  # (B, T_c)
+        prompt_ids = torch.full((len(prompts), width_p), pad, dtype=torch.long)  # (P, T_p)
+        prompt_mask = torch.zeros_like(prompt_ids)
+        for i, p in enumerate(prompts):
+            prompt_ids[i, width_p - len(p) :] = torch.tensor(p)
+            prompt_mask[i, width_p - len(p) :] = 1
+        completion_ids = torch.full((len(completions), width_c), pad, dtype=torch.long)  # (B, T_c)
+        completion_mask = torch.zeros_like(completion_ids)
         for i, c in enumerate(completions):
-            p, n = len(c.prompt_ids), len(c.token_ids)
-            input_ids[i, width_p - p : width_p] = torch.tensor(c.prompt_ids)  # prompt, left-padded
-            input_ids[i, width_p : width_p + n] = torch.tensor(c.token_ids)  # answer, right-padded
-            attention_mask[i, width_p - p : width_p + n] = 1
-            response_mask[i, :n] = 1
+            completion_ids[i, : len(c.token_ids)] = torch.tensor(c.token_ids)
+            completion_mask[i, : len(c.token_ids)] = 1
         device = self.model.device
         return {
-            "input_ids": input_ids.to(device),
-            "attention_mask": attention_mask.to(device),
-            "response_mask": response_mask.to(device),
-            "n_completion": width_c,
+            "prompt_ids": prompt_ids.to(device),
+            "prompt_mask": prompt_mask.to(device),
+            "completion_ids": completion_ids.to(device),
+            "completion_mask": completion_mask.to(device),
         }
+
+    def _logprobs(self, batch: dict[str, torch.Tensor], with_entropy: bool = False):
+        return grouped_completion_logprobs(
+            self.model,
+            batch["prompt_ids"],
+            batch["prompt_mask"],
+            batch["completion_ids"],
+            batch["completion_mask"],
+            self.config.sampling.temperature,
+            with_entropy,
+        )
 
     def update(self, rollout: Rollout, advantages: torch.Tensor) -> dict[str, float]:
         cfg = self.config
         batch = self._batch(rollout.completions)
         adv = advantages.flatten().to(self.model.device)  # (B,)
-        temperature = cfg.sampling.temperature
+        mask = batch["completion_mask"]  # (B, T_c)
         self.model.train()
         old_logprobs = None
         if cfg.algo.epochs > 1:  # several passes: freeze the sampling policy's log-probs first
             with torch.no_grad():
-                old_logprobs, _ = completion_logprobs(
-                    self.model, batch["input_ids"], batch["attention_mask"], batch["n_completion"], temperature
-                )
+                old_logprobs, _ = self._logprobs(batch)
         stats: dict[str, float] = {}
         for epoch in range(cfg.algo.epochs):
-            logprobs, entropy = completion_logprobs(
-                self.model,
-                batch["input_ids"],
-                batch["attention_mask"],
-                batch["n_completion"],
-                temperature,
-                with_entropy=epoch == 0,
-            )
+            logprobs, entropy = self._logprobs(batch, with_entropy=epoch == 0)
             # One pass: the sampling policy is the current one, so ratio = 1 but keeps its gradient.
             old = old_logprobs if old_logprobs is not None else logprobs.detach()
-            loss, diag = clipped_policy_loss(logprobs, old, adv, batch["response_mask"], cfg.algo.clip_eps)
+            loss, diag = clipped_policy_loss(logprobs, old, adv, mask, cfg.algo.clip_eps)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), cfg.optim.max_grad_norm
+            )
             self.optimizer.step()
             if epoch == 0:
-                mask = batch["response_mask"].float()
                 stats["entropy"] = ((entropy * mask).sum() / mask.sum()).item()
             stats.update(loss=loss.item(), grad_norm=float(grad_norm), **diag)
         stats["lr"] = self.scheduler.get_last_lr()[0]
@@ -191,9 +203,16 @@ def _evaluate(learner: GRPOLearner, config: RLConfig, run_dir: Path, label: str)
     env = envs.make(config.env.id, **config.env.kwargs)
     seeds = [config.eval.seed_offset + i for i in range(config.eval.episodes)]
     result = evaluate_policy(
-        learner.engine, env, seeds, config.sampling.max_new_tokens, config.eval.batch_size, desc=f"eval {label}"
+        learner.engine,
+        env,
+        seeds,
+        config.sampling.max_new_tokens,
+        config.eval.batch_size,
+        desc=f"eval {label}",
     )
-    write_json(run_dir / f"eval_{label}.json", {"metrics": result.metrics, "episodes": result.episodes})
+    write_json(
+        run_dir / f"eval_{label}.json", {"metrics": result.metrics, "episodes": result.episodes}
+    )
     return result
 
 
@@ -213,8 +232,8 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
         model, tokenizer = load_causal_lm(str(checkpoint), config.model.dtype, str(device))
         log(f"Resuming {run_dir} from step {start_step}")
     else:
-        run_dir = new_run_dir(config.train.output_dir, "rl", config.train.run_name)
         model, tokenizer = load_causal_lm(config.model.name, config.model.dtype, str(device))
+        run_dir = new_run_dir(config.train.output_dir, "rl", config.train.run_name)
     dump_yaml(config, run_dir / "config.yaml")
     learner = GRPOLearner(config, model, tokenizer)
     metrics_log = MetricsLog(run_dir / "metrics.jsonl")
@@ -234,7 +253,9 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
             base = json.loads(base_file.read_text())["metrics"]
 
     step = start_step
-    deadline = None if config.train.max_minutes is None else time.time() + 60 * config.train.max_minutes
+    deadline = (
+        None if config.train.max_minutes is None else time.time() + 60 * config.train.max_minutes
+    )
     bar = tqdm(total=config.train.steps, initial=start_step, desc="train", unit="step")
     while step < config.train.steps:
         if deadline is not None and time.time() >= deadline:
@@ -244,18 +265,40 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
         metrics = learner.step(env, step)
         metrics_log.append(metrics)
         bar.update(1)
-        bar.set_postfix(reward=f"{metrics['reward_mean']:.2f}", valid=f"{metrics['valid_rate']:.2f}")
+        bar.set_postfix(
+            reward=f"{metrics['reward_mean']:.2f}", valid=f"{metrics['valid_rate']:.2f}"
+        )
         if step % config.train.checkpoint_every == 0:
-            save_checkpoint(run_dir, step, model, tokenizer, learner.trainer_state(), config.train.keep_checkpoints)
+            save_checkpoint(
+                run_dir,
+                step,
+                model,
+                tokenizer,
+                learner.trainer_state(),
+                config.train.keep_checkpoints,
+            )
     bar.close()
     if step > start_step and step % config.train.checkpoint_every != 0:
-        save_checkpoint(run_dir, step, model, tokenizer, learner.trainer_state(), config.train.keep_checkpoints)
+        save_checkpoint(
+            run_dir, step, model, tokenizer, learner.trainer_state(), config.train.keep_checkpoints
+        )
 
     records = metrics_log.read()
-    keys = ["reward_mean", "valid_rate", *getattr(env, "metric_keys", ()), "loss", "completion_len", "entropy"]
+    keys = [
+        "reward_mean",
+        "valid_rate",
+        *getattr(env, "metric_keys", ()),
+        "loss",
+        "completion_len",
+        "entropy",
+    ]
     if records:
-        plot_metrics(records, keys, run_dir / "plots" / "training.png", title=f"{config.env.id} · GRPO")
-    trained = _evaluate(learner, config, run_dir, "trained").metrics if config.eval.episodes else None
+        plot_metrics(
+            records, keys, run_dir / "plots" / "training.png", title=f"{config.env.id} · GRPO"
+        )
+    trained = (
+        _evaluate(learner, config, run_dir, "trained").metrics if config.eval.episodes else None
+    )
     summary = {"run_dir": str(run_dir), "steps": step, "eval_base": base, "eval_trained": trained}
     write_json(run_dir / "summary.json", summary)
     if trained is not None:
@@ -263,10 +306,19 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     return summary
 
 
-def format_eval_table(base: dict[str, float] | None, trained: dict[str, float], episodes: int) -> str:
+def format_eval_table(
+    base: dict[str, float] | None, trained: dict[str, float], episodes: int
+) -> str:
     """A small text table of base vs trained held-out metrics."""
-    rows = [("mean reward", "reward_mean", "{:+.3f}"), ("format-valid rate", "valid_rate", "{:.1%}")]
-    rows += [(k.replace("_", " "), k, "{:.3f}") for k in trained if k not in ("reward_mean", "valid_rate")]
+    rows = [
+        ("mean reward", "reward_mean", "{:+.3f}"),
+        ("format-valid rate", "valid_rate", "{:.1%}"),
+    ]
+    rows += [
+        (k.replace("_", " "), k, "{:.3f}")
+        for k in trained
+        if k not in ("reward_mean", "valid_rate")
+    ]
     head = f"Held-out evaluation ({episodes} episodes, greedy)"
     lines = [head, f"{'':22}{'base':>10}{'trained':>10}"]
     for label, key, fmt in rows:

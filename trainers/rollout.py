@@ -48,7 +48,9 @@ class HFEngine:
     def encode(self, prompts: list[list[Message]]) -> list[list[int]]:
         """Chat-template each prompt, ending with the assistant turn's opening."""
         return [
-            self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False)
+            self.tokenizer.apply_chat_template(
+                p, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
             for p in prompts
         ]
 
@@ -64,7 +66,9 @@ class HFEngine:
             out.extend(self._generate_batch(encoded[start : start + per_call], sampling))
         return out
 
-    def _generate_batch(self, prompt_ids: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
+    def _generate_batch(
+        self, prompt_ids: list[list[int]], sampling: Sampling
+    ) -> list[list[Completion]]:
         device = self.model.device
         pad_id = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompt_ids)
@@ -96,17 +100,23 @@ class HFEngine:
         logits = torch.stack(generated.logits, dim=1).float().cpu()  # (B*n, T_new, V)
         if not greedy:
             logits = logits / sampling.temperature
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        logprobs = (
+            torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        )
         grouped: list[list[Completion]] = []
         for i, ids in enumerate(prompt_ids):
             group = []
             for j in range(sampling.n):
                 row = i * sampling.n + j
-                group.append(self._completion(ids, new_tokens[row].tolist(), logprobs[row].tolist()))
+                group.append(
+                    self._completion(ids, new_tokens[row].tolist(), logprobs[row].tolist())
+                )
             grouped.append(group)
         return grouped
 
-    def _completion(self, prompt_ids: list[int], tokens: list[int], logprobs: list[float]) -> Completion:
+    def _completion(
+        self, prompt_ids: list[int], tokens: list[int], logprobs: list[float]
+    ) -> Completion:
         length, finish = len(tokens), "length"
         for k, tok in enumerate(tokens):
             if tok in self.eos_ids:  # keep the end-of-sequence token: the policy chose to stop

@@ -118,27 +118,38 @@ class CodenamesGuessEnv(TextEnv):
                     "content": format_answer(_EXAMPLE.targets, self.answer_format),
                 },
             ]
-        messages.append({"role": "user", "content": render_question(self.board, self.answer_format)})
+        messages.append(
+            {"role": "user", "content": render_question(self.board, self.answer_format)}
+        )
         self._messages = messages
         return list(messages), self._hidden_info()
 
     def _hidden_info(self, **extra: Any) -> dict[str, Any]:
         b = self.board
-        return self.make_info(
-            "guesser",
-            board=list(b.words),
-            targets=list(b.targets),
-            non_targets=list(b.non_targets),
-            clue=b.clue,
-            max_guesses=b.max_guesses,
-        ) | extra
+        return (
+            self.make_info(
+                "guesser",
+                board=list(b.words),
+                targets=list(b.targets),
+                non_targets=list(b.non_targets),
+                clue=b.clue,
+                max_guesses=b.max_guesses,
+            )
+            | extra
+        )
 
     def step(self, action: str):
         if self.board is None:
             raise ResetNeeded("Call reset() before step(); a Codenames guess episode is one step.")
         b = self.board
         score = score_guess_answer(
-            action, b.words, b.targets, b.non_targets, b.max_guesses, self.answer_format, self.lenient
+            action,
+            b.words,
+            b.targets,
+            b.non_targets,
+            b.max_guesses,
+            self.answer_format,
+            self.lenient,
         )
         info = self._hidden_info(
             guesses=list(score.guesses),

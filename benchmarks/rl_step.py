@@ -1,0 +1,149 @@
+"""Seconds per GRPO step: assay's learner vs TRL's GRPOTrainer, same model, prompts and settings.
+
+    python benchmarks/rl_step.py [--model smollm2-135m-instruct] [--steps 5]
+
+Both train SmolLM2-135M-Instruct on codenames-guess-v0 boards (seeds 0, 1, 2, ... in the same
+order), 2 prompts x 4 completions per step, 32 new tokens at most, temperature 0.7, the same
+learning rate, no KL term, and one optimisation pass per batch. TRL runs without gradient
+checkpointing (its default recomputes activations, which would only slow it down here). After one
+warm-up step each, ``--steps`` steps are timed. Completion lengths differ with sampling, so
+tokens/s is printed too. Ends with ``RESULT assay_s=... trl_s=... ratio=...`` (goal: ratio <= 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+
+import torch
+
+import envs
+from assay.config import load_config
+from assay.models import load_causal_lm
+from rewards import as_trl_reward, score_guess_answer
+from trainers.config import RLConfig
+from trainers.rl import GRPOLearner
+
+GROUP, PROMPTS, MAX_NEW, LR, TEMPERATURE = 4, 2, 32, 1e-5, 0.7
+ENV_KWARGS = {"n_targets": [2, 3], "n_non_targets": [2, 3]}
+
+
+def time_assay(model, tokenizer, steps: int) -> tuple[list[float], float]:
+    config = load_config(
+        RLConfig,
+        overrides=[
+            f"algo.group_size={GROUP}",
+            f"algo.prompts_per_step={PROMPTS}",
+            f"sampling.max_new_tokens={MAX_NEW}",
+            f"sampling.temperature={TEMPERATURE}",
+            f"optim.lr={LR}",
+        ],
+    )
+    learner = GRPOLearner(config, model, tokenizer)
+    env = envs.make("codenames-guess-v0", **ENV_KWARGS)
+    times, lengths = [], []
+    for step in range(1, steps + 2):
+        metrics = learner.step(env, step)
+        if step > 1:  # step 1 is the warm-up
+            times.append(metrics["step_time_s"])
+            lengths.append(metrics["completion_len"])
+    return times, statistics.mean(lengths)
+
+
+def time_trl(model, tokenizer, steps: int) -> tuple[list[float], float]:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    env = envs.make("codenames-guess-v0", **ENV_KWARGS)
+    rows = []
+    for seed in range((steps + 1) * PROMPTS):
+        prompt, info = env.reset(seed=seed)
+        rows.append(
+            {
+                "prompt": prompt,
+                **{k: info[k] for k in ("board", "targets", "non_targets", "max_guesses")},
+            }
+        )
+
+    def codenames_reward(text, board, targets, non_targets, max_guesses):
+        return score_guess_answer(text, board, targets, non_targets, max_guesses).reward
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.times: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.append(time.perf_counter() - self.start)
+
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as out:
+        args = GRPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=GROUP * PROMPTS,
+            num_generations=GROUP,
+            max_completion_length=MAX_NEW,
+            temperature=TEMPERATURE,
+            learning_rate=LR,
+            beta=0.0,
+            max_steps=steps + 1,
+            gradient_checkpointing=False,
+            shuffle_dataset=False,
+            use_cpu=not torch.cuda.is_available(),
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=[as_trl_reward(codenames_reward)],
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            callbacks=[timer],
+        )
+        trainer.train()
+        lengths = [
+            h["completions/mean_length"]
+            for h in trainer.state.log_history
+            if "completions/mean_length" in h
+        ]
+    return timer.times[1:], statistics.mean(lengths[1:]) if len(lengths) > 1 else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    model, tokenizer = load_causal_lm(
+        args.model, device="cuda" if torch.cuda.is_available() else "cpu"
+    )
+
+    torch.manual_seed(0)
+    assay_times, assay_len = time_assay(copy.deepcopy(model), tokenizer, args.steps)
+    torch.manual_seed(0)
+    trl_times, trl_len = time_trl(copy.deepcopy(model), tokenizer, args.steps)
+
+    assay_s, trl_s = statistics.mean(assay_times), statistics.mean(trl_times)
+    print(
+        f"assay: {assay_s:.2f} s/step (steps: {', '.join(f'{t:.2f}' for t in assay_times)}), mean completion {assay_len:.1f} tokens"
+    )
+    print(
+        f"TRL:   {trl_s:.2f} s/step (steps: {', '.join(f'{t:.2f}' for t in trl_times)}), mean completion {trl_len:.1f} tokens"
+    )
+    print(
+        f"RESULT assay_s={assay_s:.3f} trl_s={trl_s:.3f} ratio={assay_s / trl_s:.3f} "
+        f"assay_tokens={assay_len:.1f} trl_tokens={trl_len:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

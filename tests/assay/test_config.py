@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+
+from assay.config import load_config, parse_overrides
+from assay.errors import ConfigError
+from trainers.config import RLConfig
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_starts_with_its_command(path):
+    load_config(RLConfig, path)
+    assert path.read_text().splitlines()[0].startswith("# assay ")
+
+
+def test_overrides_set_nested_typed_values():
+    config = load_config(
+        RLConfig,
+        overrides=[
+            "optim.lr=1e-5",
+            "algo.group_size=4",
+            "env.kwargs.n_targets=[2, 3]",
+            "train.max_minutes=null",
+        ],
+    )
+    assert config.optim.lr == 1e-5 and isinstance(config.optim.lr, float)
+    assert config.algo.group_size == 4
+    assert config.env.kwargs == {"n_targets": [2, 3]}
+    assert config.train.max_minutes is None
+
+
+def test_unknown_key_names_the_key_and_suggests():
+    with pytest.raises(ConfigError) as err:
+        load_config(RLConfig, overrides=["train.stpes=3"])
+    message = str(err.value)
+    assert "train.stpes: unknown key. Did you mean 'steps'?" in message
+    assert "Allowed keys: steps," in message
+
+
+def test_all_problems_are_reported_together():
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            RLConfig,
+            overrides=[
+                "algo.group_size=eight",
+                "model.dtype=float16",
+                "sampling.temperature=0",
+                "nope=1",
+            ],
+        )
+    message = str(err.value)
+    assert message.startswith("4 config problem(s)")
+    assert "algo.group_size: expected int, got 'eight' (str)" in message
+    assert "model.dtype: got 'float16'; allowed values: 'float32', 'bfloat16'" in message
+    assert "sampling.temperature must be > 0" in message
+    assert "nope: unknown key" in message
+
+
+def test_bool_is_not_an_int_and_int_is_a_float():
+    with pytest.raises(ConfigError, match="expected int, got True"):
+        load_config(RLConfig, overrides=["algo.group_size=true"])
+    assert load_config(RLConfig, overrides=["optim.lr=1"]).optim.lr == 1.0
+
+
+def test_malformed_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [steps: 3\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(RLConfig, bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(RLConfig, tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not of the form dotted.key=value"):
+        parse_overrides(["train.steps"])

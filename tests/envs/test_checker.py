@@ -1,0 +1,38 @@
+import pytest
+
+import envs
+
+
+@pytest.mark.parametrize("env_id", envs.list_envs())
+def test_every_registered_env_passes_the_checker(env_id):
+    results = envs.check_env(envs.make(env_id))
+    assert [r for r in results if not r.passed] == []
+
+
+class _Fragile(envs.TextEnv):
+    """Breaks the contract in three ways: crashes on bad input, ignores the seed, no reason."""
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        import random
+
+        return [{"role": "user", "content": str(random.random())}], self.make_info("p")
+
+    def step(self, action):
+        value = int(action)  # crashes on text
+        return (
+            [{"role": "user", "content": "x"}],
+            float(value),
+            True,
+            False,
+            self.make_info("p", False),
+        )
+
+
+def test_checker_reports_each_broken_rule():
+    results = {r.name: r for r in envs.check_env(_Fragile())}
+    assert not results["check_seed_determinism"].passed
+    assert "reset(seed=123) twice" in results["check_seed_determinism"].message
+    assert not results["check_invalid_actions"].passed
+    assert "raised ValueError" in results["check_invalid_actions"].message
+    assert results["check_observation_format"].passed

@@ -1,0 +1,17 @@
+import numpy as np
+
+from envs.codenames.words import compute_embeddings, embeddings, wordlist
+
+
+def test_wordlist_is_the_400_codenames_words():
+    words = wordlist()
+    assert len(words) == 400 == len(set(words))
+    assert "ICE CREAM" in words and all(w == w.upper() for w in words)
+
+
+def test_shipped_embeddings_match_minilm():
+    sample = (0, 57, 123, 399)
+    fresh = compute_embeddings(tuple(wordlist()[i] for i in sample))
+    shipped = embeddings()[list(sample)]
+    assert shipped.shape == (4, 384)
+    np.testing.assert_allclose(shipped, fresh, atol=2e-3)  # float16 storage
