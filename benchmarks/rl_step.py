@@ -4,7 +4,7 @@
 
 Both train SmolLM2-135M-Instruct on codenames-guess-v0 boards (seeds 0, 1, 2, ... in the same
 order), 2 prompts x 4 completions per step, 32 new tokens at most, temperature 0.7, the same
-learning rate, no KL term, and one optimisation pass per batch. TRL runs without gradient
+learning rate, fp32, no KL term, and one optimisation pass per batch. TRL runs without gradient
 checkpointing (its default recomputes activations, which would only slow it down here). After one
 warm-up step each, ``--steps`` steps are timed. Completion lengths differ with sampling, so
 tokens/s is printed too. Ends with ``RESULT assay_s=... trl_s=... ratio=...`` (goal: ratio <= 1).
@@ -94,6 +94,7 @@ def time_trl(model, tokenizer, steps: int) -> tuple[list[float], float]:
             beta=0.0,
             max_steps=steps + 1,
             gradient_checkpointing=False,
+            bf16=False,  # TRL defaults to bf16 autocast; assay runs the model's own fp32 here
             shuffle_dataset=False,
             use_cpu=not torch.cuda.is_available(),
             logging_steps=1,

@@ -1,0 +1,158 @@
+"""GPU checks for assay, run by scripts/gpu_check.sh on a CUDA machine; prints one line per check.
+
+The SmolLM2 GGUF (98 MB) may not travel to a remote GPU box; without it this uses SmolLM2-135M's
+architecture with random weights (same shapes, so the same speed), built from the cached config.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import envs
+from assay.config import load_config
+from assay.models import load_causal_lm
+from assay.paths import cache_dir
+from trainers.config import RLConfig
+from trainers.grpo import completion_logprobs, group_advantages, grouped_completion_logprobs
+from trainers.rl import GRPOLearner, Rollout, run_rl
+from trainers.rollout import Completion, HFEngine, Sampling
+
+
+def smollm2_shaped_model() -> str:
+    try:
+        load_causal_lm("smollm2-135m-instruct")
+        return "smollm2-135m-instruct"
+    except Exception as err:  # noqa: BLE001 - fall back to random weights, say so
+        print(
+            f"note: real SmolLM2 weights unavailable ({type(err).__name__}); using random weights"
+        )
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(cache_dir() / "smollm2-config")
+    tokenizer = AutoTokenizer.from_pretrained(cache_dir() / "smollm2-135m-instruct-tokenizer")
+    model = AutoModelForCausalLM.from_config(config)
+    target = Path("/tmp/smollm2-random")
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return str(target)
+
+
+def check_grouped_equals_naive(model) -> None:
+    g, tp, tc = 4, 40, 12
+    prompt = torch.randint(100, 1000, (2, tp), device="cuda")
+    pmask = torch.ones_like(prompt)
+    pmask[1, :7] = 0
+    comp = torch.randint(100, 1000, (2 * g, tc), device="cuda")
+    cmask = torch.ones_like(comp)
+    cmask[3, 5:] = 0
+    with torch.no_grad():
+        a, _ = grouped_completion_logprobs(model, prompt, pmask, comp, cmask)
+        full = torch.cat([prompt.repeat_interleave(g, 0), comp], 1)
+        b, _ = completion_logprobs(
+            model, full, torch.cat([pmask.repeat_interleave(g, 0), cmask], 1), tc
+        )
+    diff = (a - b)[cmask == 1].abs().max().item()
+    print(f"CHECK grouped_vs_naive_logprobs max_abs_diff={diff:.2e} ok={diff < 1e-3}")
+
+
+def check_engine_logprobs(model, tokenizer) -> None:
+    engine = HFEngine(model, tokenizer)
+    env = envs.make("codenames-guess-v0")
+    prompts = [env.reset(seed=s)[0] for s in range(4)]
+    groups = engine.generate(prompts, Sampling(n=4, temperature=0.7, max_new_tokens=24, seed=0))
+    worst = 0.0
+    for c in [c for g in groups for c in g]:
+        ids = torch.tensor([c.prompt_ids + c.token_ids], device="cuda")
+        with torch.no_grad():
+            forced, _ = completion_logprobs(model, ids, torch.ones_like(ids), len(c.token_ids), 0.7)
+        worst = max(worst, (forced.cpu() - torch.tensor([c.logprobs])).abs().max().item())
+    print(f"CHECK engine_logprobs_vs_forward max_abs_diff={worst:.2e} ok={worst < 1e-2}")
+
+
+def check_learning_bf16(name: str) -> None:
+    model, tokenizer = load_causal_lm(name, "bfloat16", "cuda")
+    config = load_config(
+        RLConfig, overrides=["optim.lr=1e-4", "sampling.temperature=1.0", "model.dtype=bfloat16"]
+    )
+    learner = GRPOLearner(config, model, tokenizer)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Say yes."}],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=False,
+    )
+    good = Completion("", prompt, tokenizer.encode("yes indeed"), [], "stop")
+    bad = Completion("", prompt, tokenizer.encode("no way at all"), [], "stop")
+    rollout = Rollout([good, bad], torch.tensor([[1.0, 0.0]]))
+
+    def logprob(c):
+        ids = torch.tensor([c.prompt_ids + c.token_ids], device="cuda")
+        with torch.no_grad():
+            return (
+                completion_logprobs(model, ids, torch.ones_like(ids), len(c.token_ids))[0]
+                .sum()
+                .item()
+            )
+
+    before = logprob(good), logprob(bad)
+    for _ in range(5):
+        learner.update(rollout, group_advantages(rollout.rewards))
+    after = logprob(good), logprob(bad)
+    ok = after[0] > before[0] and after[1] < before[1]
+    print(
+        f"CHECK bf16_update good={before[0]:.2f}->{after[0]:.2f} bad={before[1]:.2f}->{after[1]:.2f} ok={ok}"
+    )
+
+
+def check_run_rl(name: str, out: Path) -> None:
+    config = load_config(
+        RLConfig,
+        "configs/codenames_guess.yaml",
+        [
+            f"model.name={name}",
+            "model.device=cuda",
+            "model.dtype=bfloat16",
+            "train.steps=8",
+            "train.max_minutes=null",
+            f"train.output_dir={out}",
+            "eval.episodes=64",
+            "eval.batch_size=64",
+        ],
+    )
+    start = time.perf_counter()
+    summary = run_rl(config, log=lambda *_: None)
+    import json
+
+    metrics = [
+        json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+    ]
+    step_s = sum(m["step_time_s"] for m in metrics[1:]) / max(len(metrics) - 1, 1)
+    print(
+        f"CHECK run_rl_cuda_bf16 steps={summary['steps']} mean_step_s={step_s:.2f} "
+        f"total_s={time.perf_counter() - start:.1f} trained_valid={summary['eval_trained']['valid_rate']:.2f}"
+    )
+
+
+def main() -> None:
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
+    name = smollm2_shaped_model()
+    model, tokenizer = load_causal_lm(name, "float32", "cuda")
+    check_grouped_equals_naive(model)
+    check_engine_logprobs(model, tokenizer)
+    del model
+    check_learning_bf16(name)
+    out = Path("/tmp/assay-gpu-runs")  # checkpoints are large; keep them off $OUT
+    check_run_rl(name, out)
+    print("BENCH rl_step on GPU (fp32, same settings as the CPU benchmark):", flush=True)
+    subprocess.run(
+        [sys.executable, "benchmarks/rl_step.py", "--model", name], check=False, timeout=400
+    )
+
+
+if __name__ == "__main__":
+    main()
