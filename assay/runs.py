@@ -73,10 +73,18 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
+def _ema(values: Sequence[float], alpha: float = 0.2) -> list[float]:
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else alpha * v + (1 - alpha) * out[-1])
+    return out
+
+
 def plot_metrics(
     records: Sequence[dict[str, Any]], keys: Sequence[str], path: Path, title: str = ""
 ) -> Path:
-    """One panel per metric against ``step``; ``<key>`` with ``<key>_std`` draws a band."""
+    """One panel per metric against ``step``: raw points, a smoothed line (EMA), and a +-1 std
+    band where the record holds the spread (``reward_mean`` with ``reward_std``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,17 +94,17 @@ def plot_metrics(
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
     steps = [r["step"] for r in records]
-    for ax, key in zip(axes.flat, keys, strict=True):
+    for ax, key in zip(axes.flat, keys, strict=False):
         values = [r.get(key, float("nan")) for r in records]
-        ax.plot(steps, values, marker=".", linewidth=1)
-        if records and f"{key}_std" in records[0]:
-            std = [r[f"{key}_std"] for r in records]
-            ax.fill_between(
-                steps,
-                [v - s for v, s in zip(values, std, strict=True)],
-                [v + s for v, s in zip(values, std, strict=True)],
-                alpha=0.2,
-            )
+        ax.plot(steps, values, ".", alpha=0.45, color="tab:blue")
+        ax.plot(steps, _ema(values), "-", linewidth=1.8, color="tab:blue", label="EMA 0.2")
+        spread_key = key.removesuffix("_mean") + "_std"
+        if records and spread_key in records[0] and spread_key != key:
+            std = [r[spread_key] for r in records]
+            low = [v - s for v, s in zip(values, std, strict=True)]
+            high = [v + s for v, s in zip(values, std, strict=True)]
+            ax.fill_between(steps, low, high, alpha=0.15, color="tab:blue", label="±1 std")
+            ax.legend(loc="best", fontsize=8)
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

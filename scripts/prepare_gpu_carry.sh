@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fill .gpu/ (git-ignored) with what scripts/gpu_check.sh needs on a GPU box without registries:
-# wheels of packages its image lacks (Python 3.12) and SmolLM2's tokenizer and config.
+# wheels of packages its image lacks (Python 3.12; its own pyarrow 25 serves datasets, a carried
+# one breaks datasets' pickling) and SmolLM2's tokenizer and config.
 set -euo pipefail
 mkdir -p .gpu/whl .gpu/cache
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .gpu/whl gymnasium==1.4.0 farama-notifications trl==1.16.0 datasets==5.2.0 dill multiprocess gguf==0.19.0 "pyarrow>=24"
+  -d .gpu/whl gymnasium==1.4.0 farama-notifications trl==1.16.0 datasets==5.2.0 dill multiprocess gguf==0.19.0
 cache="${ASSAY_CACHE:-$HOME/.cache/assay}"
 rm -rf .gpu/cache/smollm2-135m-instruct-tokenizer .gpu/cache/smollm2-config
 cp -r "$cache/smollm2-135m-instruct-tokenizer" .gpu/cache/

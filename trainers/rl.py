@@ -57,6 +57,7 @@ class GRPOLearner:
         self.model = model
         self.tokenizer = tokenizer
         self.engine = HFEngine(model, tokenizer)
+        self.last_rollout: Rollout | None = None
         opt = config.optim
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay
@@ -166,6 +167,7 @@ class GRPOLearner:
     def step(self, env, step: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         rollout = self.rollout(env, step)
+        self.last_rollout = rollout
         t_rollout = time.perf_counter() - t0
         advantages = group_advantages(rollout.rewards, scale=self.config.algo.scale_rewards)
         stats = self.update(rollout, advantages)
@@ -199,6 +201,22 @@ class GRPOLearner:
 
 
 # --- the job -------------------------------------------------------------------------------------
+def _samples(step: int, rollout: Rollout, group_size: int) -> dict[str, Any]:
+    """The first completion of each group with its reward and validity, for reading a run."""
+    firsts = range(0, len(rollout.completions), group_size)
+    return {
+        "step": step,
+        "samples": [
+            {
+                "answer": rollout.completions[i].text,
+                "reward": rollout.rewards.flatten()[i].item(),
+                "reason": rollout.infos[i]["reason"],
+            }
+            for i in firsts
+        ],
+    }
+
+
 def _evaluate(learner: GRPOLearner, config: RLConfig, run_dir: Path, label: str) -> EvalResult:
     env = envs.make(config.env.id, **config.env.kwargs)
     seeds = [config.eval.seed_offset + i for i in range(config.eval.episodes)]
@@ -237,9 +255,11 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     dump_yaml(config, run_dir / "config.yaml")
     learner = GRPOLearner(config, model, tokenizer)
     metrics_log = MetricsLog(run_dir / "metrics.jsonl")
+    samples_log = MetricsLog(run_dir / "samples.jsonl")  # what the policy wrote, one line per step
     if resume_dir is not None:
         learner.load_trainer_state(state)
         metrics_log.truncate_after(start_step)
+        samples_log.truncate_after(start_step)
     log(f"Run directory: {run_dir}")
 
     base = None
@@ -264,6 +284,7 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
         step += 1
         metrics = learner.step(env, step)
         metrics_log.append(metrics)
+        samples_log.append(_samples(step, learner.last_rollout, config.algo.group_size))
         bar.update(1)
         bar.set_postfix(
             reward=f"{metrics['reward_mean']:.2f}", valid=f"{metrics['valid_rate']:.2f}"

@@ -73,3 +73,4 @@ def test_train_and_resume_from_the_cli(tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["eval_trained"]["valid_rate"] >= 0.0
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000002"]
+    assert len((run / "samples.jsonl").read_text().splitlines()) == 2
