@@ -9,9 +9,12 @@
 
 from envs.checker import CheckResult, check_env
 from envs.core import ChatMessages, FreeText, Message, TextEnv
-from envs.registry import ENTRY_POINT_GROUP, EnvSpec, list_envs, make, register, spec
+from envs.registry import ENTRY_POINT_GROUP, EnvSpec, list_envs, load_plugins, make, register, spec
 
 register("codenames-guess-v0", "envs.codenames.guess:CodenamesGuessEnv")
+# Plugins register now (their modules are imported only when made), so that
+# gymnasium.make("assay/<plugin-id>") works after `import envs`.
+load_plugins()
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -56,7 +56,8 @@ def register(
     return spec
 
 
-def _load_plugins() -> None:
+def load_plugins() -> None:
+    """Register every game found in the ``assay.envs`` entry-point group (once)."""
     global _plugins_loaded
     if _plugins_loaded:
         return
@@ -74,13 +75,13 @@ def _load_plugins() -> None:
 
 def list_envs() -> list[str]:
     """Ids of every registered env, built-in and plugin, sorted."""
-    _load_plugins()
+    load_plugins()
     return sorted(_REGISTRY)
 
 
 def spec(id: str) -> EnvSpec:
     """The :class:`EnvSpec` of ``id``; raises :class:`EnvNotFound` with the known ids."""
-    _load_plugins()
+    load_plugins()
     if id not in _REGISTRY:
         raise EnvNotFound(
             f"No environment is registered as {id!r}.{did_you_mean(id, _REGISTRY)} "

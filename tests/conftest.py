@@ -14,3 +14,33 @@ def tiny_lm():
     from assay.models import load_causal_lm
 
     return load_causal_lm("tiny-random-llama")
+
+
+def pip_install_target(source, target) -> None:
+    """Install a local package into ``target`` (a folder for PYTHONPATH), as a user's pip would."""
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+    )
+
+
+def env_with_path(site) -> dict:
+    """os.environ with ``site`` first on PYTHONPATH."""
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    )

@@ -50,9 +50,16 @@ def completion_logprobs(
         position_ids=position_ids,
         logits_to_keep=n_completion + 1,
     ).logits[:, :-1, :]  # (B, T_c, V): logits at t predict token t+1
-    logits = logits.float() / temperature
-    targets = input_ids[:, -n_completion:]  # (B, T_c)
-    log_probs = torch.log_softmax(logits, dim=-1)
+    return _select_logprobs(logits, input_ids[:, -n_completion:], temperature, with_entropy)
+
+
+def _select_logprobs(
+    logits: torch.Tensor,  # (B, T_c, V): logits at t predict targets[:, t]
+    targets: torch.Tensor,  # (B, T_c)
+    temperature: float,
+    with_entropy: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, T_c, V)
     token_logprobs = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T_c)
     entropy = None
     if with_entropy:
@@ -107,13 +114,7 @@ def grouped_completion_logprobs(
         logits_to_keep=n_completion,
     ).logits[:, :-1, :]  # (P*G, T_c - 1, V): logits at t predict completion token t+1
     logits = torch.cat([first_logits.repeat_interleave(group_size, dim=0), rest_logits], dim=1)
-    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)  # (P*G, T_c, V)
-    token_logprobs = log_probs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (P*G, T_c)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = -(log_probs.exp() * log_probs).sum(-1)
-    return token_logprobs, entropy
+    return _select_logprobs(logits, completion_ids, temperature, with_entropy)
 
 
 def clipped_policy_loss(

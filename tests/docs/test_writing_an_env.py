@@ -5,13 +5,13 @@ Test-only changes, so it runs in seconds: the package is installed with ``pip in
 and two steps as overrides.
 """
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import env_with_path, pip_install_target
 
 DOC = Path(__file__).parents[2] / "docs" / "writing-an-env.md"
 TRAIN_OVERRIDES = [
@@ -50,9 +50,7 @@ def test_walkthrough_runs_as_written(tmp_path):
     for name, content in _files(text).items():
         (project / name).write_text(content)
     site = tmp_path / "site"
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
-    )
+    env = env_with_path(site)
     commands = _commands(text)
     assert commands == [
         "pip install -e .",
@@ -64,22 +62,12 @@ def test_walkthrough_runs_as_written(tmp_path):
     for command in commands:
         argv = command.split()
         if argv[:2] == ["pip", "install"]:
-            argv = [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--no-build-isolation",
-                "--target",
-                str(site),
-                ".",
-            ]
-        else:
-            argv = [sys.executable, "-m", "assay.cli", *argv[1:]]
-            if argv[3:5] == ["train", "rl"]:
-                argv += TRAIN_OVERRIDES + [f"train.output_dir={tmp_path / 'runs'}"]
+            pip_install_target(project, site)
+            outputs.append("")
+            continue
+        argv = [sys.executable, "-m", "assay.cli", *argv[1:]]
+        if argv[3:5] == ["train", "rl"]:
+            argv += TRAIN_OVERRIDES + [f"train.output_dir={tmp_path / 'runs'}"]
         done = subprocess.run(
             argv, cwd=project, env=env, capture_output=True, text=True, timeout=300
         )

@@ -1,11 +1,11 @@
 """A third-party game installed with pip is found through the ``assay.envs`` entry point."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import env_with_path, pip_install_target
 
 PLUGIN = Path(__file__).parent / "plugin_game"
 
@@ -13,31 +13,17 @@ PLUGIN = Path(__file__).parent / "plugin_game"
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory):
     target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(PLUGIN),
-        ],
-        check=True,
-        timeout=300,
-    )
+    pip_install_target(PLUGIN, target)
     return target
 
 
 def _run(code: str, site: Path) -> str:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
-    )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        env=env_with_path(site),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -52,6 +38,15 @@ def test_installed_plugin_is_listed_and_made(plugin_site):
     )
     assert "tiny-parity-v0" in out
     assert "1.0 tinygame" in out
+
+
+def test_installed_plugin_is_a_gymnasium_env(plugin_site):
+    out = _run(
+        "import gymnasium as gym, envs; env = gym.make('assay/tiny-parity-v0');"
+        "print(env.reset(seed=1)[1]['agent'])",
+        plugin_site,
+    )
+    assert out.strip() == "player"
 
 
 def test_installed_plugin_passes_assay_envs_check(plugin_site):
