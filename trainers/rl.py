@@ -6,6 +6,7 @@ Each step reads like the algorithm: rollout -> score -> advantages -> update -> 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ class GRPOLearner:
         self.tokenizer = tokenizer
         self.engine = HFEngine(model, tokenizer)
         self.last_rollout: Rollout | None = None
+        self.updating = False
         opt = config.optim
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay
@@ -170,7 +172,9 @@ class GRPOLearner:
         self.last_rollout = rollout
         t_rollout = time.perf_counter() - t0
         advantages = group_advantages(rollout.rewards, scale=self.config.algo.scale_rewards)
+        self.updating = True  # weights may be half-updated until this is False again
         stats = self.update(rollout, advantages)
+        self.updating = False
         elapsed = time.perf_counter() - t0
         n_tokens = sum(len(c.token_ids) for c in rollout.completions)
         metrics: dict[str, Any] = {
@@ -234,92 +238,109 @@ def _evaluate(learner: GRPOLearner, config: RLConfig, run_dir: Path, label: str)
     return result
 
 
+def _open_run(config: RLConfig, resume_dir: Path | None, log) -> tuple[Path, GRPOLearner, int]:
+    """Load the policy (fresh or from the last checkpoint) and the run directory."""
+    device = str(resolve_device(config.model.device))
+    if resume_dir is None:
+        # Load first: a wrong model name must not leave an empty run directory behind.
+        model, tokenizer = load_causal_lm(config.model.name, config.model.dtype, device)
+        run_dir = new_run_dir(config.train.output_dir, "rl", config.train.run_name)
+        learner, start_step = GRPOLearner(config, model, tokenizer), 0
+    else:
+        run_dir, checkpoint = resume_dir, latest_checkpoint(resume_dir)
+        state = load_trainer_state(checkpoint)
+        model, tokenizer = load_causal_lm(str(checkpoint), config.model.dtype, device)
+        learner, start_step = GRPOLearner(config, model, tokenizer), state["step"]
+        learner.load_trainer_state(state)
+        for name in ("metrics.jsonl", "samples.jsonl"):  # drop steps logged after the checkpoint
+            MetricsLog(run_dir / name).truncate_after(start_step)
+        log(f"Resuming {run_dir} from step {start_step}")
+    dump_yaml(config, run_dir / "config.yaml")
+    log(f"Run directory: {run_dir}")
+    return run_dir, learner, start_step
+
+
+def _base_eval(learner: GRPOLearner, config: RLConfig, run_dir: Path) -> dict[str, float] | None:
+    if not (config.eval.episodes and config.eval.compare_base):
+        return None
+    saved = run_dir / "eval_base.json"
+    if saved.exists():  # a resumed run evaluated its starting policy already
+        return json.loads(saved.read_text())["metrics"]
+    return _evaluate(learner, config, run_dir, "base").metrics
+
+
+def _train(learner: GRPOLearner, env, config: RLConfig, run_dir: Path, start_step: int, log) -> int:
+    """The step loop with logging, checkpoints, the time limit and Ctrl-C; returns the last step."""
+    metrics_log = MetricsLog(run_dir / "metrics.jsonl")
+    samples_log = MetricsLog(run_dir / "samples.jsonl")  # what the policy wrote, one line per step
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(
+            run_dir,
+            step,
+            learner.model,
+            learner.tokenizer,
+            learner.trainer_state(),
+            config.train.keep_checkpoints,
+        )
+
+    step = start_step
+    limit = config.train.max_minutes
+    deadline = None if limit is None else time.time() + 60 * limit
+    bar = tqdm(total=config.train.steps, initial=start_step, desc="train", unit="step")
+    try:
+        while step < config.train.steps:
+            if deadline is not None and time.time() >= deadline:
+                log(f"Time limit of {limit} min reached after step {step}.")
+                break
+            metrics = learner.step(env, step + 1)
+            step += 1
+            metrics_log.append(metrics)
+            samples_log.append(_samples(step, learner.last_rollout, config.algo.group_size))
+            bar.update(1)
+            bar.set_postfix(
+                reward=f"{metrics['reward_mean']:.2f}", valid=f"{metrics['valid_rate']:.2f}"
+            )
+            if step % config.train.checkpoint_every == 0:
+                checkpoint(step)
+    except KeyboardInterrupt:
+        # Interrupted while generating: the weights are still those of `step`, so save them.
+        # Interrupted inside an update: they are not, so keep the last periodic checkpoint.
+        if step > start_step and not learner.updating:
+            checkpoint(step)
+        log(
+            f"Interrupted; continue from the last checkpoint with: assay train rl --resume {run_dir}"
+        )
+        raise
+    finally:
+        bar.close()
+    if step > start_step and step % config.train.checkpoint_every != 0:
+        checkpoint(step)
+    return step
+
+
 def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[str, Any]:
-    """Train (or resume) a GRPO run and return its summary; see ``configs/codenames_guess.yaml``."""
+    """Train (or resume) a GRPO run and return its summary; see ``configs/codenames_guess.yaml``.
+
+    Phases: open the run -> evaluate the starting policy -> train -> plot -> evaluate the trained
+    policy -> ``summary.json``.
+    """
     env = envs.make(config.env.id, **config.env.kwargs)  # bad env options fail before any loading
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    device = resolve_device(config.model.device)
+    run_dir, learner, start_step = _open_run(config, resume_dir, log)
+    base = _base_eval(learner, config, run_dir)
+    step = _train(learner, env, config, run_dir, start_step, log)
 
-    start_step = 0
-    if resume_dir is not None:
-        run_dir = resume_dir
-        checkpoint = latest_checkpoint(run_dir)
-        state = load_trainer_state(checkpoint)
-        start_step = state["step"]
-        model, tokenizer = load_causal_lm(str(checkpoint), config.model.dtype, str(device))
-        log(f"Resuming {run_dir} from step {start_step}")
-    else:
-        model, tokenizer = load_causal_lm(config.model.name, config.model.dtype, str(device))
-        run_dir = new_run_dir(config.train.output_dir, "rl", config.train.run_name)
-    dump_yaml(config, run_dir / "config.yaml")
-    learner = GRPOLearner(config, model, tokenizer)
-    metrics_log = MetricsLog(run_dir / "metrics.jsonl")
-    samples_log = MetricsLog(run_dir / "samples.jsonl")  # what the policy wrote, one line per step
-    if resume_dir is not None:
-        learner.load_trainer_state(state)
-        metrics_log.truncate_after(start_step)
-        samples_log.truncate_after(start_step)
-    log(f"Run directory: {run_dir}")
-
-    base = None
-    if config.eval.episodes and config.eval.compare_base:
-        base_file = run_dir / "eval_base.json"
-        if resume_dir is None or not base_file.exists():
-            base = _evaluate(learner, config, run_dir, "base").metrics
-        else:
-            import json
-
-            base = json.loads(base_file.read_text())["metrics"]
-
-    step = start_step
-    deadline = (
-        None if config.train.max_minutes is None else time.time() + 60 * config.train.max_minutes
-    )
-    bar = tqdm(total=config.train.steps, initial=start_step, desc="train", unit="step")
-    while step < config.train.steps:
-        if deadline is not None and time.time() >= deadline:
-            log(f"Time limit of {config.train.max_minutes} min reached after step {step}.")
-            break
-        step += 1
-        metrics = learner.step(env, step)
-        metrics_log.append(metrics)
-        samples_log.append(_samples(step, learner.last_rollout, config.algo.group_size))
-        bar.update(1)
-        bar.set_postfix(
-            reward=f"{metrics['reward_mean']:.2f}", valid=f"{metrics['valid_rate']:.2f}"
-        )
-        if step % config.train.checkpoint_every == 0:
-            save_checkpoint(
-                run_dir,
-                step,
-                model,
-                tokenizer,
-                learner.trainer_state(),
-                config.train.keep_checkpoints,
-            )
-    bar.close()
-    if step > start_step and step % config.train.checkpoint_every != 0:
-        save_checkpoint(
-            run_dir, step, model, tokenizer, learner.trainer_state(), config.train.keep_checkpoints
-        )
-
-    records = metrics_log.read()
-    keys = [
-        "reward_mean",
-        "valid_rate",
-        *getattr(env, "metric_keys", ()),
-        "loss",
-        "completion_len",
-        "entropy",
-    ]
+    records = MetricsLog(run_dir / "metrics.jsonl").read()
+    metric_keys = getattr(env, "metric_keys", ())  # envs that are not TextEnvs may lack it
+    keys = ["reward_mean", "valid_rate", *metric_keys, "loss", "completion_len", "entropy"]
     if records:
-        plot_metrics(
-            records, keys, run_dir / "plots" / "training.png", title=f"{config.env.id} · GRPO"
-        )
-    trained = (
-        _evaluate(learner, config, run_dir, "trained").metrics if config.eval.episodes else None
-    )
+        title = f"{config.env.id} · GRPO"
+        plot_metrics(records, keys, run_dir / "plots" / "training.png", title=title)
+    trained = None
+    if config.eval.episodes:
+        trained = _evaluate(learner, config, run_dir, "trained").metrics
     summary = {"run_dir": str(run_dir), "steps": step, "eval_base": base, "eval_trained": trained}
     write_json(run_dir / "summary.json", summary)
     if trained is not None:

@@ -75,3 +75,23 @@ def test_resume_reproduces_the_next_step(tmp_path):
         if key not in TIMING:
             assert resumed[2][key] == pytest.approx(expected[2][key], rel=1e-6, abs=1e-7), key
     assert full["steps"] == 3
+
+
+def test_ctrl_c_during_generation_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
+    from trainers.rl import GRPOLearner
+
+    real_rollout = GRPOLearner.rollout
+
+    def rollout(self, env, step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_rollout(self, env, step)
+
+    monkeypatch.setattr(GRPOLearner, "rollout", rollout)
+    config = _config(tmp_path, "interrupted", 5)
+    config.train.checkpoint_every = 10
+    with pytest.raises(KeyboardInterrupt):
+        run_rl(config, log=lambda *_: None)
+    run_dir = tmp_path / "interrupted"
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step-000002"]
+    assert [r["step"] for r in _metrics(run_dir)] == [1, 2]
