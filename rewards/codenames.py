@@ -53,8 +53,8 @@ class GuessScore:
         return len(self.guesses)
 
 
-def _split_items(items: str) -> list[str]:
-    parts = re.split(r"[,;]|\band\b", items)
+def _split_items(items: str, lenient: bool) -> list[str]:
+    parts = re.split(r"[,;]|\band\b", items, flags=re.IGNORECASE) if lenient else items.split(",")
     return [p.strip(_ITEM_STRIP).upper() for p in parts if p.strip(_ITEM_STRIP)]
 
 
@@ -78,7 +78,7 @@ def parse_guesses(
         raise ValueError(f"answer_format must be 'simple' or 'tagged', got {answer_format!r}")
     if not matches:
         return None
-    return _split_items(matches[-1].group("items"))
+    return _split_items(matches[-1].group("items"), lenient or answer_format == "tagged")
 
 
 def guess_reward(

@@ -109,3 +109,27 @@ def test_trl_wrapper_scores_each_row_with_its_own_columns():
         trainer_state=None,
     )
     assert out == [pytest.approx(1.0), INVALID_REWARD]
+
+
+def test_lenient_and_is_case_insensitive_but_strict_needs_commas():
+    assert parse_guesses("Guesses: SHARK AND FISH", lenient=True) == ["SHARK", "FISH"]
+    assert parse_guesses("Guesses: SHARK; FISH", lenient=False) == ["SHARK; FISH"]
+    assert score("Guesses: SHARK; FISH", lenient=False).reason.startswith("guess not on the board")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\x00" * 50,
+        "Guesses: " + "A, " * 5000,
+        "Guesses:\n\n",
+        "[CODENAMES-GUESS-START]",
+        "🙂" * 100,
+    ],
+)
+def test_untrusted_output_never_raises(text):
+    for fmt in ("simple", "tagged"):
+        for lenient in (True, False):
+            result = score(text, answer_format=fmt, lenient=lenient)
+            assert result.reward == INVALID_REWARD and result.reason
