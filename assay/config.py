@@ -6,12 +6,14 @@ Every problem (unknown key, wrong type, bad value) is collected and raised toget
     train.stpes: unknown key. Did you mean 'steps'? Allowed keys: steps, max_minutes, ...
     algo.group_size: expected int, got 'eight' (str)
 
-A dataclass may define ``problems(self) -> list[str]`` for checks across its fields.
+A dataclass may define ``problems(self) -> list[str]`` for checks across its fields; each message
+starts with the field name relative to that dataclass (the loader adds the dotted path).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 import types
 import typing
@@ -132,6 +134,8 @@ def _convert(tp: Any, value: Any, where: str, errors: list[str]) -> Any:
             return _MISSING
         return float(value)
     if tp is str:
+        if isinstance(value, int | float | datetime.date) and not isinstance(value, bool):
+            value = str(value)  # YAML reads run names such as 2024-01-01 or 42 as dates/numbers
         if not isinstance(value, str):
             errors.append(f"{where}: expected a string, got {value!r} ({type(value).__name__})")
             return _MISSING

@@ -16,7 +16,16 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from envs.core import ChatMessages, TextEnv
 
 CONTRACT_KEYS = ("agent", "valid", "reason")
-BAD_ACTIONS = ("", "   ", "\x00\x01 garbage", "ünïcødé 🙂", "x" * 4000, "Guesses:", "[[[{{{")
+BAD_ACTIONS = (
+    "",
+    "   ",
+    "\x00\x01 garbage",
+    "ünïcødé 🙂",
+    "x" * 4000,
+    "Answer: " + "9" * 5000,  # int() refuses > 4300 digits: parse numbers with a bound
+    "Guesses:",
+    "[[[{{{",
+)
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,11 @@ class GuessScore:
         return len(self.guesses)
 
 
-def _split_items(items: str, lenient: bool) -> list[str]:
+def _split_items(items: str, lenient: bool, quoted: bool) -> list[str]:
+    """Split on commas (and, leniently, on ``;`` and ``and``); strip quotes where allowed."""
     parts = re.split(r"[,;]|\band\b", items, flags=re.IGNORECASE) if lenient else items.split(",")
-    return [p.strip(_ITEM_STRIP).upper() for p in parts if p.strip(_ITEM_STRIP)]
+    strip = _ITEM_STRIP if lenient or quoted else " \t"
+    return [p.strip(strip).upper() for p in parts if p.strip(strip)]
 
 
 def parse_guesses(
@@ -78,7 +80,8 @@ def parse_guesses(
         raise ValueError(f"answer_format must be 'simple' or 'tagged', got {answer_format!r}")
     if not matches:
         return None
-    return _split_items(matches[-1].group("items"), lenient or answer_format == "tagged")
+    # The tagged block is a list literal, so quotes around its items are part of the format.
+    return _split_items(matches[-1].group("items"), lenient, quoted=answer_format == "tagged")
 
 
 def guess_reward(

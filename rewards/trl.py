@@ -11,7 +11,7 @@ def _completion_text(completion: Any) -> str:
     # TRL passes plain strings for text datasets and message lists for conversational ones.
     if isinstance(completion, str):
         return completion
-    return "".join(message.get("content", "") for message in completion)
+    return "".join(message.get("content") or "" for message in completion)
 
 
 def as_trl_reward(
@@ -23,11 +23,18 @@ def as_trl_reward(
     each completion is scored with its own row's values. Columns that ``score`` does not name
     (TRL also passes ``prompts``, ``completion_ids``, ``trainer_state``) are left out.
     """
-    params = inspect.signature(score).parameters
+    params = dict(inspect.signature(score).parameters)
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    text_param = next(iter(params))  # the first parameter receives the completion text
+    del params[text_param]
+
+    def wanted(key: str, value: Any) -> bool:
+        if key == text_param:
+            return False
+        return key in params or (takes_any and isinstance(value, list | tuple))
 
     def reward_func(completions: list[Any], **columns: Any) -> list[float]:
-        columns = {k: v for k, v in columns.items() if takes_any or k in params}
+        columns = {k: v for k, v in columns.items() if wanted(k, v)}
         return [
             float(score(_completion_text(c), **{k: v[i] for k, v in columns.items()}))
             for i, c in enumerate(completions)

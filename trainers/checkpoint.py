@@ -38,9 +38,16 @@ def save_checkpoint(
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         torch.save({"step": step, **trainer_state}, tmp / STATE_FILE)
-        if target.exists():
-            shutil.rmtree(target)
+        stale = None
+        if (
+            target.exists()
+        ):  # saving the same step again: move the old one aside, never delete first
+            stale = target.with_name(f".{target.name}-stale")
+            shutil.rmtree(stale, ignore_errors=True)
+            os.replace(target, stale)
         os.replace(tmp, target)
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -35,12 +35,14 @@ class SamplingConfig:
 
     def problems(self) -> list[str]:
         out = []
-        if self.temperature <= 0:
-            out.append(f"sampling.temperature must be > 0 for rollouts, got {self.temperature}")
+        if not 0 < self.temperature < float("inf"):  # also rejects nan
+            out.append(f"temperature must be > 0 for rollouts, got {self.temperature}")
+        if self.top_k < 0:
+            out.append(f"top_k must be >= 0 (0 disables it), got {self.top_k}")
         if not 0 < self.top_p <= 1:
-            out.append(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+            out.append(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
-            out.append(f"sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            out.append(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         return out
 
 
@@ -63,12 +65,12 @@ class AlgoConfig:
         out = []
         if self.group_size < 2:
             out.append(
-                f"algo.group_size must be >= 2 for group-relative advantages, got {self.group_size}"
+                f"group_size must be >= 2 for group-relative advantages, got {self.group_size}"
             )
         if self.prompts_per_step < 1:
-            out.append(f"algo.prompts_per_step must be >= 1, got {self.prompts_per_step}")
+            out.append(f"prompts_per_step must be >= 1, got {self.prompts_per_step}")
         if self.epochs < 1:
-            out.append(f"algo.epochs must be >= 1, got {self.epochs}")
+            out.append(f"epochs must be >= 1, got {self.epochs}")
         return out
 
 
@@ -101,13 +103,19 @@ class TrainConfig:
     def problems(self) -> list[str]:
         out = []
         if self.steps < 1:
-            out.append(f"train.steps must be >= 1, got {self.steps}")
+            out.append(f"steps must be >= 1, got {self.steps}")
         if self.checkpoint_every < 1:
-            out.append(f"train.checkpoint_every must be >= 1, got {self.checkpoint_every}")
+            out.append(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if not 0 <= self.seed < 1000:
             out.append(
-                f"train.seed must be in [0, 1000) so training seeds never meet eval seeds, got {self.seed}"
+                f"seed must be in [0, 1000) so training seeds never meet eval seeds, got {self.seed}"
             )
+        if self.keep_checkpoints < 1:
+            out.append(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        if self.threads is not None and self.threads < 1:
+            out.append(f"threads must be >= 1 or null, got {self.threads}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            out.append(f"max_minutes must be > 0 or null, got {self.max_minutes}")
         return out
 
 
@@ -122,6 +130,18 @@ class EvalConfig:
     batch_size: int = 32
     """Prompts per generate call (greedy decoding)."""
 
+    def problems(self) -> list[str]:
+        out = []
+        if self.episodes < 0:
+            out.append(f"episodes must be >= 0 (0 skips evaluation), got {self.episodes}")
+        if self.batch_size < 1:
+            out.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.seed_offset < 1_000_000_000:
+            out.append(
+                f"seed_offset must be >= 10**9 to stay clear of training seeds, got {self.seed_offset}"
+            )
+        return out
+
 
 @dataclass
 class RLConfig:
@@ -134,3 +154,12 @@ class RLConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def problems(self) -> list[str]:
+        """Checks across sections (each section checks its own fields; messages are relative)."""
+        # Training seeds are seed * 10**6 + (step - 1) * prompts_per_step + i: keep them per run.
+        if self.train.steps * self.algo.prompts_per_step > 1_000_000:
+            return [
+                "train.steps * algo.prompts_per_step must be <= 10**6 so runs with different seeds never share boards"
+            ]
+        return []

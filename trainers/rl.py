@@ -60,6 +60,7 @@ class GRPOLearner:
         self.engine = HFEngine(model, tokenizer)
         self.last_rollout: Rollout | None = None
         self.updating = False
+        self.weights_step = 0  # the last step whose update the weights include
         opt = config.optim
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay
@@ -174,6 +175,7 @@ class GRPOLearner:
         advantages = group_advantages(rollout.rewards, scale=self.config.algo.scale_rewards)
         self.updating = True  # weights may be half-updated until this is False again
         stats = self.update(rollout, advantages)
+        self.weights_step = step
         self.updating = False
         elapsed = time.perf_counter() - t0
         n_tokens = sum(len(c.token_ids) for c in rollout.completions)
@@ -252,6 +254,7 @@ def _open_run(config: RLConfig, resume_dir: Path | None, log) -> tuple[Path, GRP
         model, tokenizer = load_causal_lm(str(checkpoint), config.model.dtype, device)
         learner, start_step = GRPOLearner(config, model, tokenizer), state["step"]
         learner.load_trainer_state(state)
+        learner.weights_step = start_step
         for name in ("metrics.jsonl", "samples.jsonl"):  # drop steps logged after the checkpoint
             MetricsLog(run_dir / name).truncate_after(start_step)
         log(f"Resuming {run_dir} from step {start_step}")
@@ -304,9 +307,9 @@ def _train(learner: GRPOLearner, env, config: RLConfig, run_dir: Path, start_ste
             if step % config.train.checkpoint_every == 0:
                 checkpoint(step)
     except KeyboardInterrupt:
-        # Interrupted while generating: the weights are still those of `step`, so save them.
-        # Interrupted inside an update: they are not, so keep the last periodic checkpoint.
-        if step > start_step and not learner.updating:
+        # Save only weights that match the last logged step: interrupted while generating they
+        # do; inside an update, or after it but before its metrics were logged, they do not.
+        if step > start_step and not learner.updating and learner.weights_step == step:
             checkpoint(step)
         log(
             f"Interrupted; continue from the last checkpoint with: assay train rl --resume {run_dir}"

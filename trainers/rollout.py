@@ -27,7 +27,8 @@ class Sampling:
 
 @dataclass
 class Completion:
-    """One sampled answer. ``logprobs[i]`` is log p(token_ids[i]) at the sampling temperature."""
+    """One sampled answer. ``logprobs[i]`` is log p(token_ids[i]) at the sampling temperature,
+    over the full vocabulary (before top-p/top-k truncation), as the GRPO loss computes it."""
 
     text: str
     prompt_ids: list[int]

@@ -78,7 +78,9 @@ def make_board(
     )
 
     n_trick = min(trick_non_targets, nn)
-    trick_pool = np.setdiff1d(ranked[:20], targets, assume_unique=True)
+    # Trick non-targets come from the words nearest the clue that are not targets; the pool is
+    # sized so it always holds enough of them whatever the tier put among the targets.
+    trick_pool = np.setdiff1d(ranked[: 2 * nt + n_trick + 10], targets, assume_unique=True)
     far_half = ranked[len(ranked) // 2 :]
     non_targets = np.concatenate(
         [

@@ -88,10 +88,25 @@ class CodenamesGuessEnv(TextEnv):
             ("n_non_targets", n_non_targets, 1),
             ("n_neutral", n_neutral, 0),
         ):
-            if len(value) != 2 or not low <= value[0] <= value[1] <= 12:
+            if not (
+                isinstance(value, list | tuple)
+                and len(value) == 2
+                and all(_is_int(v) for v in value)
+                and low <= value[0] <= value[1] <= 12
+            ):
                 raise ConfigError(
                     f"{name} must be [low, high] with {low} <= low <= high <= 12, got {value!r}."
                 )
+        if not (_is_int(trick_non_targets) and 0 <= trick_non_targets <= n_non_targets[0]):
+            raise ConfigError(
+                f"trick_non_targets must be an int from 0 to n_non_targets' low end "
+                f"({n_non_targets[0]}), got {trick_non_targets!r}."
+            )
+        if max_guesses is not None and not (_is_int(max_guesses) and max_guesses >= 1):
+            raise ConfigError(f"max_guesses must be a positive int or None, got {max_guesses!r}.")
+        for name, flag in (("lenient", lenient), ("example", example)):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"{name} must be true or false, got {flag!r}.")
         self.answer_format = answer_format
         self.lenient = lenient
         self.board_options = dict(
@@ -162,8 +177,13 @@ class CodenamesGuessEnv(TextEnv):
         return transcript, score.reward, True, False, info
 
 
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in allowed:
         raise ConfigError(
-            f"{name} must be one of {', '.join(allowed)}; got {value!r}.{did_you_mean(value, allowed)}"
+            f"{name} must be one of {', '.join(allowed)}; got {value!r}."
+            f"{did_you_mean(str(value), allowed)}"
         )

@@ -73,3 +73,29 @@ def test_malformed_yaml_and_missing_file(tmp_path):
         load_config(RLConfig, tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="not of the form dotted.key=value"):
         parse_overrides(["train.steps"])
+
+
+def test_range_checks_and_cross_field_seed_budget():
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            RLConfig,
+            overrides=[
+                "train.keep_checkpoints=0",
+                "eval.batch_size=0",
+                "sampling.temperature=.nan",
+                "train.steps=600000",
+            ],
+        )
+    message = str(err.value)
+    assert "train.keep_checkpoints must be >= 1" in message
+    assert "eval.batch_size must be >= 1" in message
+    assert "sampling.temperature must be > 0" in message
+    assert "train.steps * algo.prompts_per_step must be <= 10**6" in message
+
+
+def test_string_fields_accept_yaml_dates_and_numbers():
+    assert (
+        load_config(RLConfig, overrides=["train.run_name=2024-01-01"]).train.run_name
+        == "2024-01-01"
+    )
+    assert load_config(RLConfig, overrides=["train.run_name=42"]).train.run_name == "42"

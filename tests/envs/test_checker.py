@@ -10,7 +10,7 @@ def test_every_registered_env_passes_the_checker(env_id):
 
 
 class _Fragile(envs.TextEnv):
-    """Breaks the contract in three ways: crashes on bad input, ignores the seed, no reason."""
+    """Breaks the contract twice: ignores the seed and crashes on text it cannot parse."""
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -36,3 +36,22 @@ def test_checker_reports_each_broken_rule():
     assert not results["check_invalid_actions"].passed
     assert "raised ValueError" in results["check_invalid_actions"].message
     assert results["check_observation_format"].passed
+
+
+class _Silent(envs.TextEnv):
+    """Seeded and robust, but rejects answers without saying why."""
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        n = int(self.np_random.integers(100))
+        return [{"role": "user", "content": f"Say {n}"}], self.make_info("p")
+
+    def step(self, action):
+        return [{"role": "user", "content": "x"}], -1.0, True, False, self.make_info("p", False)
+
+
+def test_checker_requires_a_reason_for_invalid_actions():
+    results = {r.name: r for r in envs.check_env(_Silent())}
+    assert results["check_seed_determinism"].passed
+    assert not results["check_invalid_actions"].passed
+    assert "is invalid without a reason" in results["check_invalid_actions"].message

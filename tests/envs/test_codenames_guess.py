@@ -102,3 +102,39 @@ def test_gymnasium_make_by_namespaced_id():
     env = gym.make("assay/codenames-guess-v0", difficulty="far")
     _, info = env.reset(seed=0)
     assert info["agent"] == "guesser"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"n_targets": 3}, "n_targets must be [low, high]"),
+        ({"n_targets": ["a", "b"]}, "n_targets must be [low, high]"),
+        ({"n_non_targets": [4, 2]}, "n_non_targets must be [low, high]"),
+        ({"difficulty": 5}, "difficulty must be one of close, mixed, far"),
+        ({"difficulty": "medium"}, "Did you mean 'mixed'?"),
+        ({"trick_non_targets": -1}, "trick_non_targets must be an int"),
+        ({"trick_non_targets": 3, "n_non_targets": [2, 4]}, "trick_non_targets must be an int"),
+        ({"max_guesses": 0}, "max_guesses must be a positive int"),
+        ({"lenient": "yes"}, "lenient must be true or false"),
+        ({"answer_format": "json"}, "answer_format must be one of simple, tagged"),
+    ],
+)
+def test_bad_options_are_config_errors(options, message):
+    from assay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("?", r"\?")):
+        envs.make("codenames-guess-v0", **options)
+
+
+def test_largest_boards_with_all_trick_non_targets_always_build():
+    env = envs.make(
+        "codenames-guess-v0",
+        n_targets=[12, 12],
+        n_non_targets=[12, 12],
+        n_neutral=[12, 12],
+        trick_non_targets=12,
+        difficulty="far",
+    )
+    for seed in range(50):
+        _, info = env.reset(seed=seed)
+        assert len(info["board"]) == 36 == len(set(info["board"]))

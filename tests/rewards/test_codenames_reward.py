@@ -133,3 +133,21 @@ def test_untrusted_output_never_raises(text):
         for lenient in (True, False):
             result = score(text, answer_format=fmt, lenient=lenient)
             assert result.reward == INVALID_REWARD and result.reason
+
+
+def test_trl_wrapper_ignores_a_column_named_like_the_text_and_none_content():
+    def reward(text, target):
+        return float(text.strip() == target)
+
+    func = as_trl_reward(reward)
+    completions = [
+        [{"role": "assistant", "content": None}],
+        [{"role": "assistant", "content": "x"}],
+    ]
+    assert func(completions, target=["", "x"], text=["a", "b"], trainer_state=None) == [1.0, 1.0]
+
+
+def test_strict_simple_format_keeps_quotes_tagged_strips_them():
+    assert parse_guesses('Guesses: "SHARK", FISH', lenient=False) == ['"SHARK"', "FISH"]
+    tagged = "[CODENAMES-GUESS-START] [Guesses]: ['shark', 'fish'] [CODENAMES-GUESS-END]"
+    assert parse_guesses(tagged, "tagged", lenient=False) == ["SHARK", "FISH"]

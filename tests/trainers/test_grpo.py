@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from trainers.grpo import clipped_policy_loss, completion_logprobs, group_advantages
+from trainers.grpo import (
+    clipped_policy_loss,
+    completion_logprobs,
+    group_advantages,
+    grouped_completion_logprobs,
+)
 
 
 def test_group_advantages_by_hand():
@@ -61,3 +66,25 @@ def test_completion_logprobs_match_unpadded_forward(tiny_lm):
             )
             torch.testing.assert_close(batched[i, : len(a)], expected, atol=1e-5, rtol=1e-5)
     assert entropy.shape == (2, 3) and (entropy[attention[:, width_p:] == 1] > 0).all()
+
+
+def test_grouped_logprobs_and_gradients_equal_the_full_sequence_pass(tiny_lm):
+    model, _ = tiny_lm
+    group = 2
+    prompt_ids = torch.tensor([[0, 0, 5, 6, 7], [11, 12, 13, 14, 15]])  # (P, T_p), left-padded
+    prompt_mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    completion_ids = torch.tensor([[20, 21, 22], [23, 0, 0], [30, 31, 0], [32, 33, 34]])
+    completion_mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0], [1, 1, 1]])
+    grouped, _ = grouped_completion_logprobs(
+        model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature=0.7
+    )
+    full_ids = torch.cat([prompt_ids.repeat_interleave(group, 0), completion_ids], 1)
+    full_mask = torch.cat([prompt_mask.repeat_interleave(group, 0), completion_mask], 1)
+    plain, _ = completion_logprobs(model, full_ids, full_mask, 3, temperature=0.7)
+    real = completion_mask == 1
+    torch.testing.assert_close(grouped[real], plain[real], atol=1e-5, rtol=1e-5)
+    weight = model.model.layers[0].self_attn.k_proj.weight  # reached only through the prompt cache
+    (g_grouped,) = torch.autograd.grad(grouped[real].sum(), weight)
+    (g_plain,) = torch.autograd.grad(plain[real].sum(), weight)
+    assert g_plain.abs().max() > 0
+    torch.testing.assert_close(g_grouped, g_plain, atol=1e-4, rtol=1e-3)

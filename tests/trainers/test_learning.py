@@ -30,7 +30,7 @@ def _sequence_logprob(learner, completion):
 
 
 def test_update_raises_the_probability_of_the_rewarded_completion(tiny_lm):
-    learner = _learner(tiny_lm)
+    learner = _learner(tiny_lm, **{"algo.group_size": 2})
     tokenizer = learner.tokenizer
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "Say yes."}],

@@ -95,3 +95,22 @@ def test_ctrl_c_during_generation_saves_a_resumable_checkpoint(tmp_path, monkeyp
     run_dir = tmp_path / "interrupted"
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step-000002"]
     assert [r["step"] for r in _metrics(run_dir)] == [1, 2]
+
+
+def test_ctrl_c_inside_an_update_keeps_the_last_consistent_checkpoint(tmp_path, monkeypatch):
+    from trainers.rl import GRPOLearner
+
+    real_update = GRPOLearner.update
+
+    def update(self, rollout, advantages):
+        if self.weights_step == 2:  # step 3's update
+            raise KeyboardInterrupt
+        return real_update(self, rollout, advantages)
+
+    monkeypatch.setattr(GRPOLearner, "update", update)
+    config = _config(tmp_path, "mid-update", 5)
+    config.train.checkpoint_every = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_rl(config, log=lambda *_: None)
+    run_dir = tmp_path / "mid-update"
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step-000002"]
