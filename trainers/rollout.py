@@ -96,14 +96,14 @@ class HFEngine:
             return_dict_in_generate=True,
         )
         self.model.train(was_training)
-        new_tokens = generated.sequences[:, width:].cpu()  # (B*n, T_new)
-        # Raw logits per step -> log-probs at the sampling temperature.
-        logits = torch.stack(generated.logits, dim=1).float().cpu()  # (B*n, T_new, V)
+        new_tokens = generated.sequences[:, width:]  # (B*n, T_new)
+        # Raw logits per step -> log-probs at the sampling temperature, on the model's device:
+        # only the chosen tokens' values, (B*n, T_new), cross to the CPU, not (B*n, T_new, V).
+        logits = torch.stack(generated.logits, dim=1).float()  # (B*n, T_new, V)
         if not greedy:
             logits = logits / sampling.temperature
-        logprobs = (
-            torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
-        )
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1))
+        new_tokens, logprobs = new_tokens.cpu(), logprobs.squeeze(-1).cpu()
         grouped: list[list[Completion]] = []
         for i, ids in enumerate(prompt_ids):
             group = []
