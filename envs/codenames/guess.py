@@ -81,32 +81,17 @@ class CodenamesGuessEnv(TextEnv):
         max_guesses: int | None = None,
         example: bool = True,
     ):
-        _check_choice("answer_format", answer_format, get_args(AnswerFormat))
-        _check_choice("difficulty", difficulty, DIFFICULTIES)
-        for name, value, low in (
-            ("n_targets", n_targets, 1),
-            ("n_non_targets", n_non_targets, 1),
-            ("n_neutral", n_neutral, 0),
-        ):
-            if not (
-                isinstance(value, list | tuple)
-                and len(value) == 2
-                and all(_is_int(v) for v in value)
-                and low <= value[0] <= value[1] <= 12
-            ):
-                raise ConfigError(
-                    f"{name} must be [low, high] with {low} <= low <= high <= 12, got {value!r}."
-                )
-        if not (_is_int(trick_non_targets) and 0 <= trick_non_targets <= n_non_targets[0]):
-            raise ConfigError(
-                f"trick_non_targets must be an int from 0 to n_non_targets' low end "
-                f"({n_non_targets[0]}), got {trick_non_targets!r}."
-            )
-        if max_guesses is not None and not (_is_int(max_guesses) and max_guesses >= 1):
-            raise ConfigError(f"max_guesses must be a positive int or None, got {max_guesses!r}.")
-        for name, flag in (("lenient", lenient), ("example", example)):
-            if not isinstance(flag, bool):
-                raise ConfigError(f"{name} must be true or false, got {flag!r}.")
+        _check_options(
+            answer_format,
+            lenient,
+            n_targets,
+            n_non_targets,
+            n_neutral,
+            difficulty,
+            trick_non_targets,
+            max_guesses,
+            example,
+        )
         self.answer_format = answer_format
         self.lenient = lenient
         self.board_options = dict(
@@ -175,6 +160,46 @@ class CodenamesGuessEnv(TextEnv):
         transcript = self._messages + [{"role": "assistant", "content": action}]
         self.board = None
         return transcript, score.reward, True, False, info
+
+
+def _check_options(
+    answer_format,
+    lenient,
+    n_targets,
+    n_non_targets,
+    n_neutral,
+    difficulty,
+    trick_non_targets,
+    max_guesses,
+    example,
+) -> None:
+    """Raise ConfigError for the first bad env option, naming it and what it accepts."""
+    _check_choice("answer_format", answer_format, get_args(AnswerFormat))
+    _check_choice("difficulty", difficulty, DIFFICULTIES)
+    for name, value, low in (
+        ("n_targets", n_targets, 1),
+        ("n_non_targets", n_non_targets, 1),
+        ("n_neutral", n_neutral, 0),
+    ):
+        if not (
+            isinstance(value, list | tuple)
+            and len(value) == 2
+            and all(_is_int(v) for v in value)
+            and low <= value[0] <= value[1] <= 12
+        ):
+            raise ConfigError(
+                f"{name} must be [low, high] with {low} <= low <= high <= 12, got {value!r}."
+            )
+    if not (_is_int(trick_non_targets) and 0 <= trick_non_targets <= n_non_targets[0]):
+        raise ConfigError(
+            f"trick_non_targets must be an int from 0 to n_non_targets' low end "
+            f"({n_non_targets[0]}), got {trick_non_targets!r}."
+        )
+    if max_guesses is not None and not (_is_int(max_guesses) and max_guesses >= 1):
+        raise ConfigError(f"max_guesses must be a positive int or None, got {max_guesses!r}.")
+    for name, flag in (("lenient", lenient), ("example", example)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{name} must be true or false, got {flag!r}.")
 
 
 def _is_int(value: Any) -> bool:
