@@ -12,6 +12,9 @@ from envs.core import ChatMessages, FreeText, Message, TextEnv
 from envs.registry import ENTRY_POINT_GROUP, EnvSpec, list_envs, load_plugins, make, register, spec
 
 register("codenames-guess-v0", "envs.codenames.guess:CodenamesGuessEnv")
+register("math-gsm8k-v0", "envs.math.env:MathEnv", dataset="gsm8k")
+register("math-math-v0", "envs.math.env:MathEnv", dataset="math")
+register("math-math500-v0", "envs.math.env:MathEnv", dataset="math500", split="test")
 # Plugins register now (their modules are imported only when made), so that
 # gymnasium.make("assay/<plugin-id>") works after `import envs`.
 load_plugins()

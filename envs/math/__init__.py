@@ -1,0 +1,1 @@
+"""GSM8K and MATH as single-turn TextEnvs graded by :mod:`rewards.math`."""

@@ -1,0 +1,369 @@
+"""Is an extracted answer equivalent to the gold answer?
+
+Two stages. :func:`quick_equivalent` settles the common cases in the caller's process with string
+work and exact fractions (multiple-choice letters, plain numbers, identical strings, words) and
+returns None when it cannot decide. :func:`full_equivalent` does the rest with sympy and must run
+under a time bound (see :mod:`rewards.math.bounded`):
+
+- structure first: matrices, unions of intervals, sets ``\\{...\\}``, tuples and intervals
+  ``(a, b]``, bare lists ``1, 2`` (unordered, as MATH's "all solutions"), equations ``x = 3``
+  (a single-variable left side is dropped, so ``x = 3`` matches ``3``);
+- then each scalar: exact rationals; otherwise numbers are compared at 30 digits, and expressions
+  with free symbols at five random points (a fast path that decides almost every case), falling
+  back to ``simplify(a - g) == 0`` only when the numeric test is inconclusive.
+
+A decimal answer written to ``d`` places (at least three significant digits) also matches a gold
+value that is not a terminating decimal when it is that value rounded: ``0.333`` for ``1/3``,
+``1.414`` for ``\\sqrt{2}``. Percent answers match the number without the sign; with
+``percent_as_fraction`` they also match the fraction (``50%`` and ``0.5``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy
+
+from rewards.math.expr import ParseError, TooLarge, check_bounds, to_sympy
+from rewards.math.normalize import (
+    MAX_ANSWER_CHARS,
+    Normalized,
+    choice_letter,
+    decimal_places,
+    is_choice,
+    is_plain_text,
+    normalize,
+    parse_number,
+    significant_digits,
+)
+
+MAX_ELEMENTS = 64
+RELATIVE_TOLERANCE = 1e-9
+NUMERIC_POINTS = 5
+
+
+@dataclass(frozen=True)
+class EquivalenceOptions:
+    """How lenient equivalence is. The defaults suit GSM8K and MATH."""
+
+    percent_as_fraction: bool = False
+    """Also accept ``50%`` for a gold ``0.5`` (and ``0.5`` for a gold ``50\\%``)."""
+    rounded_decimals: bool = True
+    """Accept a decimal answer that is the gold value rounded to the answer's places (>= 3
+    significant digits), when the gold is not itself a terminating decimal."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool
+    reason: str
+    answer_norm: str
+    gold_norm: str
+
+
+# ----------------------------------------------------------------------------- quick stage
+def quick_equivalent(answer: str, gold: str, options: EquivalenceOptions) -> Verdict | None:
+    """Decide cheaply (bounded string work and exact fractions), or return None."""
+    if len(answer) > MAX_ANSWER_CHARS:
+        return Verdict(False, f"answer longer than {MAX_ANSWER_CHARS} characters", "", "")
+    a, g = normalize(answer), normalize(gold)
+
+    def verdict(correct: bool, reason: str) -> Verdict:
+        return Verdict(correct, reason, a.text, g.text)
+
+    if is_choice(g.text):
+        letter = choice_letter(a.text)
+        return verdict(letter == choice_letter(g.text), f"choice {letter} vs {g.text}")
+    if a.text == g.text and a.percent == g.percent:
+        return verdict(True, "identical after normalisation")
+    fa, fg = parse_number(a.text), parse_number(g.text)
+    if fa is not None and fg is not None:
+        ok = _numbers_match(fa, fg, a, g, options)
+        return verdict(ok, "equal numbers" if ok else "different numbers")
+    if is_plain_text(a.text) and is_plain_text(g.text):
+        ok = a.text.lower() == g.text.lower()
+        return verdict(ok, "same words" if ok else "different words")
+    if fg is not None and not re.search(r"[\d\\]|pi|sqrt|inf", a.text):
+        return verdict(False, "gold is a number, the answer has none")
+    return None
+
+
+def _numbers_match(
+    fa: Fraction, fg: Fraction, a: Normalized, g: Normalized, options: EquivalenceOptions
+) -> bool:
+    for scale in _percent_scales(a, g, options):
+        value = fa * scale
+        if value == fg or (
+            scale == 1 and options.rounded_decimals and _rounds_to(a.text, float(fg), fg)
+        ):
+            return True
+    return False
+
+
+def _percent_scales(a: Normalized, g: Normalized, options: EquivalenceOptions) -> list[Fraction]:
+    scales = [Fraction(1)]
+    if options.percent_as_fraction and a.percent and not g.percent:
+        scales.append(Fraction(1, 100))
+    if options.percent_as_fraction and g.percent and not a.percent:
+        scales.append(Fraction(100))
+    return scales
+
+
+def _rounds_to(answer_text: str, gold_value: float, gold_exact: Fraction | None = None) -> bool:
+    """``answer_text`` is a decimal with >= 3 significant digits equal to gold rounded to its
+    places, and the gold is not a terminating decimal (then exact equality is required)."""
+    places = decimal_places(answer_text)
+    if places is None or significant_digits(answer_text) < 3:
+        return False
+    if gold_exact is not None and _terminates(gold_exact):
+        return False
+    answer_value = float(Fraction(answer_text))
+    return abs(answer_value - gold_value) <= 0.5 * 10.0**-places * (1 + 1e-9)
+
+
+def _terminates(value: Fraction) -> bool:
+    q = value.denominator
+    for p in (2, 5):
+        while q % p == 0:
+            q //= p
+    return q == 1
+
+
+# ----------------------------------------------------------------------------- full stage
+def full_equivalent(answer: str, gold: str, options: EquivalenceOptions) -> Verdict:
+    """Decide with structure and sympy. Slow inputs must be bounded by the caller."""
+    a, g = normalize(answer), normalize(gold)
+    try:
+        check_bounds(a.text)
+        ok, reason = _compare(_structure(a.text), _structure(g.text), a, g, options)
+    except TooLarge as err:
+        ok, reason = False, f"refused: {err}"
+    except ParseError as err:
+        ok, reason = False, f"unparseable: {err}"
+    except (RecursionError, MemoryError, OverflowError, ValueError, TypeError, ZeroDivisionError):
+        ok, reason = False, "could not compare"
+    return Verdict(ok, reason, a.text, g.text)
+
+
+def split_top(text: str, sep: str) -> list[str]:
+    """Split at ``sep`` outside any brackets."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith(sep, i):
+            parts.append(text[start:i].strip())
+            i += len(sep)
+            start = i
+            continue
+        i += 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+_MATRIX = re.compile(
+    r"\\begin\{(?P<env>[pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(?P<body>.*)\\end\{(?P=env)\}",
+    re.DOTALL,
+)
+_SIMPLE_LHS = re.compile(r"[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\)")
+
+
+def _structure(text: str) -> tuple:
+    """``(kind, ...)``: matrix, union, set, bracket, list, eq (lhs, rhs, lhs is one variable)
+    or scalar."""
+    if m := _MATRIX.fullmatch(text):
+        rows = [r for r in re.split(r"\\\\", m["body"]) if r.strip()]
+        return ("matrix", [[c.strip() for c in row.split("&")] for row in rows])
+    if len(parts := split_top(text, "\\cup")) > 1:
+        return ("union", [_structure(p) for p in parts])
+    if text.startswith("\\{") and text.endswith("\\}"):
+        return ("set", _elements(text[2:-2]))
+    if text[:1] in "([" and text[-1:] in ")]" and _closes_at_end(text):
+        items = _elements(text[1:-1])
+        if len(items) >= 2:
+            return ("bracket", text[0], text[-1], items)
+    items = [p for part in split_top(text, ",") for p in split_top(part, " and ")]
+    if len(items) > 1:
+        return ("list", _elements_of(items))
+    sides = split_top(text, "=")
+    if len(sides) == 2 and all(sides):
+        lhs, rhs = sides
+        return ("eq", lhs, rhs, _SIMPLE_LHS.fullmatch(lhs) is not None)
+    return ("scalar", text)
+
+
+def _elements(inner: str) -> list[str]:
+    return _elements_of(split_top(inner, ",") if inner.strip() else [])
+
+
+def _elements_of(items: list[str]) -> list[str]:
+    if len(items) > MAX_ELEMENTS:
+        raise TooLarge(f"more than {MAX_ELEMENTS} elements")
+    out = []
+    for item in items:
+        sides = split_top(item, "=")
+        out.append(sides[1] if len(sides) == 2 and _SIMPLE_LHS.fullmatch(sides[0]) else item)
+    return out
+
+
+def _closes_at_end(text: str) -> bool:
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth == 0 and i < len(text) - 1:
+            return False
+    return True
+
+
+def _compare(sa: tuple, sg: tuple, a: Normalized, g: Normalized, options) -> tuple[bool, str]:
+    # `x = 3` against `3`: a single-variable left side is a label, compare the right sides.
+    if sa[0] == "eq" and sg[0] != "eq" and sa[3]:
+        sa = ("scalar", sa[2])
+    if sg[0] == "eq" and sa[0] != "eq" and sg[3]:
+        sg = ("scalar", sg[2])
+    kind_a, kind_g = sa[0], sg[0]
+    if {kind_a, kind_g} <= {"set", "list"}:
+        ok = _unordered_match(sa[1], sg[1], options)
+        return ok, "same elements" if ok else "different elements"
+    if kind_a != kind_g:
+        return False, f"answer is a {kind_a}, gold is a {kind_g}"
+    if kind_a == "scalar":
+        return _scalars(sa[1], sg[1], a, g, options)
+    if kind_a == "bracket":
+        if (sa[1], sa[2]) != (sg[1], sg[2]):
+            return False, f"brackets {sa[1]}..{sa[2]} vs {sg[1]}..{sg[2]}"
+        ok = len(sa[3]) == len(sg[3]) and all(
+            _scalar_equal(x, y, options) for x, y in zip(sa[3], sg[3], strict=True)
+        )
+        return ok, "same entries" if ok else "different entries"
+    if kind_a == "union":
+        ok = len(sa[1]) == len(sg[1]) and all(
+            any(_compare(p, q, a, g, options)[0] for p in sa[1]) for q in sg[1]
+        )
+        return ok, "same union" if ok else "different union"
+    if kind_a == "matrix":
+        shape_ok = [len(r) for r in sa[1]] == [len(r) for r in sg[1]]
+        ok = shape_ok and all(
+            _scalar_equal(x, y, options)
+            for ra, rg in zip(sa[1], sg[1], strict=True)
+            for x, y in zip(ra, rg, strict=True)
+        )
+        return ok, "same matrix" if ok else "different matrix"
+    if kind_a == "eq":
+        ok = _same_equation(to_sympy(sa[1]) - to_sympy(sa[2]), to_sympy(sg[1]) - to_sympy(sg[2]))
+        return ok, "same equation" if ok else "different equation"
+    raise AssertionError(kind_a)
+
+
+def _same_equation(diff_a, diff_g) -> bool:
+    """``a = b`` and ``c = d`` have the same solutions if ``a - b`` is a non-zero constant
+    multiple of ``c - d`` (``y = 2x + 1`` and ``4x - 2y + 2 = 0``)."""
+    if diff_a == diff_g:
+        return True
+    symbols = sorted(diff_a.free_symbols | diff_g.free_symbols, key=str)
+    rng = random.Random(1)
+    ratios = []
+    for _ in range(NUMERIC_POINTS):
+        point = {s: sympy.Rational(rng.randint(70, 230), 100) for s in symbols}
+        va, vg = diff_a.evalf(20, subs=point), diff_g.evalf(20, subs=point)
+        if va.is_number and vg.is_number and vg != 0 and va.is_finite and vg.is_finite:
+            ratios.append(complex(va) / complex(vg))
+    return (
+        len(ratios) >= 3
+        and abs(ratios[0]) > 1e-12
+        and all(abs(r - ratios[0]) <= 1e-8 * abs(ratios[0]) for r in ratios)
+    )
+
+
+def _unordered_match(xs: list[str], ys: list[str], options) -> bool:
+    if len(xs) != len(ys):
+        return False
+    unused = list(range(len(xs)))
+    for y in ys:
+        hit = next((i for i in unused if _scalar_equal(xs[i], y, options)), None)
+        if hit is None:
+            return False
+        unused.remove(hit)
+    return True
+
+
+def _scalar_equal(x: str, y: str, options) -> bool:
+    return _scalars(x, y, normalize(x), normalize(y), options)[0]
+
+
+def _scalars(x: str, y: str, a: Normalized, g: Normalized, options) -> tuple[bool, str]:
+    quick = quick_equivalent(x, y, options)
+    if quick is not None:
+        return quick.correct, quick.reason
+    ex, ey = to_sympy(normalize(x).text), to_sympy(normalize(y).text)
+    if a.percent != g.percent and options.percent_as_fraction:
+        candidates = [ex, ex / 100] if a.percent else [ex, ex * 100]
+    else:
+        candidates = [ex]
+    ok = any(_sympy_equal(c, ey, normalize(x).text, options) for c in candidates)
+    return ok, "equivalent expressions" if ok else "different expressions"
+
+
+def _sympy_equal(ea, eg, answer_text: str, options: EquivalenceOptions) -> bool:
+    if isinstance(ea, sympy.MatrixBase) or isinstance(eg, sympy.MatrixBase):
+        return ea == eg
+    if isinstance(ea, sympy.Set) or isinstance(eg, sympy.Set):
+        return bool(ea == eg)
+    if isinstance(ea, sympy.core.relational.Relational) or isinstance(
+        eg, sympy.core.relational.Relational
+    ):
+        return type(ea) is type(eg) and _sympy_equal(ea.lhs - ea.rhs, eg.lhs - eg.rhs, "", options)
+    if not (isinstance(ea, sympy.Expr) and isinstance(eg, sympy.Expr)):
+        return ea == eg
+    if ea.is_Rational and eg.is_Rational:
+        return ea == eg
+    symbols = sorted(ea.free_symbols | eg.free_symbols, key=str)
+    if not symbols:
+        return _numbers_close(ea, eg, answer_text, options)
+    verdict = _random_point_test(ea, eg, symbols)
+    if verdict is not None:
+        return verdict
+    return sympy.simplify(ea - eg) == 0
+
+
+def _numbers_close(ea, eg, answer_text: str, options) -> bool:
+    va, vg = ea.evalf(30), eg.evalf(30)
+    if not (va.is_number and vg.is_number) or not (va.is_finite and vg.is_finite):
+        return ea == eg
+    va, vg = complex(va), complex(vg)
+    if abs(va - vg) <= RELATIVE_TOLERANCE * max(1.0, abs(vg)):
+        return True
+    return (
+        options.rounded_decimals
+        and va.imag == 0
+        and vg.imag == 0
+        and _rounds_to(answer_text, vg.real, sympy_fraction(eg))
+    )
+
+
+def sympy_fraction(expr) -> Fraction | None:
+    return Fraction(int(expr.p), int(expr.q)) if isinstance(expr, sympy.Rational) else None
+
+
+def _random_point_test(ea, eg, symbols) -> bool | None:
+    """True if equal at every sampled point, False at the first clear difference, None if the
+    values could not be compared (domain errors, infinities)."""
+    rng = random.Random(0)
+    agreed = 0
+    for _ in range(NUMERIC_POINTS):
+        point = {s: sympy.Rational(rng.randint(70, 230), 100) for s in symbols}
+        va, vg = ea.evalf(20, subs=point), eg.evalf(20, subs=point)
+        if not (va.is_number and vg.is_number and va.is_finite and vg.is_finite):
+            continue
+        va, vg = complex(va), complex(vg)
+        if abs(va - vg) > 1e-8 * max(1.0, abs(vg)):
+            return False
+        agreed += 1
+    return True if agreed >= 3 else None

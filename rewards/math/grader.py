@@ -1,0 +1,151 @@
+"""``grade``, ``is_equivalent`` and ``grade_many``: the public face of the math grader.
+
+Each call extracts the answer (:mod:`rewards.math.extract`), settles easy cases in-process
+(:func:`rewards.math.equiv.quick_equivalent`: numbers, letters, words) and sends the rest to a
+worker process with a hard time limit (:mod:`rewards.math.bounded`). A timeout, a parse failure
+or an oversized answer grades False with the reason recorded; nothing raises on bad model output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rewards.math import bounded
+from rewards.math.equiv import EquivalenceOptions, Verdict, full_equivalent, quick_equivalent
+from rewards.math.extract import Extraction, extract_answer
+
+DEFAULT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    """The verdict on one model output.
+
+    ``answer`` is the extracted answer (None if none was found) and ``rule`` the extraction rule
+    that found it; ``answer_norm``/``gold_norm`` the normalised forms that were compared;
+    ``reason`` says why the verdict is what it is (e.g. ``"equal numbers"``, ``"timeout"``).
+    """
+
+    correct: bool
+    answer: str | None
+    rule: str | None
+    gold: str
+    answer_norm: str
+    gold_norm: str
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.correct
+
+
+def grade(
+    output: str,
+    gold: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    last_number_fallback: bool = True,
+    options: EquivalenceOptions | None = None,
+) -> GradeResult:
+    """Extract the final answer from ``output`` and compare it with ``gold``.
+
+    >>> grade(r"... so the total is \\boxed{\\dfrac{3}{4}}", "0.75").correct
+    True
+    """
+    return grade_many([output], [gold], timeout=timeout, last_number_fallback=last_number_fallback,
+                      options=options)[0]  # fmt: skip
+
+
+def is_equivalent(
+    answer: str,
+    gold: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    options: EquivalenceOptions | None = None,
+) -> bool:
+    """Whether an already extracted ``answer`` equals ``gold`` (False on timeout or bad input).
+
+    >>> is_equivalent("1/2", "12")
+    False
+    """
+    return _verdicts([answer], [gold], timeout, options or EquivalenceOptions())[0].correct
+
+
+def grade_many(
+    outputs: Sequence[str],
+    golds: Sequence[str],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    last_number_fallback: bool = True,
+    options: EquivalenceOptions | None = None,
+) -> list[GradeResult]:
+    """Grade a batch; the slow cases run in parallel across the worker processes.
+
+    ``timeout`` bounds each answer's comparison (seconds of worker time).
+    """
+    if len(outputs) != len(golds):
+        raise ValueError(f"grade_many got {len(outputs)} outputs but {len(golds)} gold answers.")
+    extractions = [
+        extract_answer(o, last_number_fallback) if isinstance(o, str) else None for o in outputs
+    ]
+    found = [i for i, e in enumerate(extractions) if e is not None]
+    verdicts = _verdicts(
+        [extractions[i].text for i in found],
+        [str(golds[i]) for i in found],
+        timeout,
+        options or EquivalenceOptions(),
+    )
+    by_index = dict(zip(found, verdicts, strict=True))
+    return [_result(extractions[i], str(golds[i]), by_index.get(i)) for i in range(len(outputs))]
+
+
+async def grade_async(output: str, gold: str, **kwargs) -> GradeResult:
+    """:func:`grade` for asyncio code: runs in the default executor, so the loop is not blocked."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, lambda: grade(output, gold, **kwargs))
+
+
+def _result(extraction: Extraction | None, gold: str, verdict: Verdict | None) -> GradeResult:
+    if extraction is None or verdict is None:
+        return GradeResult(False, None, None, gold, "", "", "no answer found")
+    return GradeResult(
+        verdict.correct,
+        extraction.text,
+        extraction.rule,
+        gold,
+        verdict.answer_norm,
+        verdict.gold_norm,
+        verdict.reason,
+    )
+
+
+def _verdicts(
+    answers: Sequence[str], golds: Sequence[str], timeout: float, options: EquivalenceOptions
+) -> list[Verdict]:
+    results = [quick_equivalent(a, g, options) for a, g in zip(answers, golds, strict=True)]
+    pending = [i for i, r in enumerate(results) if r is None]
+    if len(pending) == 1:  # no thread hand-off for a single grade
+        i = pending[0]
+        try:
+            outcomes = [bounded.pool().run(full_equivalent, answers[i], golds[i], options,
+                                           timeout=timeout)]  # fmt: skip
+        except Exception as err:
+            outcomes = [err]
+    else:
+        calls = [(answers[i], golds[i], options) for i in pending]
+        outcomes = bounded.pool().map(full_equivalent, calls, timeout=timeout)
+    for i, outcome in zip(pending, outcomes, strict=True):
+        results[i] = _verdict(outcome, answers[i], golds[i])
+    return results  # type: ignore[return-value]
+
+
+def _verdict(outcome: Verdict | Exception, answer: str, gold: str) -> Verdict:
+    if isinstance(outcome, Verdict):
+        return outcome
+    if isinstance(outcome, bounded.WorkerTimeout):
+        return Verdict(False, "timeout", answer, gold)
+    if isinstance(outcome, bounded.WorkerDied):
+        return Verdict(False, "grader worker died (memory limit?)", answer, gold)
+    # A grader bug must cost one sample, not a training run.
+    return Verdict(False, f"grader error: {outcome}", answer, gold)

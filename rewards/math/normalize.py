@@ -1,0 +1,189 @@
+"""Text clean-up of an extracted answer before it is parsed, and exact parsing of plain numbers.
+
+Everything here is string work with bounded cost (regular expressions without nested
+quantifiers, inputs capped at :data:`MAX_ANSWER_CHARS`), so it runs in the caller's process.
+
+>>> normalize(r"$\\dfrac{1}{2}$.").text
+'\\\\frac{1}{2}'
+>>> parse_number("1,234.5")
+Fraction(2469, 2)
+>>> parse_number(r"-2\\frac{1}{4}")  # a mixed number
+Fraction(-9, 4)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+MAX_ANSWER_CHARS = 1000
+"""Longer answers (after extraction) are graded False without being parsed."""
+MAX_BRACE_DEPTH = 40
+MAX_NUMBER_DIGITS = 400
+MAX_DECIMAL_EXPONENT = 400
+
+_WRAPPERS = re.compile(r"^\\(?:boxed|fbox)\s*\{(?P<body>.*)\}$", re.DOTALL)
+_TEXT_COMMANDS = re.compile(
+    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}"
+)
+_SPACING = re.compile(r"(?<!\\)\\(?:!|,|;|:|\s|quad|qquad)|~")
+_SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle)(?![a-zA-Z])")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree")
+_PERCENT = re.compile(r"\s*(?:\\%|%|\s+percent)$")
+_FRAC_SHORT = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_SQRT_SHORT = re.compile(r"\\sqrt\s*(\d)")
+_THOUSANDS_LATEX = re.compile(r"(?<=\d)(?:\{,\}|\\,|\\!)(?=\d{3})")
+_UNITS_TAIL = re.compile(
+    r"^(?P<value>[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?)\s*"
+    r"(?P<unit>(?!(?:pi|sqrt|sin|cos|tan|log|ln|exp|and|or|to)\b)(?:[a-zA-Z]{2,}|m|g|s|h|l)(?:\s+[a-zA-Z]+)*(?:\^\{?[23]\}?)?)$"
+)
+_CURRENCY = re.compile(r"\\\$|^\$(?=\s*\d)|\b(?:USD|dollars?|cents?|euros?)\b|€|£|¥")
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_FRACTION = re.compile(r"(?P<sign>[-+]?)(?P<num>\d+)\s*/\s*(?P<den>\d+)")
+_LATEX_FRACTION = re.compile(r"(?P<sign>[-+]?)\\frac\{(?P<num>\d+)\}\{(?P<den>\d+)\}")
+_MIXED = re.compile(
+    r"(?P<sign>[-+]?)(?P<whole>\d+)\s*(?:\\frac\{(?P<n1>\d+)\}\{(?P<d1>\d+)\}|\s(?P<n2>\d+)/(?P<d2>\d+))"
+)
+_SCIENTIFIC = re.compile(
+    r"(?P<mant>[-+]?(?:\d+\.?\d*|\.\d+))\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?(?P<exp>[-+]?\d+)\}?"
+)
+_CHOICE = re.compile(r"\(?(?P<letter>[A-Ea-e])\)?[.:]?(?:\s.*)?", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """An answer after clean-up: ``text`` and whether it carried a percent sign."""
+
+    text: str
+    percent: bool = False
+
+
+def strip_math_delimiters(text: str) -> str:
+    """Remove ``$``/``$$``, ``\\(...\\)``, ``\\[...\\]`` and whole-answer ``\\boxed{...}``."""
+    s = text.strip()
+    s = s.replace("\\$", "\\DOLLAR")  # currency, not a delimiter
+    s = (
+        s.replace("$", "")
+        .replace("\\(", "")
+        .replace("\\)", "")
+        .replace("\\[", "")
+        .replace("\\]", "")
+    )
+    s = s.replace("\\DOLLAR", "\\$").strip()
+    while (m := _WRAPPERS.match(s)) and _balanced(m["body"]):
+        s = m["body"].strip()
+    return s
+
+
+def normalize(text: str) -> Normalized:
+    """Clean an extracted answer: delimiters, ``\\dfrac``, sizing and spacing commands, degrees,
+    ``\\text{}``, currency, units after a number, thousands separators, trailing periods."""
+    s = strip_math_delimiters(text)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _THOUSANDS_LATEX.sub("", s)
+    s = _SIZING.sub("", s)
+    s = _SPACING.sub(" ", s)
+    s = _DEGREES.sub("", s)
+    s = _TEXT_COMMANDS.sub(r"\1", s)
+    s = _CURRENCY.sub("", s)
+    s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
+    s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
+    s = s.strip().rstrip(".").strip()
+    percent = False
+    if m := _PERCENT.search(s):
+        percent = True
+        s = s[: m.start()].strip()
+    if m := _UNITS_TAIL.match(s):
+        s = m["value"]
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
+    s = re.sub(r"\s+", " ", s).strip()
+    return Normalized(s, percent)
+
+
+def parse_number(text: str) -> Fraction | None:
+    """The exact value of a plain number, or None: integers, decimals, ``a/b``, ``\\frac{a}{b}``,
+    mixed numbers (``2 1/2``, ``2\\frac{1}{2}``), scientific notation (``1.5e3``,
+    ``1.5 \\times 10^{3}``), with thousands separators. Sizes are capped so this stays fast."""
+    s = text.strip().replace(" ", " ")
+    if not s or len(s) > MAX_NUMBER_DIGITS:
+        return None
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
+    if _NUMBER.fullmatch(s):
+        return _decimal(s)
+    if m := _FRACTION.fullmatch(s) or _LATEX_FRACTION.fullmatch(s):
+        den = int(m["den"])
+        value = Fraction(int(m["num"]), den) if den else None
+        return -value if value is not None and m["sign"] == "-" else value
+    if m := _MIXED.fullmatch(s):
+        num, den = (m["n1"], m["d1"]) if m["n1"] else (m["n2"], m["d2"])
+        if int(den) == 0 or int(num) >= int(den):
+            return None
+        value = int(m["whole"]) + Fraction(int(num), int(den))
+        return -value if m["sign"] == "-" else value
+    if m := _SCIENTIFIC.fullmatch(s):
+        exp = int(m["exp"])
+        mant = _decimal(m["mant"])
+        if mant is None or abs(exp) > MAX_DECIMAL_EXPONENT:
+            return None
+        return mant * Fraction(10) ** exp
+    return None
+
+
+def _decimal(s: str) -> Fraction | None:
+    exp = re.search(r"[eE]([-+]?\d+)$", s)
+    if exp and abs(int(exp[1])) > MAX_DECIMAL_EXPONENT:
+        return None
+    return Fraction(s)
+
+
+def decimal_places(text: str) -> int | None:
+    """Digits after the point if ``text`` is a plain decimal like ``0.333``, else None."""
+    m = re.fullmatch(r"[-+]?\d*\.(\d+)", text.strip())
+    return len(m[1]) if m else None
+
+
+def significant_digits(text: str) -> int:
+    digits = re.sub(r"\D", "", text).lstrip("0")
+    return len(digits)
+
+
+def choice_letter(text: str) -> str | None:
+    """The multiple-choice letter of ``(C)``, ``C``, ``C.``, ``(C) 12``; None otherwise."""
+    m = _CHOICE.fullmatch(text.strip())
+    return m["letter"].upper() if m else None
+
+
+def is_choice(gold: str) -> bool:
+    """A gold answer is a multiple-choice letter if it is one capital A-E, bracketed or not."""
+    return re.fullmatch(r"\(?[A-E]\)?", gold.strip()) is not None
+
+
+def is_plain_text(text: str) -> bool:
+    """Words only (e.g. ``odd``, ``Monday``): no digits, operators or LaTeX commands."""
+    return re.fullmatch(r"[A-Za-z][A-Za-z' ]*", text) is not None and len(text) > 1
+
+
+def brace_depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "})]":
+            depth -= 1
+    return deepest
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += ch == "{"
+        depth -= ch == "}"
+        if depth < 0:
+            return False
+    return depth == 0

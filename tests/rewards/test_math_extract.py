@@ -1,0 +1,61 @@
+"""Answer extraction: each rule, the order of the fallbacks, and messy real-world output."""
+
+import pytest
+
+from rewards.math import extract_answer, last_boxed
+
+
+@pytest.mark.parametrize(
+    ("output", "text", "rule"),
+    [
+        (r"so the answer is \boxed{\frac{1}{2}}.", r"\frac{1}{2}", "boxed"),
+        (r"\boxed{\frac{\sqrt{3}}{\{2\}}} and later \fbox{7}", "7", "boxed"),
+        (r"First \boxed{3}, wait, no: \boxed{4}", "4", "boxed"),
+        (r"Thus \boxed 5.", "5", "boxed"),
+        ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72", "72", "gsm8k"),
+        ("#### 1,234.", "1,234", "gsm8k"),
+        ("So 3 + 4 = 7. The answer is 7.", "7", "answer_is"),
+        ("The final answer is $\\frac{3}{4}$. I hope it is correct.", "\\frac{3}{4}", "answer_is"),
+        ("the answer is: 3.5 cups.", "3.5 cups", "answer_is"),
+        ("The answer is \\(x = 2\\)", "x = 2", "answer_is"),
+        ("Work...\n**Answer:** 42", "42", "answer_label"),
+        ("Final answer: \\[ 2\\sqrt{2} \\]", "2\\sqrt{2}", "answer_label"),
+        ("He has 3 apples and buys 4 more, so 7", "7", "last_number"),
+        ("It costs $1,200.50 in total", "1,200.50", "last_number"),
+        ("a ratio of -3/4", "-3/4", "last_number"),
+    ],
+)
+def test_each_rule_extracts_the_answer(output, text, rule):
+    found = extract_answer(output)
+    assert (found.text, found.rule) == (text, rule)
+
+
+def test_rules_are_tried_in_order_boxed_first():
+    output = "#### 1\nThe answer is 2.\nAnswer: 3\n\\boxed{4} 5"
+    assert extract_answer(output).rule == "boxed"
+    output = output.replace("\\boxed{4}", "")
+    assert (extract_answer(output).text, extract_answer(output).rule) == ("1", "gsm8k")
+    output = output.replace("#### 1", "")
+    assert extract_answer(output).rule == "answer_is"
+    output = output.replace("The answer is 2.", "")
+    assert extract_answer(output).rule == "answer_label"
+    output = output.replace("Answer: 3", "")
+    assert (extract_answer(output).text, extract_answer(output).rule) == ("5", "last_number")
+
+
+def test_last_number_fallback_can_be_turned_off():
+    assert extract_answer("it is 7", last_number_fallback=False) is None
+    assert extract_answer("no numbers here") is None
+    assert extract_answer("") is None
+
+
+def test_boxed_with_nested_and_unclosed_braces():
+    assert last_boxed(r"\boxed{\frac{a}{b^{2}}}") == r"\frac{a}{b^{2}}"
+    assert last_boxed(r"\boxed{1} then \boxed{2") == "1"  # the unclosed last box is skipped
+    deep = "\\boxed{" + "{" * 5000 + "1" + "}" * 5001
+    assert last_boxed(deep).count("{") == 5000
+
+
+def test_huge_outputs():
+    assert extract_answer("7 " * 50_000 + "The answer is 8.").text == "8"
+    assert extract_answer("a" * 100_000) is None
