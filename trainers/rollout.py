@@ -23,6 +23,8 @@ class Sampling:
     top_k: int = 0
     max_new_tokens: int = 32
     seed: int | None = None
+    logprobs: bool = True
+    """Return per-token log-probs (RL needs them; evaluation can skip the (B, T, V) logits)."""
 
 
 @dataclass
@@ -92,11 +94,17 @@ class HFEngine:
             max_new_tokens=sampling.max_new_tokens,
             eos_token_id=self.eos_ids,
             pad_token_id=pad_id,
-            output_logits=True,
+            output_logits=sampling.logprobs,
             return_dict_in_generate=True,
         )
         self.model.train(was_training)
         new_tokens = generated.sequences[:, width:]  # (B*n, T_new)
+        if not sampling.logprobs:
+            rows = new_tokens.cpu().tolist()
+            return [
+                [self._completion(ids, rows[i * sampling.n + j], None) for j in range(sampling.n)]
+                for i, ids in enumerate(prompt_ids)
+            ]
         # Raw logits per step -> log-probs at the sampling temperature, on the model's device:
         # only the chosen tokens' values, (B*n, T_new), cross to the CPU, not (B*n, T_new, V).
         logits = torch.stack(generated.logits, dim=1).float()  # (B*n, T_new, V)
@@ -116,7 +124,7 @@ class HFEngine:
         return grouped
 
     def _completion(
-        self, prompt_ids: list[int], tokens: list[int], logprobs: list[float]
+        self, prompt_ids: list[int], tokens: list[int], logprobs: list[float] | None
     ) -> Completion:
         length, finish = len(tokens), "length"
         for k, tok in enumerate(tokens):
@@ -125,7 +133,8 @@ class HFEngine:
                 break
         tokens = tokens[:length]
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        return Completion(text, list(prompt_ids), tokens, logprobs[:length], finish)
+        kept = logprobs[:length] if logprobs is not None else []
+        return Completion(text, list(prompt_ids), tokens, kept, finish)
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

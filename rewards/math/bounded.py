@@ -75,13 +75,15 @@ class _Worker:
     def run(self, fn: Callable[..., Any], args: tuple, timeout: float) -> Any:
         try:
             self.send.send((fn, args))
-            if not self.recv.poll(timeout):
-                self.kill()
-                raise WorkerTimeout(f"grading took longer than {timeout:g} s")
-            status, value = self.recv.recv()
+            finished = self.recv.poll(timeout)
+            if finished:
+                status, value = self.recv.recv()
         except (EOFError, OSError) as err:
             self.kill()
             raise WorkerDied("the grading worker exited mid-task") from err
+        if not finished:
+            self.kill()
+            raise WorkerTimeout(f"grading took longer than {timeout:g} s")
         if status == "error":
             raise RuntimeError(value)
         return value

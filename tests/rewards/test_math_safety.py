@@ -1,0 +1,178 @@
+"""The grader never runs model text, stays within its time bound, and gives the same verdicts
+from threads, asyncio and a Ray actor as serially."""
+
+import ast
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from rewards.math import bounded, grade, grade_async, grade_many, is_equivalent
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_DIRS = (
+    "assay",
+    "envs",
+    "rewards",
+    "trainers",
+    "pretraining",
+    "analysis",
+    "benchmarks",
+    "scripts",
+)
+FORBIDDEN_CALLS = {"eval", "exec"}
+FORBIDDEN_NAMES = {"sympify", "parse_expr", "lambdify", "parse_latex"}
+
+
+def _violations(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in FORBIDDEN_CALLS:
+                found.append(f"{path}:{node.lineno}: {node.func.id}()")
+        name = None
+        if isinstance(node, ast.Name):
+            name = node.id
+        elif isinstance(node, ast.Attribute):
+            name = node.attr
+        elif isinstance(node, ast.alias):
+            name = node.name.rsplit(".", 1)[-1]
+        if name in FORBIDDEN_NAMES:
+            found.append(f"{path}:{getattr(node, 'lineno', '?')}: {name}")
+    return found
+
+
+def test_no_eval_exec_or_sympify_anywhere_in_the_project():
+    files = [p for d in SOURCE_DIRS if (ROOT / d).exists() for p in (ROOT / d).rglob("*.py")]
+    assert len(files) > 30
+    violations = [v for f in files for v in _violations(f)]
+    assert violations == []
+
+
+def test_the_scanner_catches_what_it_looks_for(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from sympy import sympify\nx = eval('1')\nsympy.parsing.parse_expr(s)\n")
+    assert len(_violations(bad)) == 3
+    ok = tmp_path / "ok.py"
+    ok.write_text("model.eval()\n")
+    assert _violations(ok) == []
+
+
+INJECTIONS = [
+    "__import__('os').system('touch {sentinel}')",
+    "\\boxed{__import__('os').system('touch {sentinel}')}",
+    "The answer is open('{sentinel}', 'w').write('x')",
+    "lambda: open('{sentinel}', 'w')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "exec(\"open('{sentinel}','w')\")",
+    "eval(compile('open(\"{sentinel}\",\"w\")', 's', 'exec'))",
+    "\\boxed{x.__globals__['os'].system('touch {sentinel}')}",
+    "getattr(__builtins__, 'open')('{sentinel}', 'w')",
+    "Symbol('x').__init__.__globals__",
+]
+
+
+def test_code_injection_is_graded_false_and_nothing_runs(tmp_path):
+    sentinel = tmp_path / "pwned"
+    outputs = [s.replace("{sentinel}", str(sentinel)) for s in INJECTIONS]
+    results = grade_many(outputs, ["1"] * len(outputs))
+    results += [grade(o, "x") for o in outputs]
+    assert not any(r.correct for r in results)
+    assert not sentinel.exists()
+
+
+@pytest.fixture(scope="module")
+def warm_pool():
+    bounded.warm_up()
+    return bounded.pool()
+
+
+BOMBS = [
+    "10^{10^{10}}",
+    "9**9**9**9",
+    "2^{2^{2^{2^{2^{2}}}}}",
+    "(10^{100000})",
+    "99999!",
+    "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}",
+    "(" * 5000 + "1" + ")" * 5000,
+    "\\frac{1}{" * 300 + "2" + "}" * 300,
+    "x^{" + "2^" * 2000 + "2}",
+    "1+" * 50_000 + "1",
+    "7" * 100_000,
+]
+
+
+@pytest.mark.parametrize("bomb", BOMBS, ids=lambda b: b[:20])
+def test_bombs_are_false_within_the_bound(bomb, warm_pool):
+    start = time.perf_counter()
+    result = grade(f"The answer is {bomb}", "1", timeout=2.0)
+    elapsed = time.perf_counter() - start
+    assert result.correct is False
+    assert elapsed < 2.0 + 1.5, f"{elapsed:.1f}s"  # the bound plus process hand-off
+
+
+def test_a_task_past_its_timeout_is_killed_and_the_pool_recovers(warm_pool):
+    start = time.perf_counter()
+    with pytest.raises(bounded.WorkerTimeout):
+        warm_pool.run(time.sleep, 60, timeout=0.5)
+    assert time.perf_counter() - start < 5
+    assert is_equivalent(r"\frac{\sqrt{3}}{2}", r"\frac{1}{2}\sqrt{3}")  # goes to a fresh worker
+
+
+def test_a_memory_bomb_in_a_worker_does_not_take_the_caller_down(warm_pool):
+    with pytest.raises(RuntimeError, match="MemoryError"):
+        warm_pool.run(bytearray, 16 * 1024**3, timeout=10)
+    assert is_equivalent("x^2+2x", "x(x+2)")
+
+
+CONCURRENT_CASES = [
+    (f"The answer is ${a}$", g)
+    for a, g in [
+        ("72", "72"),
+        (r"\frac{\sqrt{3}}{2}", r"\frac{1}{2}\sqrt{3}"),
+        ("x^2+2x", "x(x+2)"),
+        ("x^2", "2x"),
+        (r"\{1,2\}", r"\{2,1\}"),
+        ("[1,2)", "[1,2]"),
+        ("10^{10^{10}}", "1"),
+        ("y = 2x+1", "4x - 2y + 2 = 0"),
+        (r"\sin^2 x + \cos^2 x", "1"),
+        ("1/2", "12"),
+    ]
+] * 5  # 50 answers
+
+
+def test_threads_and_asyncio_agree_with_serial_grading():
+    serial = [grade(o, g).correct for o, g in CONCURRENT_CASES]
+    assert serial.count(True) == 30
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        threaded = list(threads.map(lambda c: grade(*c).correct, CONCURRENT_CASES))
+    assert threaded == serial
+
+    async def all_async():
+        return await asyncio.gather(*(grade_async(o, g) for o, g in CONCURRENT_CASES))
+
+    assert [r.correct for r in asyncio.run(all_async())] == serial
+    assert [r.correct for r in grade_many(*zip(*CONCURRENT_CASES, strict=True))] == serial
+
+
+@pytest.mark.slow
+def test_a_ray_actor_agrees_with_serial_grading():
+    ray = pytest.importorskip("ray")
+    serial = [grade(o, g).correct for o, g in CONCURRENT_CASES]
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+
+        @ray.remote
+        class Grader:
+            def grade(self, cases):
+                from rewards.math import grade as grade_one
+
+                return [grade_one(o, g).correct for o, g in cases]
+
+        actor = Grader.remote()
+        assert ray.get(actor.grade.remote(CONCURRENT_CASES), timeout=300) == serial
+    finally:
+        ray.shutdown()
