@@ -29,9 +29,12 @@ FORBIDDEN_NAMES = {"sympify", "parse_expr", "lambdify", "parse_latex"}
 def _violations(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in FORBIDDEN_CALLS:
-                found.append(f"{path}:{node.lineno}: {node.func.id}()")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in FORBIDDEN_CALLS
+        ):
+            found.append(f"{path}:{node.lineno}: {node.func.id}()")
         name = None
         if isinstance(node, ast.Name):
             name = node.id
