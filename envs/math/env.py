@@ -89,6 +89,8 @@ class MathEnv(TextEnv):
         self._index = -1
 
     def _exemplars(self, few_shot: int, source: Source) -> list[tuple[str, str]]:
+        if few_shot == 0:
+            return []
         if self.dataset == "gsm8k":
             pool = load_problems("gsm8k", "train", source)[:MAX_SHOTS]
             return [(p.question, self._worked(p)) for p in pool[:few_shot]]
