@@ -109,7 +109,8 @@ class PlainParser:
         atom    := number | constant | function "(" sum ")" | name | "(" sum ")"
 
     Names are lower-cased (as latex2sympy2 does); a run of letters that is not a function or a
-    constant is a product of one-letter symbols (``xy`` is ``x*y``), so both parsers agree.
+    constant is a product of one-letter symbols (``xy`` is ``x*y``, ``ba^2`` is ``b*a**2``), so
+    both parsers agree.
     """
 
     def __init__(self, text: str):
@@ -120,8 +121,12 @@ class PlainParser:
             m = _TOKEN.match(text, pos)
             if not m or m.end() == pos:
                 raise ParseError(f"unexpected character {text[pos]!r}")
-            kind = m.lastgroup
-            self.tokens.append((kind, m[kind]))
+            kind, value = m.lastgroup, m[m.lastgroup]
+            if kind == "name" and value.lower() not in _FUNCTIONS | _CONSTANTS:
+                # `ba^2` is b·a², so each letter is its own token.
+                self.tokens.extend(("name", ch) for ch in value)
+            else:
+                self.tokens.append((kind, value))
             pos = m.end()
         self.i = 0
 
@@ -222,7 +227,7 @@ class PlainParser:
             return _FUNCTIONS[name](arg)
         if name in _CONSTANTS:
             return _CONSTANTS[name]
-        return sympy.Mul(*(sympy.Symbol(ch) for ch in name))
+        return sympy.Symbol(name)
 
 
 def safe_pow(base: sympy.Basic, exponent: sympy.Basic) -> sympy.Basic:

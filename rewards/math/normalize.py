@@ -27,11 +27,16 @@ _WRAPPERS = re.compile(r"^\\(?:boxed|fbox)\s*\{(?P<body>.*)\}$", re.DOTALL)
 _TEXT_COMMANDS = re.compile(
     r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}"
 )
+# `\frac{270}{7}\text{ degrees}`: a unit in \text after a value; `x \in [a, b]`: a label.
+_TEXT_UNIT_TAIL = re.compile(
+    r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{\s*[a-zA-Z][a-zA-Z ]*\}(?:\^\{?[23]\}?)?$"
+)
+_MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SPACING = re.compile(r"(?<!\\)\\(?:!|,|;|:|\s|quad|qquad)|~")
 _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle)(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree")
 _PERCENT = re.compile(r"\s*(?:\\%|%|\s+percent)$")
-_FRAC_SHORT = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_FRAC_SHORT = re.compile(r"\\frac\s*(\{[^{}]*\}|\d|[a-zA-Z])\s*(\{[^{}]*\}|\d|[a-zA-Z])")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*(\d)")
 _THOUSANDS_LATEX = re.compile(r"(?<=\d)(?:\{,\}|\\,|\\!)(?=\d{3})")
 _UNITS_TAIL = re.compile(
@@ -87,9 +92,11 @@ def normalize(text: str) -> Normalized:
     s = _SIZING.sub("", s)
     s = _SPACING.sub(" ", s)
     s = _DEGREES.sub("", s)
+    s = _TEXT_UNIT_TAIL.sub("", s)
+    s = _MEMBERSHIP.sub("", s)
     s = _TEXT_COMMANDS.sub(r"\1", s)
     s = _CURRENCY.sub("", s)
-    s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_SHORT.sub(lambda m: f"\\frac{_braced(m[1])}{_braced(m[2])}", s)
     s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
     s = s.strip().rstrip(".").strip()
     percent = False
@@ -177,6 +184,10 @@ def brace_depth(text: str) -> int:
         elif ch in "})]":
             depth -= 1
     return deepest
+
+
+def _braced(arg: str) -> str:
+    return arg if arg.startswith("{") else "{" + arg + "}"
 
 
 def _balanced(text: str) -> bool:
