@@ -129,6 +129,9 @@ class EvalConfig:
     """Also evaluate the starting policy, to print base vs trained."""
     batch_size: int = 32
     """Prompts per generate call (greedy decoding)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Env options that replace ``env.kwargs`` ones for evaluation only, e.g. ``{split: test}``
+    so a math run is evaluated on held-out problems."""
 
     def problems(self) -> list[str]:
         out = []

@@ -223,8 +223,12 @@ def _samples(step: int, rollout: Rollout, group_size: int) -> dict[str, Any]:
     }
 
 
+def _eval_env(config: RLConfig):
+    return envs.make(config.env.id, **{**config.env.kwargs, **config.eval.env_kwargs})
+
+
 def _evaluate(learner: GRPOLearner, config: RLConfig, run_dir: Path, label: str) -> EvalResult:
-    env = envs.make(config.env.id, **config.env.kwargs)
+    env = _eval_env(config)
     seeds = [config.eval.seed_offset + i for i in range(config.eval.episodes)]
     result = evaluate_policy(
         learner.engine,
@@ -329,6 +333,8 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     policy -> ``summary.json``.
     """
     env = envs.make(config.env.id, **config.env.kwargs)  # bad env options fail before any loading
+    if config.eval.episodes:
+        _eval_env(config)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     run_dir, learner, start_step = _open_run(config, resume_dir, log)
