@@ -40,3 +40,4 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/env_throughput.py
 	$(VENV)/bin/python benchmarks/rl_step.py
+	$(VENV)/bin/python benchmarks/grader.py

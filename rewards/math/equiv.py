@@ -42,7 +42,9 @@ from rewards.math.normalize import (
 
 MAX_ELEMENTS = 64
 RELATIVE_TOLERANCE = 1e-9
-NUMERIC_POINTS = 5
+ABSOLUTE_TOLERANCE = 1e-25  # 30-digit evaluation noise; e**-30 is still not 0
+NUMERIC_POINTS = 6
+IMAGINARY = sympy.Symbol("i")  # both parsers read `i` as a symbol; in answers it is sqrt(-1)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ def quick_equivalent(answer: str, gold: str, options: EquivalenceOptions) -> Ver
     if is_choice(g.text):
         letter = choice_letter(a.text)
         return verdict(letter == choice_letter(g.text), f"choice {letter} vs {g.text}")
+    if a.unit and g.unit and a.unit != g.unit:
+        return verdict(False, f"different units: {a.unit} vs {g.unit}")
     if a.text == g.text and a.percent == g.percent:
         return verdict(True, "identical after normalisation")
     fa, fg = parse_number(a.text), parse_number(g.text)
@@ -96,9 +100,7 @@ def _numbers_match(
 ) -> bool:
     for scale in _percent_scales(a, g, options):
         value = fa * scale
-        if value == fg or (
-            scale == 1 and options.rounded_decimals and _rounds_to(a.text, float(fg), fg)
-        ):
+        if value == fg or (scale == 1 and options.rounded_decimals and _rounds_to(a.text, fg)):
             return True
     return False
 
@@ -112,16 +114,23 @@ def _percent_scales(a: Normalized, g: Normalized, options: EquivalenceOptions) -
     return scales
 
 
-def _rounds_to(answer_text: str, gold_value: float, gold_exact: Fraction | None = None) -> bool:
-    """``answer_text`` is a decimal with >= 3 significant digits equal to gold rounded to its
-    places, and the gold is not a terminating decimal (then exact equality is required)."""
+def _rounds_to(answer_text: str, gold) -> bool:
+    """``answer_text`` is a decimal with >= 3 significant digits that equals ``gold`` (a Fraction,
+    or a sympy number) rounded to its places, and the gold is not a terminating decimal (then
+    exact equality is required). Exact arithmetic: no float overflow, no float rounding."""
     places = decimal_places(answer_text)
     if places is None or significant_digits(answer_text) < 3:
         return False
-    if gold_exact is not None and _terminates(gold_exact):
-        return False
-    answer_value = float(Fraction(answer_text))
-    return abs(answer_value - gold_value) <= 0.5 * 10.0**-places * (1 + 1e-9)
+    answer = Fraction(answer_text)
+    half_unit = Fraction(1, 2 * 10**places)
+    if isinstance(gold, Fraction):
+        return not _terminates(gold) and abs(answer - gold) <= half_unit
+    if gold.is_Rational:
+        return _rounds_to(answer_text, Fraction(int(gold.p), int(gold.q)))
+    difference = abs(sympy.Rational(answer.numerator, answer.denominator) - gold)
+    return bool(
+        difference.evalf(places + 30) <= sympy.Rational(half_unit.numerator, half_unit.denominator)
+    )
 
 
 def _terminates(value: Fraction) -> bool:
@@ -179,7 +188,12 @@ def _structure(text: str) -> tuple:
     or scalar."""
     if m := _MATRIX.fullmatch(text):
         rows = [r for r in re.split(r"\\\\", m["body"]) if r.strip()]
-        return ("matrix", [[c.strip() for c in row.split("&")] for row in rows])
+        kind = "determinant" if m["env"] in ("vmatrix", "Vmatrix") else "matrix"
+        return (kind, [[c.strip() for c in row.split("&")] for row in rows])
+    if interval := _inequality_interval(text):
+        text = interval
+    if text.count("\\pm") == 1 and "," not in text:
+        return ("list", [text.replace("\\pm", "+"), text.replace("\\pm", "-")])
     if len(parts := split_top(text, "\\cup")) > 1:
         return ("union", [_structure(p) for p in parts])
     if text.startswith("\\{") and text.endswith("\\}"):
@@ -188,7 +202,12 @@ def _structure(text: str) -> tuple:
         items = _elements(text[1:-1])
         if len(items) >= 2:
             return ("bracket", text[0], text[-1], items)
-    items = [p for part in split_top(text, ",") for p in split_top(part, " and ")]
+    items = [
+        p
+        for part in split_top(text, ",")
+        for piece in split_top(part, " and ")
+        for p in split_top(piece, " or ")
+    ]
     if len(items) > 1:
         return ("list", _elements_of(items))
     sides = split_top(text, "=")
@@ -198,18 +217,49 @@ def _structure(text: str) -> tuple:
     return ("scalar", text)
 
 
+_RELATION = r"(<|>|\\le(?:q)?|\\ge(?:q)?|\\lt|\\gt)"
+_ONE_SIDED = re.compile(rf"^(?P<var>[a-zA-Z])\s*{_RELATION}\s*(?P<bound>[^<>=]+)$")
+_TWO_SIDED = re.compile(
+    rf"^(?P<low>[^<>=]+?)\s*{_RELATION}\s*(?P<var>[a-zA-Z])\s*{_RELATION}\s*(?P<high>[^<>=]+)$"
+)
+
+
+def _inequality_interval(text: str) -> str | None:
+    """``x > 3`` -> ``(3, \\infty)``, ``1 \\le x < 3`` -> ``[1, 3)``; None for anything else."""
+    if m := _ONE_SIDED.match(text):
+        op, bound = m[2], m["bound"].strip()
+        if op in ("<", "\\lt"):
+            return f"(-\\infty, {bound})"
+        if op in (">", "\\gt"):
+            return f"({bound}, \\infty)"
+        return f"(-\\infty, {bound}]" if op.startswith("\\le") else f"[{bound}, \\infty)"
+    if (
+        (m := _TWO_SIDED.match(text))
+        and m[2] in ("<", "\\le", "\\leq", "\\lt")
+        and m[4] in ("<", "\\le", "\\leq", "\\lt")
+    ):
+        left = "(" if m[2] in ("<", "\\lt") else "["
+        right = ")" if m[4] in ("<", "\\lt") else "]"
+        return f"{left}{m['low'].strip()}, {m['high'].strip()}{right}"
+    return None
+
+
 def _elements(inner: str) -> list[str]:
     return _elements_of(split_top(inner, ",") if inner.strip() else [])
 
 
 def _elements_of(items: list[str]) -> list[str]:
+    """Elements of a list, set or tuple. Labels (``x = 2, y = 3``) are dropped unless every
+    element has one, in which case they are kept (``x=2, y=3`` is not ``y=2, x=3``)."""
     if len(items) > MAX_ELEMENTS:
         raise TooLarge(f"more than {MAX_ELEMENTS} elements")
-    out = []
-    for item in items:
-        sides = split_top(item, "=")
-        out.append(sides[1] if len(sides) == 2 and _SIMPLE_LHS.fullmatch(sides[0]) else item)
-    return out
+    if any(re.fullmatch(r"0\d\d", item) for item in items):
+        raise ParseError("ambiguous thousands separator inside a list")
+    split = [split_top(item, "=") for item in items]
+    labelled = [len(p) == 2 and _SIMPLE_LHS.fullmatch(p[0]) is not None for p in split]
+    if len(items) > 1 and all(labelled):
+        return [f"{p[0].strip()}={p[1].strip()}" for p in split]
+    return [p[1] if ok else item for p, ok, item in zip(split, labelled, items, strict=True)]
 
 
 def _closes_at_end(text: str) -> bool:
@@ -244,11 +294,9 @@ def _compare(sa: tuple, sg: tuple, a: Normalized, g: Normalized, options) -> tup
         )
         return ok, "same entries" if ok else "different entries"
     if kind_a == "union":
-        ok = len(sa[1]) == len(sg[1]) and all(
-            any(_compare(p, q, a, g, options)[0] for p in sa[1]) for q in sg[1]
-        )
+        ok = _unordered(sa[1], sg[1], lambda p, q: _compare(p, q, a, g, options)[0])
         return ok, "same union" if ok else "different union"
-    if kind_a == "matrix":
+    if kind_a in ("matrix", "determinant"):
         shape_ok = [len(r) for r in sa[1]] == [len(r) for r in sg[1]]
         ok = shape_ok and all(
             _scalar_equal(x, y, options)
@@ -268,6 +316,8 @@ def _same_equation(diff_a, diff_g) -> bool:
     if diff_a == diff_g:
         return True
     symbols = sorted(diff_a.free_symbols | diff_g.free_symbols, key=str)
+    if not symbols:  # statements such as 1 = 2: the same only if written the same
+        return False
     rng = random.Random(1)
     ratios = []
     for _ in range(NUMERIC_POINTS):
@@ -283,15 +333,35 @@ def _same_equation(diff_a, diff_g) -> bool:
 
 
 def _unordered_match(xs: list[str], ys: list[str], options) -> bool:
+    return _unordered(xs, ys, lambda x, y: _labelled_equal(x, y, options))
+
+
+def _unordered(xs: list, ys: list, equal) -> bool:
+    """Every y matches a distinct x (greedy; elements are compared pairwise)."""
     if len(xs) != len(ys):
         return False
     unused = list(range(len(xs)))
     for y in ys:
-        hit = next((i for i in unused if _scalar_equal(xs[i], y, options)), None)
+        hit = next((i for i in unused if equal(xs[i], y)), None)
         if hit is None:
             return False
         unused.remove(hit)
     return True
+
+
+def _labelled_equal(x: str, y: str, options) -> bool:
+    lx, ly = _label(x), _label(y)
+    if lx[0] and ly[0] and lx[0] != ly[0]:
+        return False
+    return _scalar_equal(lx[1], ly[1], options)
+
+
+def _label(item: str) -> tuple[str, str]:
+    """``("x", "2")`` for ``x=2``, ``("", item)`` for an unlabelled item."""
+    sides = split_top(item, "=")
+    if len(sides) == 2 and _SIMPLE_LHS.fullmatch(sides[0]):
+        return sides[0].strip(), sides[1]
+    return "", item
 
 
 def _scalar_equal(x: str, y: str, options) -> bool:
@@ -322,6 +392,7 @@ def _sympy_equal(ea, eg, answer_text: str, options: EquivalenceOptions) -> bool:
         return type(ea) is type(eg) and _sympy_equal(ea.lhs - ea.rhs, eg.lhs - eg.rhs, "", options)
     if not (isinstance(ea, sympy.Expr) and isinstance(eg, sympy.Expr)):
         return ea == eg
+    ea, eg = ea.xreplace({IMAGINARY: sympy.I}), eg.xreplace({IMAGINARY: sympy.I})
     if ea.is_Rational and eg.is_Rational:
         return ea == eg
     symbols = sorted(ea.free_symbols | eg.free_symbols, key=str)
@@ -337,19 +408,13 @@ def _numbers_close(ea, eg, answer_text: str, options) -> bool:
     va, vg = ea.evalf(30), eg.evalf(30)
     if not (va.is_number and vg.is_number) or not (va.is_finite and vg.is_finite):
         return ea == eg
-    va, vg = complex(va), complex(vg)
-    if abs(va - vg) <= RELATIVE_TOLERANCE * max(1.0, abs(vg)):
+    if _close(complex(va), complex(vg)):
         return True
-    return (
-        options.rounded_decimals
-        and va.imag == 0
-        and vg.imag == 0
-        and _rounds_to(answer_text, vg.real, sympy_fraction(eg))
-    )
+    return bool(options.rounded_decimals and vg.is_real and _rounds_to(answer_text, eg))
 
 
-def sympy_fraction(expr) -> Fraction | None:
-    return Fraction(int(expr.p), int(expr.q)) if isinstance(expr, sympy.Rational) else None
+def _close(va: complex, vg: complex) -> bool:
+    return abs(va - vg) <= RELATIVE_TOLERANCE * max(abs(va), abs(vg)) + ABSOLUTE_TOLERANCE
 
 
 def _random_point_test(ea, eg, symbols) -> bool | None:
@@ -357,13 +422,21 @@ def _random_point_test(ea, eg, symbols) -> bool | None:
     values could not be compared (domain errors, infinities)."""
     rng = random.Random(0)
     agreed = 0
-    for _ in range(NUMERIC_POINTS):
-        point = {s: sympy.Rational(rng.randint(70, 230), 100) for s in symbols}
+    for k in range(NUMERIC_POINTS):
+        point = {s: _sample_value(rng, negative=k % 2 == 1, large=k % 4 >= 2) for s in symbols}
         va, vg = ea.evalf(20, subs=point), eg.evalf(20, subs=point)
         if not (va.is_number and vg.is_number and va.is_finite and vg.is_finite):
             continue
-        va, vg = complex(va), complex(vg)
-        if abs(va - vg) > 1e-8 * max(1.0, abs(vg)):
+        if not _close(complex(va), complex(vg)):
             return False
         agreed += 1
     return True if agreed >= 3 else None
+
+
+def _sample_value(rng: random.Random, negative: bool, large: bool) -> sympy.Rational:
+    """A point in +-[0.7, 2.3] or +-[3.1, 9.7], off any simple grid (so sin(100 pi x) is not 0
+    there), of both signs and sizes (so |x| and x, ln|x| and ln x, sqrt((x-3)^2) and 3-x
+    differ somewhere)."""
+    low, high = (3100, 9700) if large else (700, 2300)
+    value = sympy.Rational(rng.randint(low, high), 1000) + sympy.Rational(1, 7919)
+    return -value if negative else value

@@ -57,6 +57,10 @@ def to_sympy(text: str) -> sympy.Basic:
     check_bounds(text)
     if (number := parse_number(text)) is not None:
         return sympy.Rational(number.numerator, number.denominator)
+    if ":" in text:
+        raise ParseError("ratios like 4:2 are compared as written, not as numbers")
+    if re.search(r"\d\s+\d", text) and "\\" not in text:
+        raise ParseError("numbers separated by a space")
     if "\\" in text or "{" in text:
         return _latex(text)
     try:
@@ -170,6 +174,8 @@ class PlainParser:
             elif tok[0] == "op" and tok[1] in ("/", "÷"):
                 self.i += 1
                 expr = expr / self._unary()
+            elif tok[0] == "num" and self.tokens[self.i - 1][0] == "num":
+                raise ParseError("two numbers side by side (`3 4`): not a product")
             elif tok[0] in ("num", "name") or tok == ("op", "("):
                 expr = expr * self._power()  # implicit product: 2x, 2(x+1), x y
             else:

@@ -29,18 +29,36 @@ from dataclasses import dataclass
 RULES = ("boxed", "gsm8k", "answer_is", "answer_label", "last_number")
 
 _BOX = re.compile(r"\\(?:boxed|fbox)")
-_GSM8K = re.compile(r"####[ \t]*(?P<ans>[^\n]+)")
-_ANSWER_IS = re.compile(r"(?:final\s+)?answer\s+(?:is|=)\s*:?[ \t]*(?P<ans>[^\n]+)", re.IGNORECASE)
+# `#### 72` (GSM8K); a markdown heading such as `#### Step 2` is not an answer.
+_GSM8K = re.compile(r"####[ \t]*(?P<ans>(?![ \t]|[A-Z][a-z]+\b)[^\n]+)")
+_ANSWER_IS = re.compile(
+    r"(?:final\s+)?answer\s+(?:is\b|=)\s*:?[ \t]*(?P<ans>[^\n]+)", re.IGNORECASE
+)
 _ANSWER_LABEL = re.compile(
     r"(?:^|\n)[ \t>*_#-]*(?:final\s+)?answer[*_ \t]*:[*_ \t]*(?P<ans>[^\n]+)", re.IGNORECASE
 )
-_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\^\{?-?\d+\}?)?|-?\.\d+")
 # `\$` is a dollar sign, not a delimiter.
 _MATH_SPAN = re.compile(
     r"\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL
 )
-# A sentence ends at a period that is not a decimal point, or at `!`/`?`.
-_SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\.(?=\s|$)|[!?](?=\s|$)")
+# Where the answer's clause ends: a period that is not a decimal point, `!`, `?`, `;`, a comma
+# before a word ("42, not 41"), or a connective ("5 because 2 + 3 = 5").
+_CLAUSE_END = re.compile(
+    r"(?<!\d)\.(?!\d)|\.(?=\s|$)|[!?;](?=\s|$)|,\s+(?=[A-Za-z]{3,})"
+    r"|\s+(?:because|since|as|which|where|so|but|when|given)\s"
+    r"|\s+(?:and|or)\s+(?=[a-z]{3,})|\s+\((?=[A-Za-z]+\s)",
+    re.IGNORECASE,
+)
+_ABBREVIATIONS = re.compile(r"\b(?:e\.g|i\.e|approx)\.,?", re.IGNORECASE)
+_FILLER = re.compile(
+    r"^(?:(?:therefore|thus|then|so|simply|exactly|approximately|about|roughly|around|just)\b"
+    r"[\s,:]*|\\approx\s*|≈\s*)+",
+    re.IGNORECASE,
+)
+_PROSE = re.compile(r"(?<![\\A-Za-z])[a-z]{3,}\s+[a-z]{2,}")
+# An answer sentence longer than this is not an answer (and bounds the span search).
+_WINDOW = 1000
 
 
 @dataclass(frozen=True)
@@ -70,37 +88,52 @@ def extract_answer(output: str, last_number_fallback: bool = True) -> Extraction
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}``/``\\fbox{...}``, braces matched; None if absent."""
+    """The content of the last ``\\boxed{...}``/``\\fbox{...}``, braces matched; None if absent.
+
+    Braces are matched in one pass over the text, so many unclosed boxes (a degenerate rollout)
+    cost linear time, not quadratic."""
     starts = [m.end() for m in _BOX.finditer(text)]
+    if not starts:
+        return None
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            closing[stack.pop()] = i
     for start in reversed(starts):
         rest = text[start:].lstrip()
+        opening = len(text) - len(rest)
         if rest.startswith("{"):
-            body = _braced(rest)
-            if body is not None:
-                return body
+            if opening in closing:
+                return text[opening + 1 : closing[opening]]
         elif rest and (m := re.match(r"[^\s$.,]+", rest)):  # \boxed 7
             return m[0]
     return None
 
 
-def _braced(text: str) -> str | None:
-    """Content of the brace group that opens ``text``; None if it never closes."""
-    depth = 0
-    for i, ch in enumerate(text):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[1:i]
-    return None
-
-
 def _sentence_answer(captured: str) -> str:
-    if m := _MATH_SPAN.search(captured):
-        return next(g for g in m.groups() if g is not None).strip()
-    end = _SENTENCE_END.search(captured)
-    return _clean_tail(captured[: end.start()] if end else captured)
+    """The answer at the start of the text after "the answer is" / "Answer:"."""
+    text = _ABBREVIATIONS.sub(" ", captured[:_WINDOW]).strip().strip("*_ ")
+    text = _FILLER.sub("", text)
+    if text.startswith(("$", "\\(", "\\[")) and (m := _MATH_SPAN.match(text)):
+        content = next(g for g in m.groups() if g is not None).strip()
+        rest = text[m.end() :]
+        if not _PROSE.search(content) and not _MATH_SPAN.search(rest.split(".")[0]):
+            return content
+    if re.match(r"\$\d", text):
+        text = text[1:]  # a currency sign ("$18, since she spent $2"), not a delimiter
+    end = _CLAUSE_END.search(text)
+    sentence = text[: end.start()] if end else text
+    spans = _MATH_SPAN.findall(sentence)
+    if len(spans) == 1 and not _PROSE.search(sentence.replace(_span(spans[0]), "")):
+        return _span(spans[0]).strip()
+    return _clean_tail(sentence.replace("$", "") if len(spans) > 1 else sentence)
+
+
+def _span(groups: tuple[str, ...]) -> str:
+    return next(g for g in groups if g)
 
 
 def _clean_tail(text: str) -> str:

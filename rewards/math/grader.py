@@ -123,21 +123,30 @@ def _result(extraction: Extraction | None, gold: str, verdict: Verdict | None) -
 def _verdicts(
     answers: Sequence[str], golds: Sequence[str], timeout: float, options: EquivalenceOptions
 ) -> list[Verdict]:
-    results = [quick_equivalent(a, g, options) for a, g in zip(answers, golds, strict=True)]
+    results = [_quick(a, g, options) for a, g in zip(answers, golds, strict=True)]
     pending = [i for i, r in enumerate(results) if r is None]
     if len(pending) == 1:  # no thread hand-off for a single grade
         i = pending[0]
         try:
-            outcomes = [bounded.pool().run(full_equivalent, answers[i], golds[i], options,
+            outcomes = [bounded.pool().run(full_equivalent, answers[i], str(golds[i]), options,
                                            timeout=timeout)]  # fmt: skip
         except Exception as err:
             outcomes = [err]
     else:
-        calls = [(answers[i], golds[i], options) for i in pending]
+        calls = [(answers[i], str(golds[i]), options) for i in pending]
         outcomes = bounded.pool().map(full_equivalent, calls, timeout=timeout)
     for i, outcome in zip(pending, outcomes, strict=True):
         results[i] = _verdict(outcome, answers[i], golds[i])
     return results  # type: ignore[return-value]
+
+
+def _quick(answer: str, gold: str, options: EquivalenceOptions) -> Verdict | None:
+    if not isinstance(answer, str):
+        return Verdict(False, f"answer is a {type(answer).__name__}, not text", "", str(gold))
+    try:
+        return quick_equivalent(answer, str(gold), options)
+    except Exception as err:  # a grader bug must cost one sample, not a training run
+        return Verdict(False, f"grader error: {type(err).__name__}: {err}", answer, str(gold))
 
 
 def _verdict(outcome: Verdict | Exception, answer: str, gold: str) -> Verdict:

@@ -27,9 +27,11 @@ _WRAPPERS = re.compile(r"^\\(?:boxed|fbox)\s*\{(?P<body>.*)\}$", re.DOTALL)
 _TEXT_COMMANDS = re.compile(
     r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}"
 )
-# `\frac{270}{7}\text{ degrees}`: a unit in \text after a value; `x \in [a, b]`: a label.
+# `\frac{270}{7}\text{ degrees}`, `4\pi \text{ cm}^2`: a unit in \text after a value (two or
+# more letters, so `\mathrm{i}` and `\mathrm{e}` stay); `x \in [a, b]`: a label.
 _TEXT_UNIT_TAIL = re.compile(
-    r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{\s*[a-zA-Z][a-zA-Z ]*\}(?:\^\{?[23]\}?)?$"
+    r"(?<=\S)\s*\\(?:text|mbox|mathrm)\{\s*(?P<unit>[a-zA-Z]{2,}[a-zA-Z ]*?)\s*\}"
+    r"(?P<power>\^\{?[23]\}?)?$"
 )
 _MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SPACING = re.compile(r"(?<!\\)\\(?:!|,|;|:|\s|quad|qquad)|~")
@@ -39,14 +41,34 @@ _PERCENT = re.compile(r"\s*(?:\\%|%|\s+percent)$")
 _FRAC_SHORT = re.compile(r"\\frac\s*(\{[^{}]*\}|\d|[a-zA-Z])\s*(\{[^{}]*\}|\d|[a-zA-Z])")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*(\d)")
 _THOUSANDS_LATEX = re.compile(r"(?<=\d)(?:\{,\}|\\,|\\!)(?=\d{3})")
-_UNITS_TAIL = re.compile(
-    r"^(?P<value>[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?)\s*"
-    r"(?P<unit>(?!(?:pi|sqrt|sin|cos|tan|log|ln|exp|and|or|to)\b)(?:[a-zA-Z]{2,}|m|g|s|h|l)(?:\s+[a-zA-Z]+)*(?:\^\{?[23]\}?)?)$"
+# A number, a space, then unit words: known units (`10 cm`, `5 h`), or words of three or more
+# letters (`18 apples`, `3 square feet`) that are not maths (`2 pi`, `5 squared`), scale
+# words (handled by _SCALE) or connectives. One- and two-letter runs (`6 xy`) are variables.
+_NOT_UNITS = (
+    r"pi|sqrt|sin|cos|tan|cot|sec|csc|log|ln|exp|and|or|to|the|squared|cubed|factorial|"
+    r"infinity|inf|more|less|times|over|plus|minus|million|billion|thousand|hundred|dozen"
 )
+_KNOWN_UNITS = r"mm|cm|m|km|g|kg|mg|lb|lbs|oz|ft|in|yd|mi|mph|kph|s|h|hr|hrs|min|ml|l|L"
+_UNITS_TAIL = re.compile(
+    r"^(?P<value>[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?)\s+"
+    rf"(?P<unit>(?:(?:{_KNOWN_UNITS})\b|(?!(?:{_NOT_UNITS})\b)[a-zA-Z]{{3,}})"
+    r"(?:\s+(?!(?:" + _NOT_UNITS + r")\b)[a-zA-Z]{3,})*(?:\^\{?[23]\}?)?)\.?$",
+    re.IGNORECASE,
+)
+_SCALE = re.compile(
+    r"^(?P<value>[-+]?(?:\d+(?:\.\d+)?|\.\d+))\s+(?P<word>thousand|million|billion|dozen|hundred)$",
+    re.IGNORECASE,
+)
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "dozen": 12}
+_UNICODE = str.maketrans(
+    {"√": "\\sqrt ", "∞": "\\infty ", "π": "\\pi ", "×": "\\times ", "÷": "/", "−": "-",
+     "²": "^2", "³": "^3", "½": "1/2", "¼": "1/4", "¾": "3/4", "≤": "\\le ", "≥": "\\ge "}
+)  # fmt: skip
+_APPROX = re.compile(r"^(?:\\approx|≈|~)\s*")
 _CURRENCY = re.compile(r"\\\$|^\$(?=\s*\d)|\b(?:USD|dollars?|cents?|euros?)\b|€|£|¥")
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")
 _FRACTION = re.compile(r"(?P<sign>[-+]?)(?P<num>\d+)\s*/\s*(?P<den>\d+)")
 _LATEX_FRACTION = re.compile(r"(?P<sign>[-+]?)\\frac\{(?P<num>\d+)\}\{(?P<den>\d+)\}")
 _MIXED = re.compile(
@@ -55,15 +77,17 @@ _MIXED = re.compile(
 _SCIENTIFIC = re.compile(
     r"(?P<mant>[-+]?(?:\d+\.?\d*|\.\d+))\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?(?P<exp>[-+]?\d+)\}?"
 )
-_CHOICE = re.compile(r"\(?(?P<letter>[A-Ea-e])\)?[.:]?(?:\s.*)?", re.DOTALL)
+_CHOICE = re.compile(r"\(?(?P<letter>[A-Ea-e])\)?[.:]?(?:\s+(?P<rest>.*))?", re.DOTALL)
 
 
 @dataclass(frozen=True)
 class Normalized:
-    """An answer after clean-up: ``text`` and whether it carried a percent sign."""
+    """An answer after clean-up: ``text``, whether it carried a percent sign, and the unit that
+    was removed from it (lower-case, singular; ``""`` if none)."""
 
     text: str
     percent: bool = False
+    unit: str = ""
 
 
 def strip_math_delimiters(text: str) -> str:
@@ -85,15 +109,19 @@ def strip_math_delimiters(text: str) -> str:
 
 def normalize(text: str) -> Normalized:
     """Clean an extracted answer: delimiters, ``\\dfrac``, sizing and spacing commands, degrees,
-    ``\\text{}``, currency, units after a number, thousands separators, trailing periods."""
-    s = strip_math_delimiters(text)
+    ``\\text{}``, currency, units after a value, scale words, thousands separators, Unicode
+    maths symbols, trailing periods."""
+    s = strip_math_delimiters(text).translate(_UNICODE)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _THOUSANDS_LATEX.sub("", s)
     s = _SIZING.sub("", s)
     s = _SPACING.sub(" ", s)
     s = _DEGREES.sub("", s)
-    s = _TEXT_UNIT_TAIL.sub("", s)
-    s = _MEMBERSHIP.sub("", s)
+    unit = ""
+    if m := _TEXT_UNIT_TAIL.search(s):
+        unit = m["unit"] + (m["power"] or "")
+        s = s[: m.start()]
+    s = _MEMBERSHIP.sub("", _APPROX.sub("", s.strip()))
     s = _TEXT_COMMANDS.sub(r"\1", s)
     s = _CURRENCY.sub("", s)
     s = _FRAC_SHORT.sub(lambda m: f"\\frac{_braced(m[1])}{_braced(m[2])}", s)
@@ -104,11 +132,24 @@ def normalize(text: str) -> Normalized:
         percent = True
         s = s[: m.start()].strip()
     if m := _UNITS_TAIL.match(s):
-        s = m["value"]
+        s, unit = m["value"], m["unit"]
+    if m := _SCALE.match(s):
+        value = Fraction(m["value"]) * _SCALES[m["word"].lower()]
+        s = (
+            str(value.numerator)
+            if value.denominator == 1
+            else f"{value.numerator}/{value.denominator}"
+        )
     if _THOUSANDS.fullmatch(s):
-        s = s.replace(",", "")
+        s = s.replace(",", "").replace(" ", "")
     s = re.sub(r"\s+", " ", s).strip()
-    return Normalized(s, percent)
+    return Normalized(s, percent, _unit_key(unit))
+
+
+def _unit_key(unit: str) -> str:
+    """``"Square Feet"`` -> ``"square foot"``-ish: lower-case, single spaces, no plural ``s``."""
+    words = unit.lower().split()
+    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
 
 
 def parse_number(text: str) -> Fraction | None:
@@ -160,9 +201,12 @@ def significant_digits(text: str) -> int:
 
 
 def choice_letter(text: str) -> str | None:
-    """The multiple-choice letter of ``(C)``, ``C``, ``C.``, ``(C) 12``; None otherwise."""
+    """The multiple-choice letter of ``(C)``, ``C``, ``C.``, ``(C) 12``; None otherwise, and
+    None for hedges that name a second option (``A or B``, ``(A) (B)``)."""
     m = _CHOICE.fullmatch(text.strip())
-    return m["letter"].upper() if m else None
+    if not m or (m["rest"] and re.search(r"(?<![A-Za-z])[A-Ea-e](?![A-Za-z])", m["rest"])):
+        return None
+    return m["letter"].upper()
 
 
 def is_choice(gold: str) -> bool:

@@ -68,3 +68,9 @@ def test_shipped_golds_match_themselves():
     golds += [p.answer for p in load_problems("math500", "test")[:100]]
     results = grade_many([f"#### {g}" for g in golds], golds)
     assert all(r.correct for r in results)
+
+
+def test_non_text_inputs_grade_false_without_raising():
+    assert is_equivalent(None, "1") is False
+    assert is_equivalent("5", 5) is True  # a numeric gold is read as its text
+    assert grade(None, "1").reason == "no answer found"

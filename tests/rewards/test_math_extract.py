@@ -23,6 +23,21 @@ from rewards.math import extract_answer, last_boxed
         ("He has 3 apples and buys 4 more, so 7", "7", "last_number"),
         ("It costs $1,200.50 in total", "1,200.50", "last_number"),
         ("a ratio of -3/4", "-3/4", "last_number"),
+        ("The result is 10^3", "10^3", "last_number"),
+        # the answer's own clause, not a later span or a currency sign
+        ("The answer is $18, since she spent $2 on food.", "18", "answer_is"),
+        ("The answer is $18 and she has $5 left.", "18", "answer_is"),
+        ("The answer is 42, not $41$.", "42", "answer_is"),
+        ("The answer is 5. Earlier I wrongly got $7$.", "5", "answer_is"),
+        ("Answer: 42 (I first thought $41$)", "42", "answer_label"),
+        ("The answer is 5 because 2+3=5.", "5", "answer_is"),
+        ("The answer is approximately 3.14.", "3.14", "answer_is"),
+        ("The answer is therefore $\\sqrt{2}$.", "\\sqrt{2}", "answer_is"),
+        ("Answer: $x = 2$ or $x = 3$", "x = 2 or x = 3", "answer_label"),  # a hedge stays whole
+        # markdown headings are not GSM8K answers; "isn't" is not "is"
+        ("#### Step 2: Money\nThe answer is 18.", "18", "answer_is"),
+        ("#### Final Answer: 18", "18", "answer_label"),
+        ("the answer isn't clear. 5", "5", "last_number"),
     ],
 )
 def test_each_rule_extracts_the_answer(output, text, rule):
