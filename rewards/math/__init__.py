@@ -14,6 +14,7 @@ from rewards.math.extract import RULES, Extraction, extract_answer, last_boxed
 from rewards.math.grader import (
     DEFAULT_TIMEOUT,
     GradeResult,
+    accuracy_reward,
     grade,
     grade_async,
     grade_many,
@@ -26,6 +27,7 @@ __all__ = [
     "RULES",
     "EquivalenceOptions",
     "Extraction",
+    "accuracy_reward",
     "GradeResult",
     "extract_answer",
     "grade",

@@ -158,3 +158,28 @@ def _verdict(outcome: Verdict | Exception, answer: str, gold: str) -> Verdict:
         return Verdict(False, "grader worker died (memory limit?)", answer, gold)
     # A grader bug must cost one sample, not a training run.
     return Verdict(False, f"grader error: {outcome}", answer, gold)
+
+
+def accuracy_reward(
+    completions: Sequence,
+    answer: Sequence[str] | None = None,
+    solution: Sequence[str] | None = None,
+    **kwargs,
+) -> list[float]:
+    """TRL ``reward_funcs`` callable: 1.0 per correct completion, else 0.0, graded in one batch.
+
+    The gold comes from the dataset's ``answer`` column (GSM8K style), or else from the last
+    ``\\boxed{}`` of its ``solution`` column (MATH style). Completions may be strings or
+    conversational message lists.
+
+    >>> accuracy_reward(["The answer is 4.", "It is 5."], answer=["4", "4"])
+    [1.0, 0.0]
+    """
+    from rewards.math.extract import last_boxed
+    from rewards.trl import _completion_text
+
+    if answer is None and solution is None:
+        raise ValueError("accuracy_reward needs an `answer` or a `solution` dataset column.")
+    golds = list(answer) if answer is not None else [last_boxed(s) or s for s in solution]
+    texts = [_completion_text(c) for c in completions]
+    return [float(r.correct) for r in grade_many(texts, golds)]

@@ -74,3 +74,16 @@ def test_non_text_inputs_grade_false_without_raising():
     assert is_equivalent(None, "1") is False
     assert is_equivalent("5", 5) is True  # a numeric gold is read as its text
     assert grade(None, "1").reason == "no answer found"
+
+
+def test_trl_accuracy_reward_reads_answer_or_solution_columns():
+    from rewards.math import accuracy_reward
+
+    chats = [[{"role": "assistant", "content": "So \\boxed{\\frac{1}{2}}"}], "The answer is 3."]
+    assert accuracy_reward(chats, answer=["0.5", "4"]) == [1.0, 0.0]
+    assert accuracy_reward(chats, solution=["... $\\boxed{\\dfrac12}$", "... \\boxed{3}"]) == [
+        1.0,
+        1.0,
+    ]
+    with pytest.raises(ValueError, match="needs an `answer` or a `solution`"):
+        accuracy_reward(chats)
