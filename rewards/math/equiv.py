@@ -5,12 +5,12 @@ work and exact fractions (multiple-choice letters, plain numbers, identical stri
 returns None when it cannot decide. :func:`full_equivalent` does the rest with sympy and must run
 under a time bound (see :mod:`rewards.math.bounded`):
 
-- structure first: matrices, unions of intervals, sets ``\\{...\\}``, tuples and intervals
-  ``(a, b]``, bare lists ``1, 2`` (unordered, as MATH's "all solutions"), equations ``x = 3``
-  (a single-variable left side is dropped, so ``x = 3`` matches ``3``);
+- structure first (:mod:`rewards.math.structure`): matrices, unions of intervals, sets, tuples
+  and intervals, unordered lists of solutions, equations (a single-variable left side is a label,
+  so ``x = 3`` matches ``3``), inequalities as intervals;
 - then each scalar: exact rationals; otherwise numbers are compared at 30 digits, and expressions
-  with free symbols at five random points (a fast path that decides almost every case), falling
-  back to ``simplify(a - g) == 0`` only when the numeric test is inconclusive.
+  with free symbols at six points of both signs (a fast path that decides almost every case),
+  falling back to ``simplify(a - g) == 0`` only when the numeric test is inconclusive.
 
 A decimal answer written to ``d`` places (at least three significant digits) also matches a gold
 value that is not a terminating decimal when it is that value rounded: ``0.333`` for ``1/3``,
@@ -39,8 +39,8 @@ from rewards.math.normalize import (
     parse_number,
     significant_digits,
 )
+from rewards.math.structure import label, structure
 
-MAX_ELEMENTS = 64
 RELATIVE_TOLERANCE = 1e-9
 ABSOLUTE_TOLERANCE = 1e-25  # 30-digit evaluation noise; e**-30 is still not 0
 NUMERIC_POINTS = 6
@@ -147,7 +147,7 @@ def full_equivalent(answer: str, gold: str, options: EquivalenceOptions) -> Verd
     a, g = normalize(answer), normalize(gold)
     try:
         check_bounds(a.text)
-        ok, reason = _compare(_structure(a.text), _structure(g.text), a, g, options)
+        ok, reason = _compare(structure(a.text), structure(g.text), a, g, options)
     except TooLarge as err:
         ok, reason = False, f"refused: {err}"
     except ParseError as err:
@@ -155,121 +155,6 @@ def full_equivalent(answer: str, gold: str, options: EquivalenceOptions) -> Verd
     except (RecursionError, MemoryError, OverflowError, ValueError, TypeError, ZeroDivisionError):
         ok, reason = False, "could not compare"
     return Verdict(ok, reason, a.text, g.text)
-
-
-def split_top(text: str, sep: str) -> list[str]:
-    """Split at ``sep`` outside any brackets."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(text):
-        ch = text[i]
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0 and text.startswith(sep, i):
-            parts.append(text[start:i].strip())
-            i += len(sep)
-            start = i
-            continue
-        i += 1
-    parts.append(text[start:].strip())
-    return parts
-
-
-_MATRIX = re.compile(
-    r"\\begin\{(?P<env>[pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(?P<body>.*)\\end\{(?P=env)\}",
-    re.DOTALL,
-)
-_SIMPLE_LHS = re.compile(r"[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\)")
-
-
-def _structure(text: str) -> tuple:
-    """``(kind, ...)``: matrix, union, set, bracket, list, eq (lhs, rhs, lhs is one variable)
-    or scalar."""
-    if m := _MATRIX.fullmatch(text):
-        rows = [r for r in re.split(r"\\\\", m["body"]) if r.strip()]
-        kind = "determinant" if m["env"] in ("vmatrix", "Vmatrix") else "matrix"
-        return (kind, [[c.strip() for c in row.split("&")] for row in rows])
-    if interval := _inequality_interval(text):
-        text = interval
-    if text.count("\\pm") == 1 and "," not in text:
-        return ("list", [text.replace("\\pm", "+"), text.replace("\\pm", "-")])
-    if len(parts := split_top(text, "\\cup")) > 1:
-        return ("union", [_structure(p) for p in parts])
-    if text.startswith("\\{") and text.endswith("\\}"):
-        return ("set", _elements(text[2:-2]))
-    if text[:1] in "([" and text[-1:] in ")]" and _closes_at_end(text):
-        items = _elements(text[1:-1])
-        if len(items) >= 2:
-            return ("bracket", text[0], text[-1], items)
-    items = [
-        p
-        for part in split_top(text, ",")
-        for piece in split_top(part, " and ")
-        for p in split_top(piece, " or ")
-    ]
-    if len(items) > 1:
-        return ("list", _elements_of(items))
-    sides = split_top(text, "=")
-    if len(sides) == 2 and all(sides):
-        lhs, rhs = sides
-        return ("eq", lhs, rhs, _SIMPLE_LHS.fullmatch(lhs) is not None)
-    return ("scalar", text)
-
-
-_RELATION = r"(<|>|\\le(?:q)?|\\ge(?:q)?|\\lt|\\gt)"
-_ONE_SIDED = re.compile(rf"^(?P<var>[a-zA-Z])\s*{_RELATION}\s*(?P<bound>[^<>=]+)$")
-_TWO_SIDED = re.compile(
-    rf"^(?P<low>[^<>=]+?)\s*{_RELATION}\s*(?P<var>[a-zA-Z])\s*{_RELATION}\s*(?P<high>[^<>=]+)$"
-)
-
-
-def _inequality_interval(text: str) -> str | None:
-    """``x > 3`` -> ``(3, \\infty)``, ``1 \\le x < 3`` -> ``[1, 3)``; None for anything else."""
-    if m := _ONE_SIDED.match(text):
-        op, bound = m[2], m["bound"].strip()
-        if op in ("<", "\\lt"):
-            return f"(-\\infty, {bound})"
-        if op in (">", "\\gt"):
-            return f"({bound}, \\infty)"
-        return f"(-\\infty, {bound}]" if op.startswith("\\le") else f"[{bound}, \\infty)"
-    if (
-        (m := _TWO_SIDED.match(text))
-        and m[2] in ("<", "\\le", "\\leq", "\\lt")
-        and m[4] in ("<", "\\le", "\\leq", "\\lt")
-    ):
-        left = "(" if m[2] in ("<", "\\lt") else "["
-        right = ")" if m[4] in ("<", "\\lt") else "]"
-        return f"{left}{m['low'].strip()}, {m['high'].strip()}{right}"
-    return None
-
-
-def _elements(inner: str) -> list[str]:
-    return _elements_of(split_top(inner, ",") if inner.strip() else [])
-
-
-def _elements_of(items: list[str]) -> list[str]:
-    """Elements of a list, set or tuple. Labels (``x = 2, y = 3``) are dropped unless every
-    element has one, in which case they are kept (``x=2, y=3`` is not ``y=2, x=3``)."""
-    if len(items) > MAX_ELEMENTS:
-        raise TooLarge(f"more than {MAX_ELEMENTS} elements")
-    if any(re.fullmatch(r"0\d\d", item) for item in items):
-        raise ParseError("ambiguous thousands separator inside a list")
-    split = [split_top(item, "=") for item in items]
-    labelled = [len(p) == 2 and _SIMPLE_LHS.fullmatch(p[0]) is not None for p in split]
-    if len(items) > 1 and all(labelled):
-        return [f"{p[0].strip()}={p[1].strip()}" for p in split]
-    return [p[1] if ok else item for p, ok, item in zip(split, labelled, items, strict=True)]
-
-
-def _closes_at_end(text: str) -> bool:
-    depth = 0
-    for i, ch in enumerate(text):
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if depth == 0 and i < len(text) - 1:
-            return False
-    return True
 
 
 def _compare(sa: tuple, sg: tuple, a: Normalized, g: Normalized, options) -> tuple[bool, str]:
@@ -350,18 +235,10 @@ def _unordered(xs: list, ys: list, equal) -> bool:
 
 
 def _labelled_equal(x: str, y: str, options) -> bool:
-    lx, ly = _label(x), _label(y)
+    lx, ly = label(x), label(y)
     if lx[0] and ly[0] and lx[0] != ly[0]:
         return False
     return _scalar_equal(lx[1], ly[1], options)
-
-
-def _label(item: str) -> tuple[str, str]:
-    """``("x", "2")`` for ``x=2``, ``("", item)`` for an unlabelled item."""
-    sides = split_top(item, "=")
-    if len(sides) == 2 and _SIMPLE_LHS.fullmatch(sides[0]):
-        return sides[0].strip(), sides[1]
-    return "", item
 
 
 def _scalar_equal(x: str, y: str, options) -> bool:
