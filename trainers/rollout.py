@@ -1,16 +1,27 @@
-"""Generation behind one small interface: chat prompts in, completions with token logprobs out.
+"""Generation behind one small interface: prompts in, completions with token logprobs out.
+
+Every backend is a :class:`GenerationEngine`: ``generate(prompts, sampling)`` takes chat-message
+lists (templated by the engine) or token-id lists (used as they are, for multi-turn episodes that
+must stay token-exact), and returns ``sampling.n`` :class:`Completion` per prompt;
+``update_weights(named_tensors)`` loads new policy weights in place; ``close()`` frees the engine.
 
 :class:`HFEngine` is the transformers backend (batched ``generate`` with left padding and the KV
-cache, CPU or GPU). The vLLM backend and the Ray pool will implement the same ``generate``.
+cache, CPU or GPU). :class:`trainers.pool.RolloutPool` spreads the same interface over Ray actors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from envs import Message
+
+Prompt = list[Message] | list[int]
+"""A chat-message list, or the token ids of an already templated prompt."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,9 @@ class Sampling:
     top_k: int = 0
     max_new_tokens: int = 32
     seed: int | None = None
+    stop: tuple[str, ...] = ()
+    """Strings that end a completion (besides end-of-sequence). The completion's text stops
+    before the string; its token ids keep the tokens up to and including it."""
     logprobs: bool = True
     """Return per-token log-probs (RL needs them; evaluation can skip the (B, T, V) logits)."""
 
@@ -39,6 +53,18 @@ class Completion:
     finish_reason: str  # "stop" (end-of-sequence produced) or "length"
 
 
+class GenerationEngine(Protocol):
+    """What every generation backend offers (HF, the Ray pool, vLLM)."""
+
+    def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]: ...
+
+    def update_weights(
+        self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class HFEngine:
     """Batched generation with a transformers causal LM (left padding, KV cache)."""
 
@@ -48,17 +74,36 @@ class HFEngine:
         self.batch_size = batch_size
         self.eos_ids = _eos_ids(model, tokenizer)
 
-    def encode(self, prompts: list[list[Message]]) -> list[list[int]]:
-        """Chat-template each prompt, ending with the assistant turn's opening."""
+    def encode(self, prompts: list[Prompt]) -> list[list[int]]:
+        """Chat-template each message-list prompt, ending with the assistant turn's opening;
+        token-id prompts pass through unchanged."""
         return [
-            self.tokenizer.apply_chat_template(
+            list(p)
+            if _is_token_ids(p)
+            else self.tokenizer.apply_chat_template(
                 p, add_generation_prompt=True, tokenize=True, return_dict=False
             )
             for p in prompts
         ]
 
+    @torch.no_grad()
+    def update_weights(
+        self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
+    ) -> None:
+        """Copy new values into the model's parameters and buffers by name, in place."""
+        items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
+        own = self.model.state_dict(keep_vars=True)  # every name, tied weights included
+        for name, tensor in items:
+            if name not in own:
+                raise KeyError(f"update_weights: the model has no tensor named {name!r}.")
+            own[name].copy_(tensor.to(device=own[name].device, dtype=own[name].dtype))
+
+    def close(self) -> None:
+        """Drop the model (the caller may still hold it)."""
+        self.model = None
+
     @torch.inference_mode()
-    def generate(self, prompts: list[list[Message]], sampling: Sampling) -> list[list[Completion]]:
+    def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         """``sampling.n`` completions for each prompt, as one list per prompt."""
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -94,6 +139,11 @@ class HFEngine:
             max_new_tokens=sampling.max_new_tokens,
             eos_token_id=self.eos_ids,
             pad_token_id=pad_id,
+            stopping_criteria=(
+                StoppingCriteriaList([_StopOnText(self.tokenizer, sampling.stop, width)])
+                if sampling.stop
+                else None
+            ),
             output_logits=sampling.logprobs,
             return_dict_in_generate=True,
         )
@@ -102,7 +152,10 @@ class HFEngine:
         if not sampling.logprobs:
             rows = new_tokens.cpu().tolist()
             return [
-                [self._completion(ids, rows[i * sampling.n + j], None) for j in range(sampling.n)]
+                [
+                    self._completion(ids, rows[i * sampling.n + j], None, sampling.stop)
+                    for j in range(sampling.n)
+                ]
                 for i, ids in enumerate(prompt_ids)
             ]
         # Raw logits per step -> log-probs at the sampling temperature, on the model's device:
@@ -118,13 +171,19 @@ class HFEngine:
             for j in range(sampling.n):
                 row = i * sampling.n + j
                 group.append(
-                    self._completion(ids, new_tokens[row].tolist(), logprobs[row].tolist())
+                    self._completion(
+                        ids, new_tokens[row].tolist(), logprobs[row].tolist(), sampling.stop
+                    )
                 )
             grouped.append(group)
         return grouped
 
     def _completion(
-        self, prompt_ids: list[int], tokens: list[int], logprobs: list[float] | None
+        self,
+        prompt_ids: list[int],
+        tokens: list[int],
+        logprobs: list[float] | None,
+        stop: tuple[str, ...] = (),
     ) -> Completion:
         length, finish = len(tokens), "length"
         for k, tok in enumerate(tokens):
@@ -133,8 +192,49 @@ class HFEngine:
                 break
         tokens = tokens[:length]
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        if stop and (cut := _stop_cut(self.tokenizer, tokens, text, stop)) is not None:
+            length, text = cut
+            tokens, finish = tokens[:length], "stop"
         kept = logprobs[:length] if logprobs is not None else []
         return Completion(text, list(prompt_ids), tokens, kept, finish)
+
+
+class _StopOnText(StoppingCriteria):
+    """Stop a row once its *generated* text contains a stop string. (transformers' own
+    ``stop_strings`` also matches across the prompt boundary, which vLLM does not.)"""
+
+    def __init__(self, tokenizer, stop: tuple[str, ...], prompt_width: int):
+        self.tokenizer, self.stop, self.prompt_width = tokenizer, stop, prompt_width
+        self.window = max(len(s) for s in stop) + 1  # a token is at least one character
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        new = input_ids[:, self.prompt_width :]  # (B*n, T_so_far)
+        tails = self.tokenizer.batch_decode(new[:, -self.window :], skip_special_tokens=True)
+        done = [any(s in tail for s in self.stop) for tail in tails]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _is_token_ids(prompt: Prompt) -> bool:
+    return len(prompt) > 0 and isinstance(prompt[0], int)
+
+
+def _stop_cut(tokenizer, tokens: list[int], text: str, stop: tuple[str, ...]):
+    """``(n_tokens, text)`` for the first stop string in ``text``: the tokens up to the one that
+    completes it, and the text before it; None if no stop string occurs."""
+    hits = [(text.find(s), s) for s in stop if s and s in text]
+    if not hits:
+        return None
+    at, _ = min(hits)
+
+    def reaches(n: int) -> bool:
+        piece = tokenizer.decode(tokens[:n], skip_special_tokens=True)
+        return any(piece.find(s) == at for _, s in hits)
+
+    low, high = 1, len(tokens)  # the shortest prefix that contains the stop string (monotone)
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (low, mid) if reaches(mid) else (mid + 1, high)
+    return low, text[:at]
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -41,3 +41,58 @@ def test_generation_stops_at_eos_and_keeps_it(tiny_lm):
     engine.eos_ids = list(range(len(tokenizer)))  # every token ends the answer
     (group,) = engine.generate(PROMPTS[:1], Sampling(temperature=1.0, max_new_tokens=5, seed=0))
     assert len(group[0].token_ids) == 1 and group[0].finish_reason == "stop"
+
+
+def test_token_id_prompts_are_used_as_they_are(tiny_lm):
+    model, tokenizer = tiny_lm
+    engine = HFEngine(model, tokenizer)
+    greedy = Sampling(temperature=0.0, max_new_tokens=5)
+    ids = engine.encode(PROMPTS)
+    from_messages = engine.generate(PROMPTS, greedy)
+    from_ids = engine.generate(ids, greedy)
+    assert [g[0].token_ids for g in from_ids] == [g[0].token_ids for g in from_messages]
+    assert [g[0].prompt_ids for g in from_ids] == ids
+
+
+def test_stop_strings_end_the_text_before_them(tiny_lm):
+    model, tokenizer = tiny_lm
+    engine = HFEngine(model, tokenizer)
+    (full,) = engine.generate(PROMPTS[:1], Sampling(temperature=0.0, max_new_tokens=8))
+    text = full[0].text
+    stop = text[len(text) // 2 : len(text) // 2 + 2]  # a piece of what greedy decoding writes
+    (cut,) = engine.generate(PROMPTS[:1], Sampling(temperature=0.0, max_new_tokens=8, stop=(stop,)))
+    assert cut[0].text == text[: text.find(stop)]
+    assert cut[0].finish_reason == "stop"
+    decoded = tokenizer.decode(cut[0].token_ids, skip_special_tokens=True)
+    assert stop in decoded and stop not in tokenizer.decode(cut[0].token_ids[:-1])
+    assert len(cut[0].logprobs) == len(cut[0].token_ids)
+
+
+def test_update_weights_makes_outputs_those_of_the_new_weights(tiny_lm):
+    import copy
+
+    model, tokenizer = tiny_lm
+    engine = HFEngine(copy.deepcopy(model), tokenizer)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * 0.5, alpha=1.0)
+    greedy = Sampling(temperature=0.0, max_new_tokens=6)
+    before = engine.generate(PROMPTS, greedy)
+    expected = HFEngine(other, tokenizer).generate(PROMPTS, greedy)
+    assert [g[0].token_ids for g in before] != [g[0].token_ids for g in expected]
+    engine.update_weights(other.state_dict())
+    after = engine.generate(PROMPTS, greedy)
+    assert [g[0].token_ids for g in after] == [g[0].token_ids for g in expected]
+    engine.update_weights((n, t) for n, t in model.named_parameters())  # an iterator works too
+    assert [g[0].token_ids for g in engine.generate(PROMPTS, greedy)] == [
+        g[0].token_ids for g in before
+    ]
+
+
+def test_update_weights_rejects_unknown_names(tiny_lm):
+    import pytest
+
+    model, tokenizer = tiny_lm
+    with pytest.raises(KeyError, match="no tensor named 'lm_head.extra'"):
+        HFEngine(model, tokenizer).update_weights({"lm_head.extra": torch.zeros(1)})
