@@ -1,0 +1,170 @@
+"""A pool of generation engines as Ray actors: shard a batch, stream results, sync weights,
+survive a replica dying.
+
+    pool = RolloutPool(EngineSpec("smollm2-135m-instruct"), replicas=2)
+    groups = pool.generate(prompts, Sampling(n=8, temperature=0.7))   # same as one engine's
+    pool.update_weights(learner.model.state_dict())                    # after each learner step
+
+Each replica is one Ray actor holding an :class:`trainers.rollout.HFEngine`, with the resources
+its :class:`EngineSpec` declares (``num_gpus=1`` for one GPU each). ``ray.init()`` starts a local
+cluster unless one is running or ``address`` names one to join.
+
+A batch is cut into chunks of ``chunk_size`` prompts, dealt round-robin to the replicas and
+collected as they finish (:meth:`RolloutPool.stream` yields them in arrival order). Sampled chunks
+get seeds derived from ``sampling.seed`` and the chunk's position, so results do not depend on
+which replica ran what. New weights go through the Ray object store once (``ray.put``) and every
+replica loads them in place; the pool keeps that reference, so a replica that dies is restarted
+with the current weights and its unfinished chunks are run again. Every request is answered
+exactly once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from assay.errors import ConfigError
+from trainers.rollout import Completion, Prompt, Sampling
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How each replica builds its engine, and the Ray resources it reserves."""
+
+    model: str
+    """Registered model name (``assay.models``), local directory or hub id."""
+    dtype: str = "float32"
+    device: str = "cpu"
+    batch_size: int = 64
+    num_cpus: float = 1
+    num_gpus: float = 0
+
+
+class _EngineActor:
+    """Body of one replica (wrapped by ``ray.remote`` at pool start)."""
+
+    def __init__(self, spec: EngineSpec, weights: dict[str, torch.Tensor] | None):
+        from assay.models import load_causal_lm
+        from trainers.rollout import HFEngine
+
+        torch.set_num_threads(max(1, int(spec.num_cpus)))
+        model, tokenizer = load_causal_lm(spec.model, dtype=spec.dtype, device=spec.device)
+        self.engine = HFEngine(model, tokenizer, batch_size=spec.batch_size)
+        if weights is not None:
+            self.engine.update_weights(weights)
+
+    def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
+        return self.engine.generate(prompts, sampling)
+
+    def update_weights(self, weights: dict[str, torch.Tensor]) -> bool:
+        self.engine.update_weights(weights)
+        return True
+
+
+class RolloutPool:
+    """``replicas`` engines behind the :class:`trainers.rollout.GenerationEngine` interface."""
+
+    def __init__(
+        self,
+        spec: EngineSpec,
+        replicas: int = 2,
+        chunk_size: int = 4,
+        address: str | None = None,
+        max_restarts: int = 3,
+    ):
+        try:
+            import ray
+        except ImportError as err:
+            raise ConfigError(
+                "RolloutPool needs Ray: pip install 'ray>=2.40' (or use one local engine)."
+            ) from err
+        if replicas < 1 or chunk_size < 1:
+            raise ConfigError(
+                f"replicas and chunk_size must be >= 1, got {replicas}, {chunk_size}."
+            )
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self.spec, self.chunk_size, self.max_restarts = spec, chunk_size, max_restarts
+        self._remote = ray.remote(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)(_EngineActor)
+        self._weights_ref = None
+        self.actors = [self._start() for _ in range(replicas)]
+        self.restarts = 0
+
+    def _start(self):
+        return self._remote.remote(self.spec, self._weights_ref)
+
+    def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
+        """``sampling.n`` completions per prompt, in prompt order."""
+        results: list[list[Completion] | None] = [None] * len(prompts)
+        for index, completions in self.stream(prompts, sampling):
+            results[index] = completions
+        return results  # type: ignore[return-value]
+
+    def stream(
+        self, prompts: list[Prompt], sampling: Sampling
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        """Yield ``(prompt_index, completions)`` as chunks finish, each index exactly once."""
+        ray = self._ray
+        chunks = [
+            list(range(start, min(start + self.chunk_size, len(prompts))))
+            for start in range(0, len(prompts), self.chunk_size)
+        ]
+        pending: dict[Any, tuple[int, int]] = {}  # object ref -> (chunk number, replica)
+        replica_of = itertools.cycle(range(len(self.actors)))
+        for number in range(len(chunks)):
+            self._submit(pending, number, next(replica_of), chunks, prompts, sampling)
+        failures = 0
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            number, replica = pending.pop(ref)
+            try:
+                groups = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                failures += 1
+                if failures > self.max_restarts * len(self.actors):
+                    raise
+                self._restart(replica)
+                self._submit(pending, number, replica, chunks, prompts, sampling)
+                continue
+            yield from zip(chunks[number], groups, strict=True)
+
+    def _submit(self, pending, number, replica, chunks, prompts, sampling) -> None:
+        chunk_sampling = sampling
+        if sampling.seed is not None:
+            chunk_sampling = replace(sampling, seed=sampling.seed * 100_003 + number)
+        ref = self.actors[replica].generate.remote(
+            [prompts[i] for i in chunks[number]], chunk_sampling
+        )
+        pending[ref] = (number, replica)
+
+    def _restart(self, replica: int) -> None:
+        """Replace a dead replica by a fresh one with the current weights (idempotent: a replica
+        that several failed chunks point at is restarted once)."""
+        actor = self.actors[replica]
+        try:
+            self._ray.get(actor.update_weights.remote({}), timeout=30)
+            return  # still alive: the failure was another replica's
+        except Exception:
+            pass
+        self._ray.kill(actor, no_restart=True)
+        self.actors[replica] = self._start()
+        self.restarts += 1
+
+    def update_weights(
+        self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
+    ) -> None:
+        """Send new weights to every replica through the object store (once) and wait."""
+        items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
+        weights = {name: t.detach().to("cpu") for name, t in items}
+        self._weights_ref = self._ray.put(weights)
+        self._ray.get([a.update_weights.remote(self._weights_ref) for a in self.actors])
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self._ray.kill(actor, no_restart=True)
+        self.actors = []
