@@ -1,0 +1,111 @@
+"""Multi-turn, multi-agent episodes: token-exact contexts, train masks, per-agent rewards."""
+
+import pytest
+
+from envs import TextEnv
+from trainers.episodes import TemplateError, run_episodes
+from trainers.rollout import HFEngine, Sampling
+
+
+class TwoTurns(TextEnv):
+    """The agent answers twice; the env comments on the first answer in between."""
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.messages = [{"role": "user", "content": f"Say something ({seed})."}]
+        self.turn = 0
+        return list(self.messages), self.make_info("talker")
+
+    def step(self, action):
+        self.turn += 1
+        self.messages.append({"role": "assistant", "content": action})
+        if self.turn == 2:
+            return list(self.messages), 1.0, True, False, self.make_info("talker")
+        self.messages.append({"role": "user", "content": f"{len(action)} characters. Again."})
+        return list(self.messages), 0.5, False, False, self.make_info("talker")
+
+
+class Relay(TextEnv):
+    """Agents a and b take turns, each told what the other said; b pays a at the end."""
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.views = {"a": [{"role": "user", "content": "Start."}], "b": []}
+        self.turn = 0
+        return list(self.views["a"]), self.make_info("a")
+
+    def step(self, action):
+        me, other = ("a", "b") if self.turn % 2 == 0 else ("b", "a")
+        self.turn += 1
+        self.views[me].append({"role": "assistant", "content": action})
+        self.views[other].append({"role": "user", "content": f"{me} said: {action}"})
+        if self.turn == 4:
+            info = self.make_info(other, rewards={"a": 1.0, "b": -1.0})
+            return list(self.views[other]), 0.0, True, False, info
+        return list(self.views[other]), 0.0, False, False, self.make_info(other)
+
+
+class Recording:
+    """An engine wrapper that remembers every completion it returned, per prompt."""
+
+    def __init__(self, engine):
+        self.engine, self.log = engine, []
+
+    def generate(self, prompts, sampling):
+        groups = self.engine.generate(prompts, sampling)
+        self.log += [g[0] for g in groups]
+        return groups
+
+
+SAMPLING = Sampling(temperature=1.0, max_new_tokens=5, seed=0)
+
+
+def _rendered_matches(tokenizer, trajectory):
+    """The context decodes to what the chat template renders for the conversation, up to the
+    template's closing of the last answer."""
+    decoded = tokenizer.decode(trajectory.token_ids)
+    rendered = tokenizer.apply_chat_template(trajectory.messages, tokenize=False)
+    return rendered.startswith(decoded) and rendered[len(decoded) :] in ("", "\n", "<|im_end|>\n")
+
+
+def test_two_turn_trajectory_is_token_exact(tiny_lm):
+    model, tokenizer = tiny_lm
+    engine = Recording(HFEngine(model, tokenizer))
+    (episode,) = run_episodes(engine, TwoTurns, [3], SAMPLING, tokenizer)
+    t = episode.trajectories["talker"]
+    assert (episode.steps, t.turns, t.reward) == (2, 2, 1.5)
+    assert _rendered_matches(tokenizer, t)
+    generated = [tok for tok, m in zip(t.token_ids, t.train_mask, strict=True) if m]
+    assert generated == engine.log[0].token_ids + engine.log[1].token_ids
+    # The second turn was generated from exactly the context built so far.
+    second_start = len(t.token_ids) - len(engine.log[1].token_ids)
+    assert engine.log[1].prompt_ids == t.token_ids[:second_start]
+    assert len(t.logprobs) == len(t.token_ids)
+    assert t.logprobs[second_start:] == engine.log[1].logprobs
+
+
+def test_two_policies_two_agents_and_per_agent_rewards(tiny_lm):
+    model, tokenizer = tiny_lm
+    learner, opponent = Recording(HFEngine(model, tokenizer)), Recording(HFEngine(model, tokenizer))
+    episodes = run_episodes({"a": learner, "*": opponent}, Relay, [0, 1], SAMPLING, tokenizer)
+    assert len(learner.log) == 4 and len(opponent.log) == 4  # 2 episodes x 2 turns each
+    for episode in episodes:
+        assert episode.rewards == {"a": 1.0, "b": -1.0}
+        for agent in ("a", "b"):
+            t = episode.trajectories[agent]
+            assert t.turns == 2 and _rendered_matches(tokenizer, t)
+            assert (
+                sum(t.train_mask)
+                == sum(len(c.token_ids) for c in (learner if agent == "a" else opponent).log) // 2
+            )
+
+
+def test_an_observation_that_rewrites_history_is_refused(tiny_lm):
+    class Amnesia(TwoTurns):
+        def step(self, action):
+            observation, *rest = super().step(action)
+            return observation[-1:], *rest  # forgets the conversation
+
+    model, tokenizer = tiny_lm
+    with pytest.raises(TemplateError, match="does not extend its previous conversation"):
+        run_episodes(HFEngine(model, tokenizer), Amnesia, [0], SAMPLING, tokenizer)
