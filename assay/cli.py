@@ -2,6 +2,7 @@
 
 assay train rl --config configs/codenames_guess.yaml [key=value ...] [--resume [RUN_DIR]]
 assay eval math --model NAME --env math-gsm8k-v0 [--n 200] [--samples K] [--few-shot 4]
+assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N]
 assay envs list
 assay envs check ID [option=value ...]
 """
@@ -88,6 +89,45 @@ def _eval_math(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    import envs
+    from assay.config import parse_overrides
+    from assay.models import load_causal_lm
+    from trainers.collect import collect_rollouts
+    from trainers.rollout import HFEngine, Sampling
+
+    if args.n < 1 or args.samples < 1 or args.replicas < 1:
+        raise AssayError("--n, --samples and --replicas must be positive.")
+    options = parse_overrides(args.env_options)
+    envs.make(args.env, **options)  # bad env options fail before any model loads
+    model, tokenizer = load_causal_lm(args.model, dtype=args.dtype, device=args.device)
+    if args.replicas > 1:
+        from trainers.pool import EngineSpec, RolloutPool
+
+        spec = EngineSpec(args.model, dtype=args.dtype, device=args.device)
+        engine = RolloutPool(spec, replicas=args.replicas)
+    else:
+        engine = HFEngine(model, tokenizer)
+    sampling = Sampling(
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    dataset = collect_rollouts(
+        engine,
+        lambda: envs.make(args.env, **options),
+        tokenizer,
+        args.out,
+        n=args.n,
+        samples=args.samples,
+        sampling=sampling,
+        shard_size=args.shard_size,
+    )
+    engine.close()
+    rewards = dataset["reward"]
+    print(f"{len(dataset)} trajectories, mean reward {sum(rewards) / max(1, len(rewards)):.3f}")
+    print(f"datasets.load_from_disk({str(args.out / 'dataset')!r})")
+    return 0
+
+
 def _envs_list(args: argparse.Namespace) -> int:
     import envs
 
@@ -150,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     math_eval.add_argument("--device", default="cpu")
     math_eval.add_argument("--output-dir", type=Path, default=Path("runs"))
     math_eval.set_defaults(func=_eval_math)
+
+    rollout = sub.add_parser("rollout", help="play episodes and save them as a dataset")
+    rollout.add_argument("--model", default="smollm2-135m-instruct", help="model registry name")
+    rollout.add_argument("--env", required=True, help="env id (assay envs list)")
+    rollout.add_argument("--n", type=int, default=100, help="episodes (seeds)")
+    rollout.add_argument("--samples", type=int, default=1, help="episodes per seed")
+    rollout.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
+    rollout.add_argument("--temperature", type=float, default=0.7)
+    rollout.add_argument("--max-new-tokens", type=int, default=256)
+    rollout.add_argument("--seed", type=int, default=0)
+    rollout.add_argument("--replicas", type=int, default=1, help="engines on a Ray pool if > 1")
+    rollout.add_argument("--shard-size", type=int, default=64, help="seeds per saved shard")
+    rollout.add_argument("--dtype", default="float32")
+    rollout.add_argument("--device", default="cpu")
+    rollout.add_argument("env_options", nargs="*", metavar="option=value", help="env options")
+    rollout.set_defaults(func=_rollout)
 
     env_cmd = sub.add_parser("envs", help="list and check environments").add_subparsers(
         dest="action", required=True

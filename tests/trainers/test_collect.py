@@ -1,0 +1,59 @@
+"""assay rollout: a dataset of trajectories with rewards, written in resumable shards."""
+
+import json
+
+import datasets
+
+import envs
+from assay.cli import main
+from trainers.collect import collect_rollouts
+from trainers.rollout import HFEngine, Sampling
+
+
+def test_rollouts_become_a_dataset_and_resume_from_shards(tmp_path, tiny_lm):
+    model, tokenizer = tiny_lm
+    engine = HFEngine(model, tokenizer)
+    make = lambda: envs.make("math-gsm8k-v0", split="test")  # noqa: E731
+    sampling = Sampling(temperature=1.0, max_new_tokens=4, seed=0)
+    ds = collect_rollouts(engine, make, tokenizer, tmp_path, n=5, samples=2, sampling=sampling,
+                          shard_size=2)  # fmt: skip
+    assert len(ds) == 10 and sorted({r for r in ds["seed"]}) == [0, 1, 2, 3, 4]
+    assert {"prompt", "completion", "reward", "token_ids", "train_mask"} <= set(ds.column_names)
+    row = ds[0]
+    assert row["prompt"][-1]["role"] == "user" and row["agent"] == "solver"
+    assert json.loads(row["info"])["gold"] == make().reset(seed=row["seed"])[1]["gold"]
+    assert len(row["token_ids"]) == len(row["train_mask"]) == len(row["logprobs"])
+    assert len(list((tmp_path / "shards").iterdir())) == 3
+
+    # An interrupted run: drop the last shard, run again, only that shard is played again.
+    import shutil
+
+    shutil.rmtree(tmp_path / "shards" / "00002")
+    calls = []
+
+    class Counting(HFEngine):
+        def generate(self, prompts, sampling):
+            calls.append(len(prompts))
+            return super().generate(prompts, sampling)
+
+    again = collect_rollouts(Counting(model, tokenizer), make, tokenizer, tmp_path, n=5,
+                             samples=2, sampling=sampling, shard_size=2)  # fmt: skip
+    assert calls == [2]  # seed 4 x 2 samples, one turn
+    assert again["completion"] == ds["completion"]
+    assert datasets.load_from_disk(str(tmp_path / "dataset"))["reward"] == ds["reward"]
+
+
+def test_the_rollout_command(tmp_path, capsys):
+    code = main(
+        ["rollout", "--model", "tiny-random-llama", "--env", "codenames-guess-v0", "--n", "3",
+         "--samples", "2", "--max-new-tokens", "4", "--out", str(tmp_path), "difficulty=far"]
+    )  # fmt: skip
+    assert code == 0
+    ds = datasets.load_from_disk(str(tmp_path / "dataset"))
+    assert len(ds) == 6 and set(ds["reward"]) == {-1.0}  # a random model never answers in form
+    assert "6 trajectories" in capsys.readouterr().out
+
+
+def test_bad_env_options_fail_before_loading(tmp_path, capsys):
+    code = main(["rollout", "--env", "codenames-guess-v0", "--out", str(tmp_path), "difficulty=x"])
+    assert code == 2 and "difficulty must be one of" in capsys.readouterr().err
