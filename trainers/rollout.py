@@ -79,7 +79,7 @@ class HFEngine:
         token-id prompts pass through unchanged."""
         return [
             list(p)
-            if _is_token_ids(p)
+            if is_token_ids(p)
             else self.tokenizer.apply_chat_template(
                 p, add_generation_prompt=True, tokenize=True, return_dict=False
             )
@@ -214,7 +214,7 @@ class _StopOnText(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-def _is_token_ids(prompt: Prompt) -> bool:
+def is_token_ids(prompt: Prompt) -> bool:
     return len(prompt) > 0 and isinstance(prompt[0], int)
 
 

