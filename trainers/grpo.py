@@ -123,13 +123,20 @@ def clipped_policy_loss(
     advantages: torch.Tensor,  # (B,) one per completion
     response_mask: torch.Tensor,  # (B, T_c) 1 where the policy produced the token
     clip_eps: float,
+    is_weights: torch.Tensor | None = None,  # (B, T_c) truncated importance weights, no grad
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The token-mean clipped surrogate loss and its diagnostics (clip fraction, mean ratio)."""
+    """The token-mean clipped surrogate loss and its diagnostics (clip fraction, mean ratio).
+
+    ``is_weights`` corrects for samples drawn by an engine whose weights or numerics differ from
+    the learner's (see :func:`truncated_is_weights`); each token's term is scaled by its weight.
+    """
     ratio = torch.exp(logprobs - old_logprobs)  # (B, T_c)
     adv = advantages.unsqueeze(1)  # (B, 1)
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv
     per_token = -torch.minimum(unclipped, clipped)
+    if is_weights is not None:
+        per_token = per_token * is_weights.detach()
     mask = response_mask.to(per_token.dtype)
     n_tokens = mask.sum().clamp(min=1)
     loss = (per_token * mask).sum() / n_tokens
@@ -137,3 +144,15 @@ def clipped_policy_loss(
         clip_frac = (((ratio - 1).abs() > clip_eps).to(mask.dtype) * mask).sum() / n_tokens
         mean_ratio = (ratio * mask).sum() / n_tokens
     return loss, {"clip_frac": clip_frac.item(), "ratio_mean": mean_ratio.item()}
+
+
+def truncated_is_weights(
+    learner_logprobs: torch.Tensor,  # (B, T_c) log p_learner(token), no grad
+    engine_logprobs: torch.Tensor,  # (B, T_c) log p_engine(token) reported by the engine
+    cap: float,
+) -> torch.Tensor:
+    """min(p_learner / p_engine, cap) per token: truncated importance sampling (TIS) for samples
+    from an engine that lags the learner (off-policy) or computes slightly different numbers
+    (vLLM kernels, bf16). Yao et al. 2025, "Your efficient RL framework secretly brings you
+    off-policy RL training"."""
+    return torch.exp(learner_logprobs - engine_logprobs).clamp(max=cap)

@@ -6,8 +6,10 @@ Each step reads like the algorithm: rollout -> score -> advantages -> update -> 
 
 from __future__ import annotations
 
+import copy
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,13 @@ from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from trainers.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from trainers.config import RLConfig
 from trainers.evaluate import EvalResult, evaluate_policy
-from trainers.grpo import clipped_policy_loss, group_advantages, grouped_completion_logprobs
-from trainers.rollout import Completion, HFEngine, Sampling
+from trainers.grpo import (
+    clipped_policy_loss,
+    group_advantages,
+    grouped_completion_logprobs,
+    truncated_is_weights,
+)
+from trainers.rollout import Completion, GenerationEngine, HFEngine, Sampling
 
 SEEDS_PER_RUN_SEED = 1_000_000  # train seeds: seed * 1e6 + k, so they stay below eval's 1e9
 
@@ -35,6 +42,15 @@ class Rollout:
     completions: list[Completion]  # (P*G,)
     rewards: torch.Tensor  # (P, G)
     infos: list[dict[str, Any]] = field(default_factory=list)  # (P*G,)
+
+
+def _is_stats(weights: torch.Tensor, mask: torch.Tensor, cap: float) -> dict[str, float]:
+    m = mask.to(weights.dtype)
+    n = m.sum().clamp(min=1)
+    return {
+        "is_weight_mean": ((weights * m).sum() / n).item(),
+        "is_weight_capped": (((weights >= cap).to(m.dtype) * m).sum() / n).item(),
+    }
 
 
 def train_seed(config: RLConfig, step: int, index: int) -> int:
@@ -50,14 +66,52 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, bool]:
+    """The rollout engine chosen by ``config.rollout`` and whether it holds its own weights
+    (then the learner syncs them after each step)."""
+    ro = config.rollout
+    if ro.backend == "vllm":
+        from trainers.vllm_engine import VLLMEngine
+
+        dtype = config.model.dtype
+        return VLLMEngine(
+            config.model.name, dtype=dtype, gpu_memory_utilization=ro.gpu_memory_utilization
+        ), True
+    if ro.replicas > 1:
+        from trainers.pool import EngineSpec, RolloutPool
+
+        device = "cuda" if str(model.device).startswith("cuda") else "cpu"
+        spec = EngineSpec(
+            config.model.name,
+            dtype=config.model.dtype,
+            device=device,
+            num_gpus=1 if device == "cuda" else 0,
+        )
+        return RolloutPool(spec, replicas=ro.replicas, chunk_size=ro.chunk_size), True
+    if ro.off_policy:  # generation runs while the learner updates: it needs its own copy
+        return HFEngine(copy.deepcopy(model).eval(), tokenizer), True
+    return HFEngine(model, tokenizer), False
+
+
 class GRPOLearner:
-    """Holds the policy, its optimizer and engine; one call of :meth:`step` is one GRPO step."""
+    """Holds the policy, its optimizer and engine; one call of :meth:`step` is one GRPO step.
+
+    With a separate engine (a Ray pool, vLLM, or off-policy mode) the phases are: rollout ->
+    score -> advantages -> update -> sync weights; each step logs ``engine_logprob_gap`` (mean
+    |log p_engine - log p_learner| over the sampled tokens) and applies truncated importance
+    weights. In off-policy mode the rollout of step t+1 is generated in the background while
+    step t trains, so step t trains on samples from the weights of step t-1.
+    """
 
     def __init__(self, config: RLConfig, model, tokenizer):
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
-        self.engine = HFEngine(model, tokenizer)
+        self.engine, self.separate_engine = build_engine(config, model, tokenizer)
+        if self.separate_engine:
+            self.sync_weights()
+        self._background = ThreadPoolExecutor(max_workers=1) if config.rollout.off_policy else None
+        self._next_rollout: Future | None = None
         self.last_rollout: Rollout | None = None
         self.updating = False
         self.weights_step = 0  # the last step whose update the weights include
@@ -137,22 +191,40 @@ class GRPOLearner:
             with_entropy,
         )
 
+    def _engine_logprobs(self, completions: list[Completion], width: int) -> torch.Tensor | None:
+        """The engine's log-probs as a (B, T_c) tensor, or None if it reported none."""
+        if not all(len(c.logprobs) == len(c.token_ids) for c in completions):
+            return None
+        out = torch.zeros(len(completions), width)
+        for i, c in enumerate(completions):
+            out[i, : len(c.logprobs)] = torch.tensor(c.logprobs)
+        return out.to(self.model.device)
+
     def update(self, rollout: Rollout, advantages: torch.Tensor) -> dict[str, float]:
         cfg = self.config
         batch = self._batch(rollout.completions)
         adv = advantages.flatten().to(self.model.device)  # (B,)
         mask = batch["completion_mask"]  # (B, T_c)
+        engine_lp = self._engine_logprobs(rollout.completions, mask.shape[1])  # (B, T_c)
         self.model.train()
         old_logprobs = None
         if cfg.algo.epochs > 1:  # several passes: freeze the sampling policy's log-probs first
             with torch.no_grad():
                 old_logprobs, _ = self._logprobs(batch)
         stats: dict[str, float] = {}
+        is_weights = None
         for epoch in range(cfg.algo.epochs):
             logprobs, entropy = self._logprobs(batch, with_entropy=epoch == 0)
             # One pass: the sampling policy is the current one, so ratio = 1 but keeps its gradient.
             old = old_logprobs if old_logprobs is not None else logprobs.detach()
-            loss, diag = clipped_policy_loss(logprobs, old, adv, mask, cfg.algo.clip_eps)
+            if epoch == 0 and engine_lp is not None:
+                stats.update(self._engine_stats(old, engine_lp, mask))
+                if self.separate_engine:
+                    is_weights = truncated_is_weights(old, engine_lp, cfg.rollout.is_cap)
+                    stats.update(_is_stats(is_weights, mask, cfg.rollout.is_cap))
+            loss, diag = clipped_policy_loss(
+                logprobs, old, adv, mask, cfg.algo.clip_eps, is_weights
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -166,10 +238,51 @@ class GRPOLearner:
         self.scheduler.step()
         return stats
 
+    @staticmethod
+    def _engine_stats(learner_lp, engine_lp, mask) -> dict[str, float]:
+        gap = (learner_lp - engine_lp).abs() * mask
+        return {
+            "engine_logprob_gap": (gap.sum() / mask.sum().clamp(min=1)).item(),
+            "engine_logprob_gap_max": gap.max().item(),
+        }
+
+    # --- sync weights --------------------------------------------------------------------------
+    def sync_weights(self) -> float:
+        """Copy the learner's weights into a separate engine; returns the seconds it took."""
+        t0 = time.perf_counter()
+        if self.separate_engine:
+            self.engine.update_weights(self.model.state_dict())
+        return time.perf_counter() - t0
+
+    def finish(self) -> None:
+        """Wait for a background rollout and bring the engine up to date (before evaluation)."""
+        if self._next_rollout is not None:
+            self._next_rollout.result()
+            self._next_rollout = None
+        self.sync_weights()
+
+    def close(self) -> None:
+        self.finish()
+        if self._background is not None:
+            self._background.shutdown()
+        if self.separate_engine:
+            self.engine.close()
+
+    def _rollout_for(self, env, step: int) -> Rollout:
+        """This step's rollout; in off-policy mode the one generated during the last update
+        (from weights one step older), and the next one is started before returning."""
+        if self._background is None:
+            return self.rollout(env, step)
+        pending = self._next_rollout or self._background.submit(self.rollout, env, step)
+        rollout = pending.result()
+        self.sync_weights()  # the engine is idle now: give it the current weights
+        self._next_rollout = self._background.submit(self.rollout, env, step + 1)
+        return rollout
+
     # --- one step ------------------------------------------------------------------------------
     def step(self, env, step: int) -> dict[str, Any]:
         t0 = time.perf_counter()
-        rollout = self.rollout(env, step)
+        rollout = self._rollout_for(env, step)
         self.last_rollout = rollout
         t_rollout = time.perf_counter() - t0
         advantages = group_advantages(rollout.rewards, scale=self.config.algo.scale_rewards)
@@ -177,6 +290,8 @@ class GRPOLearner:
         stats = self.update(rollout, advantages)
         self.weights_step = step
         self.updating = False
+        if self.separate_engine and self._background is None:
+            stats["weight_sync_s"] = self.sync_weights()
         elapsed = time.perf_counter() - t0
         n_tokens = sum(len(c.token_ids) for c in rollout.completions)
         metrics: dict[str, Any] = {
@@ -338,8 +453,16 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     run_dir, learner, start_step = _open_run(config, resume_dir, log)
+    try:
+        return _run_phases(learner, env, config, run_dir, start_step, log)
+    finally:
+        learner.close()
+
+
+def _run_phases(learner, env, config: RLConfig, run_dir: Path, start_step: int, log) -> dict:
     base = _base_eval(learner, config, run_dir)
     step = _train(learner, env, config, run_dir, start_step, log)
+    learner.finish()  # a background rollout done, the engine holds the final weights
 
     records = MetricsLog(run_dir / "metrics.jsonl").read()
     metric_keys = getattr(env, "metric_keys", ())  # envs that are not TextEnvs may lack it

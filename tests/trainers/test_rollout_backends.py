@@ -1,0 +1,111 @@
+"""The learner with a separate rollout engine: weight sync, the engine-vs-learner log-prob gap,
+truncated importance weights, and one-step-off-policy training."""
+
+import copy
+
+import pytest
+import torch
+
+import envs
+from assay.config import load_config
+from assay.errors import ConfigError
+from trainers.config import RLConfig
+from trainers.rl import GRPOLearner
+from trainers.rollout import HFEngine, Sampling
+
+
+class LengthEnv(envs.TextEnv):
+    """Rewards answers by length mod 3: random answers differ in reward, so every step learns."""
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        n = int(self.np_random.integers(100))
+        return [{"role": "user", "content": f"Write {n} words."}], self.make_info("writer")
+
+    def step(self, action):
+        info = self.make_info("writer")
+        return [{"role": "assistant", "content": action}], (len(action) % 3) / 2, True, False, info
+
+
+def _config(**overrides):
+    args = {
+        "algo.group_size": 4,
+        "algo.prompts_per_step": 1,
+        "sampling.max_new_tokens": 6,
+        "sampling.temperature": 1.0,
+        "optim.lr": 1e-2,
+        **overrides,
+    }
+    return load_config(RLConfig, overrides=[f"{k}={v}" for k, v in args.items()])
+
+
+def test_in_process_engine_has_no_gap_and_no_importance_weights(tiny_lm):
+    model, tokenizer = tiny_lm
+    learner = GRPOLearner(_config(), copy.deepcopy(model), tokenizer)
+    metrics = learner.step(LengthEnv(), 1)
+    assert not learner.separate_engine
+    assert metrics["engine_logprob_gap"] < 1e-4
+    assert "is_weight_mean" not in metrics
+
+
+def test_off_policy_trains_on_the_batch_generated_one_step_earlier(tiny_lm):
+    model, tokenizer = tiny_lm
+    start = copy.deepcopy(model)
+    learner = GRPOLearner(_config(**{"rollout.off_policy": True}), copy.deepcopy(model), tokenizer)
+    try:
+        first = learner.step(LengthEnv(), 1)
+        second = learner.step(LengthEnv(), 2)
+        trained_on = [c.token_ids for c in learner.last_rollout.completions]
+    finally:
+        learner.close()
+    # Step 2's batch came from the starting weights: an on-policy learner still holding them
+    # samples exactly the same completions for step 2.
+    reference = GRPOLearner(_config(), start, tokenizer).rollout(LengthEnv(), 2)
+    assert trained_on == [c.token_ids for c in reference.completions]
+    assert first["engine_logprob_gap"] < 1e-4  # step 1: engine and learner both at the start
+    assert second["engine_logprob_gap"] > 1e-3  # step 2: the learner moved on by one update
+    assert second["is_weight_mean"] > 0 and 0 <= second["is_weight_capped"] <= 1
+
+
+def test_truncated_weights_scale_each_tokens_term():
+    from trainers.grpo import clipped_policy_loss, truncated_is_weights
+
+    learner_lp = torch.log(torch.tensor([[0.5, 0.9]]))
+    engine_lp = torch.log(torch.tensor([[0.25, 0.1]]))
+    weights = truncated_is_weights(learner_lp, engine_lp, cap=2.0)
+    torch.testing.assert_close(weights, torch.tensor([[2.0, 2.0]]))  # 2.0 and 9.0 capped to 2
+    weights = truncated_is_weights(engine_lp, learner_lp, cap=2.0)
+    torch.testing.assert_close(weights, torch.tensor([[0.5, 1 / 9]]))
+    logprobs = torch.zeros(1, 2, requires_grad=True)
+    mask = torch.ones(1, 2)
+    loss, _ = clipped_policy_loss(logprobs, logprobs.detach(), torch.tensor([1.0]), mask, 0.2,
+                                  weights)  # fmt: skip
+    torch.testing.assert_close(loss, -(0.5 + 1 / 9) / 2 * torch.ones(()))  # ratio 1: -mean(w * A)
+
+
+def test_vllm_with_several_replicas_is_a_config_error():
+    with pytest.raises(ConfigError, match="replicas > 1 runs HF engines on Ray"):
+        _config(**{"rollout.backend": "vllm", "rollout.replicas": 2})
+
+
+@pytest.mark.slow
+def test_a_ray_pool_learner_syncs_its_replicas_after_each_step(tiny_lm):
+    ray = pytest.importorskip("ray")
+    model, tokenizer = tiny_lm
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    learner = GRPOLearner(
+        _config(**{"rollout.replicas": 2, "model.name": "tiny-random-llama"}),
+        copy.deepcopy(model),
+        tokenizer,
+    )
+    try:
+        metrics = learner.step(LengthEnv(), 1)
+        assert metrics["weight_sync_s"] > 0 and "is_weight_mean" in metrics
+        prompts = [LengthEnv().reset(seed=s)[0] for s in range(4)]
+        greedy = Sampling(temperature=0.0, max_new_tokens=6)
+        expected = HFEngine(learner.model, tokenizer).generate(prompts, greedy)
+        got = learner.engine.generate(prompts, greedy)
+        assert [g[0].token_ids for g in got] == [g[0].token_ids for g in expected]
+    finally:
+        learner.close()
+        ray.shutdown()
