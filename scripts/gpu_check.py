@@ -138,6 +138,51 @@ def check_run_rl(name: str, out: Path) -> None:
     )
 
 
+def check_rollout_backends(name: str) -> None:
+    """HF bf16 tokens/s, the Ray pool with 2 replicas sharing this GPU, and vLLM, when they import;
+    a missing one is reported as SKIP with the reason."""
+    prompts = [[{"role": "user", "content": f"Tell a story about {i}."}] for i in range(16)]
+    sampling = Sampling(n=8, temperature=1.0, max_new_tokens=128, seed=0)
+    greedy = Sampling(temperature=0.0, max_new_tokens=32)
+    model, tokenizer = load_causal_lm(name, "bfloat16", "cuda")
+    hf = HFEngine(model, tokenizer)
+    start = time.perf_counter()
+    n = sum(len(c.token_ids) for g in hf.generate(prompts, sampling) for c in g)
+    print(f"CHECK hf_bf16_tokens_per_s={n / (time.perf_counter() - start):.0f}")
+    reference = [g[0].token_ids for g in hf.generate(prompts, greedy)]
+    try:
+        import ray
+
+        from trainers.pool import EngineSpec, RolloutPool
+
+        ray.init(include_dashboard=False, log_to_driver=False)
+        spec = EngineSpec(name, dtype="bfloat16", device="cuda", num_gpus=0.4)
+        pool = RolloutPool(spec, replicas=2)
+        pool.update_weights(model.state_dict())
+        same = [g[0].token_ids for g in pool.generate(prompts, greedy)] == reference
+        print(f"CHECK pool_2_replicas_one_gpu greedy_equals_hf={same} ok={same}")
+        pool.close()
+        ray.shutdown()
+    except ImportError as err:
+        print(f"SKIP pool: {err}")
+    try:
+        from trainers.vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(name, dtype="bfloat16", gpu_memory_utilization=0.3)
+        start = time.perf_counter()
+        n = sum(len(c.token_ids) for g in engine.generate(prompts, sampling) for c in g)
+        print(f"CHECK vllm_bf16_tokens_per_s={n / (time.perf_counter() - start):.0f}")
+        agree = sum(
+            g[0].token_ids == r
+            for g, r in zip(engine.generate(prompts, greedy), reference, strict=True)
+        )
+        print(f"CHECK vllm_vs_hf_greedy_agreement={agree}/{len(prompts)} (bf16 kernels differ)")
+        engine.update_weights(model.state_dict())
+        print("CHECK vllm_update_weights ok=True")
+    except Exception as err:  # ConfigError when vLLM is absent, or a start-up failure: report it
+        print(f"SKIP vllm: {str(err).splitlines()[0]}")
+
+
 def main() -> None:
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
     name = smollm2_shaped_model()
@@ -148,6 +193,7 @@ def main() -> None:
     check_learning_bf16(name)
     out = Path("/tmp/assay-gpu-runs")  # checkpoints are large; keep them off $OUT
     check_run_rl(name, out)
+    check_rollout_backends(name)
     print("BENCH rl_step on GPU (fp32, same settings as the CPU benchmark):", flush=True)
     subprocess.run(
         [sys.executable, "benchmarks/rl_step.py", "--model", name], check=False, timeout=400

@@ -6,7 +6,8 @@ set -euo pipefail
 mkdir -p .gpu/whl .gpu/cache
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .gpu/whl gymnasium==1.4.0 farama-notifications trl==1.16.0 datasets==5.2.0 dill multiprocess gguf==0.19.0
+  -d .gpu/whl gymnasium==1.4.0 farama-notifications trl==1.16.0 datasets==5.2.0 dill multiprocess gguf==0.19.0 \
+  latex2sympy2_extended antlr4-python3-runtime==4.13.2
 cache="${ASSAY_CACHE:-$HOME/.cache/assay}"
 rm -rf .gpu/cache/smollm2-135m-instruct-tokenizer .gpu/cache/smollm2-config
 cp -r "$cache/smollm2-135m-instruct-tokenizer" .gpu/cache/
