@@ -103,11 +103,16 @@ class GRPOLearner:
     step t trains, so step t trains on samples from the weights of step t-1.
     """
 
-    def __init__(self, config: RLConfig, model, tokenizer):
+    def __init__(self, config: RLConfig, model, tokenizer, engine: GenerationEngine | None = None):
+        """``engine``: a running engine to generate with (then treated as separate from the
+        learner's model); by default one is built from ``config.rollout``."""
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
-        self.engine, self.separate_engine = build_engine(config, model, tokenizer)
+        if engine is not None:
+            self.engine, self.separate_engine = engine, True
+        else:
+            self.engine, self.separate_engine = build_engine(config, model, tokenizer)
         if self.separate_engine:
             self.sync_weights()
         self._background = ThreadPoolExecutor(max_workers=1) if config.rollout.off_policy else None

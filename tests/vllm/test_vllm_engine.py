@@ -66,3 +66,47 @@ def test_n_samples_token_id_prompts_and_stop_strings(engines):
     (cut,) = vllm_engine.generate(PROMPTS[:1], Sampling(temperature=0.0, max_new_tokens=16,
                                                         stop=(stop,)))[0]  # fmt: skip
     assert cut.text == full.text[: full.text.find(stop)] and cut.finish_reason == "stop"
+
+
+def test_grpo_learner_with_a_vllm_engine_syncs_it_after_each_step(engines):
+    import copy
+
+    import envs
+    from assay.config import load_config
+    from trainers.config import RLConfig
+    from trainers.rl import GRPOLearner
+
+    vllm_engine, hf_engine, model = engines
+    overrides = [
+        "rollout.backend=vllm",
+        "algo.group_size=4",
+        "algo.prompts_per_step=1",
+        "sampling.temperature=1.0",
+        "sampling.max_new_tokens=8",
+        "optim.lr=1e-3",
+    ]
+    config = load_config(RLConfig, overrides=[f"model.name={MODEL}", *overrides])
+    # The running engine is reused (start-up takes ~30 s); build_engine makes the same one.
+    learner = GRPOLearner(config, copy.deepcopy(model), hf_engine.tokenizer, engine=vllm_engine)
+
+    class LengthEnv(envs.TextEnv):  # rewards vary with the answer: every step changes weights
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return [{"role": "user", "content": "Write something."}], self.make_info("writer")
+
+        def step(self, action):
+            info = self.make_info("writer")
+            return [], float(len(action) % 3), True, False, info
+
+    try:
+        metrics = learner.step(LengthEnv(), 1)
+        assert metrics["reward_std"] > 0  # there was something to learn
+        assert metrics["engine_logprob_gap"] < 0.05 and "is_weight_mean" in metrics
+        assert metrics["weight_sync_s"] > 0
+        trained = HFEngine(learner.model, learner.tokenizer).generate(PROMPTS, GREEDY)
+        ours = vllm_engine.generate(PROMPTS, GREEDY)
+        assert [g[0].token_ids for g in ours] == [g[0].token_ids for g in trained]
+        assert any(p.ne(q).any() for p, q in zip(learner.model.parameters(), model.parameters(),
+                                                  strict=True))  # fmt: skip
+    finally:
+        vllm_engine.update_weights(model.state_dict())  # leave the shared engine as it was
