@@ -1,6 +1,6 @@
 """Seconds per GRPO step: assay's learner vs TRL's GRPOTrainer, same model, prompts and settings.
 
-    python benchmarks/rl_step.py [--model smollm2-135m-instruct] [--steps 5]
+    python benchmarks/rl_step.py [--model smollm2-135m-instruct] [--steps 5] [--replicas N]
 
 Both train SmolLM2-135M-Instruct on codenames-guess-v0 boards (seeds 0, 1, 2, ... in the same
 order), 2 prompts x 4 completions per step, 32 new tokens at most, temperature 0.7, the same
@@ -8,6 +8,8 @@ learning rate, fp32, no KL term, and one optimisation pass per batch. TRL runs w
 checkpointing (its default recomputes activations, which would only slow it down here). After one
 warm-up step each, ``--steps`` steps are timed. Completion lengths differ with sampling, so
 tokens/s is printed too. Ends with ``RESULT assay_s=... trl_s=... ratio=...`` (goal: ratio <= 1).
+``--replicas N`` (N > 1) makes assay generate on a Ray pool of N HF engines, with weight sync
+after each step (``rollout.replicas=N``).
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ GROUP, PROMPTS, MAX_NEW, LR, TEMPERATURE = 4, 2, 32, 1e-5, 0.7
 ENV_KWARGS = {"n_targets": [2, 3], "n_non_targets": [2, 3]}
 
 
-def time_assay(model, tokenizer, steps: int) -> tuple[list[float], float]:
+def time_assay(model, tokenizer, steps: int, name: str, replicas: int) -> tuple[list[float], float]:
     config = load_config(
         RLConfig,
         overrides=[
+            f"model.name={name}",
+            f"rollout.replicas={replicas}",
             f"algo.group_size={GROUP}",
             f"algo.prompts_per_step={PROMPTS}",
             f"sampling.max_new_tokens={MAX_NEW}",
@@ -50,6 +54,7 @@ def time_assay(model, tokenizer, steps: int) -> tuple[list[float], float]:
         if step > 1:  # step 1 is the warm-up
             times.append(metrics["step_time_s"])
             lengths.append(metrics["completion_len"])
+    learner.close()
     return times, statistics.mean(lengths)
 
 
@@ -123,13 +128,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--replicas", type=int, default=1, help="> 1: generate on a Ray pool")
     args = parser.parse_args()
     model, tokenizer = load_causal_lm(
         args.model, device="cuda" if torch.cuda.is_available() else "cpu"
     )
 
     torch.manual_seed(0)
-    assay_times, assay_len = time_assay(copy.deepcopy(model), tokenizer, args.steps)
+    assay_times, assay_len = time_assay(
+        copy.deepcopy(model), tokenizer, args.steps, args.model, args.replicas
+    )
     torch.manual_seed(0)
     trl_times, trl_len = time_trl(copy.deepcopy(model), tokenizer, args.steps)
 
@@ -141,7 +149,8 @@ def main() -> None:
         f"TRL:   {trl_s:.2f} s/step (steps: {', '.join(f'{t:.2f}' for t in trl_times)}), mean completion {trl_len:.1f} tokens"
     )
     print(
-        f"RESULT assay_s={assay_s:.3f} trl_s={trl_s:.3f} ratio={assay_s / trl_s:.3f} "
+        f"RESULT replicas={args.replicas} assay_s={assay_s:.3f} trl_s={trl_s:.3f} "
+        f"ratio={assay_s / trl_s:.3f} "
         f"assay_tokens={assay_len:.1f} trl_tokens={trl_len:.1f}"
     )
 
