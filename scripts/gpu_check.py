@@ -157,11 +157,12 @@ def check_rollout_backends(name: str) -> None:
 
         ray.init(include_dashboard=False, log_to_driver=False)
         spec = EngineSpec(name, dtype="bfloat16", device="cuda", num_gpus=0.4)
-        pool = RolloutPool(spec, replicas=2)
-        pool.update_weights(model.state_dict())
-        same = [g[0].token_ids for g in pool.generate(prompts, greedy)] == reference
-        print(f"CHECK pool_2_replicas_one_gpu greedy_equals_hf={same} ok={same}")
-        pool.close()
+        for sync in ("object_store", "broadcast"):
+            pool = RolloutPool(spec, replicas=2, weight_sync=sync)
+            pool.update_weights(model.state_dict())
+            same = [g[0].token_ids for g in pool.generate(prompts, greedy)] == reference
+            print(f"CHECK pool_2_replicas_one_gpu weight_sync={sync} greedy_equals_hf={same}")
+            pool.close()
         ray.shutdown()
     except ImportError as err:
         print(f"SKIP pool: {err}")

@@ -83,6 +83,9 @@ class RolloutConfig:
     """HF engines as Ray actors (``trainers.pool``) when > 1; needs ``pip install ray``."""
     chunk_size: int = 0
     """Prompts per request sent to a pool replica; 0 splits each batch evenly over replicas."""
+    weight_sync: Literal["object_store", "broadcast"] = "object_store"
+    """How a pool gets new weights: through Ray's object store (works everywhere), or broadcast
+    from the learner over a collective group (NCCL between GPUs, gloo on CPUs)."""
     off_policy: bool = False
     """Generate batch t+1 while training on batch t (one step stale), corrected by truncated
     importance sampling; the engine then holds its own copy of the weights."""

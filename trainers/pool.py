@@ -13,9 +13,10 @@ A batch is cut into chunks of ``chunk_size`` prompts (by default one chunk per r
 largest batches), dealt round-robin to the replicas and collected as they finish (:meth:`RolloutPool.stream` yields them in arrival order). Sampled chunks
 get seeds derived from ``sampling.seed`` and the chunk's position, so results do not depend on
 which replica ran what. New weights go through the Ray object store once (``ray.put``) and every
-replica loads them in place; the pool keeps that reference, so a replica that dies is restarted
-with the current weights and its unfinished chunks are run again. Every request is answered
-exactly once.
+replica loads them in place, or, with ``weight_sync="broadcast"``, over a collective group from
+the learner's process (NCCL between GPUs, gloo on CPUs; :mod:`trainers.weight_sync`). A replica
+that dies is restarted with the current weights (the group is re-formed before the next sync)
+and its unfinished chunks are run again. Every request is answered exactly once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -64,6 +65,16 @@ class _EngineActor:
         self.engine.update_weights(weights)
         return True
 
+    def join_weight_group(self, host: str, port: int, rank: int, world: int, backend: str) -> bool:
+        from trainers.weight_sync import WeightGroup
+
+        self.weight_group = WeightGroup(host, port, rank, world, backend)
+        return True
+
+    def receive_weights(self, manifest) -> bool:
+        self.engine.update_weights(self.weight_group.receive(manifest))
+        return True
+
 
 class RolloutPool:
     """``replicas`` engines behind the :class:`trainers.rollout.GenerationEngine` interface."""
@@ -75,6 +86,7 @@ class RolloutPool:
         chunk_size: int = 0,
         address: str | None = None,
         max_restarts: int = 3,
+        weight_sync: Literal["object_store", "broadcast"] = "object_store",
     ):
         try:
             import ray
@@ -92,7 +104,14 @@ class RolloutPool:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self.spec, self.chunk_size, self.max_restarts = spec, chunk_size, max_restarts
         self._remote = ray.remote(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)(_EngineActor)
+        if weight_sync not in ("object_store", "broadcast"):
+            raise ConfigError(
+                f"weight_sync must be object_store or broadcast, got {weight_sync!r}."
+            )
+        self.weight_sync = weight_sync
         self._weights_ref = None
+        self._latest: dict[str, torch.Tensor] | None = None  # broadcast mode: for restarts
+        self._group = None  # broadcast mode: this process's WeightGroup (rank 0)
         self.actors = [self._start() for _ in range(replicas)]
         self.restarts = 0
 
@@ -154,17 +173,49 @@ class RolloutPool:
         except Exception:
             pass
         self._ray.kill(actor, no_restart=True)
+        if self.weight_sync == "broadcast" and self._latest is not None:
+            self._weights_ref = self._ray.put(self._latest)
         self.actors[replica] = self._start()
         self.restarts += 1
+        self._group = None  # its old member is gone: form the group again before the next sync
 
     def update_weights(
         self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
     ) -> None:
         """Send new weights to every replica through the object store (once) and wait."""
         items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
+        if self.weight_sync == "broadcast":
+            self._broadcast(list(items))
+            return
         weights = {name: t.detach().to("cpu") for name, t in items}
         self._weights_ref = self._ray.put(weights)
         self._ray.get([a.update_weights.remote(self._weights_ref) for a in self.actors])
+
+    def _broadcast(self, items: list[tuple[str, torch.Tensor]]) -> None:
+        from trainers.weight_sync import manifest
+
+        if self._group is None:
+            self._form_group()
+        receipts = [a.receive_weights.remote(manifest(items)) for a in self.actors]
+        self._group.send(items)
+        self._ray.get(receipts)
+        self._latest = {name: t.detach().to("cpu", copy=True) for name, t in items}
+        self._weights_ref = None
+
+    def _form_group(self) -> None:
+        """Learner as rank 0, replicas as 1..N, on a fresh port (the old group, if any, had a
+        member that died)."""
+        from trainers.weight_sync import WeightGroup, free_port
+
+        host = self._ray.util.get_node_ip_address()
+        port, world = free_port(host), len(self.actors) + 1
+        backend = "nccl" if self.spec.device.startswith("cuda") else "gloo"
+        joins = [
+            a.join_weight_group.remote(host, port, rank, world, backend)
+            for rank, a in enumerate(self.actors, start=1)
+        ]
+        self._group = WeightGroup(host, port, 0, world, backend)
+        self._ray.get(joins)
 
     def close(self) -> None:
         for actor in self.actors:

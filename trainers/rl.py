@@ -87,7 +87,10 @@ def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, 
             device=device,
             num_gpus=1 if device == "cuda" else 0,
         )
-        return RolloutPool(spec, replicas=ro.replicas, chunk_size=ro.chunk_size), True
+        pool = RolloutPool(
+            spec, replicas=ro.replicas, chunk_size=ro.chunk_size, weight_sync=ro.weight_sync
+        )
+        return pool, True
     if ro.off_policy:  # generation runs while the learner updates: it needs its own copy
         return HFEngine(copy.deepcopy(model).eval(), tokenizer), True
     return HFEngine(model, tokenizer), False

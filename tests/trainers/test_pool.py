@@ -67,3 +67,28 @@ def test_a_replica_killed_mid_batch_is_restarted_and_nothing_is_lost(pool, tiny_
     assert [results[i] for i in range(len(PROMPTS))] == reference
     assert pool.restarts == restarts + 1
     assert _ids(pool.generate(PROMPTS, GREEDY)) == reference  # the new replica works
+
+
+def test_broadcast_weight_sync_and_a_restart_that_reforms_the_group(pool, tiny_lm):
+    del pool  # only for its Ray cluster; this test builds its own pool
+    model, tokenizer = tiny_lm
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    expected = _ids(HFEngine(other, tokenizer).generate(PROMPTS, GREEDY))
+    reference = _ids(HFEngine(model, tokenizer).generate(PROMPTS, GREEDY))
+    spec = EngineSpec("tiny-random-llama", num_cpus=0)  # the fixture's pool holds both CPUs
+    broadcasting = RolloutPool(spec, replicas=2, chunk_size=2, weight_sync="broadcast")
+    try:
+        broadcasting.update_weights(other.state_dict())  # gloo broadcast from this process
+        assert _ids(broadcasting.generate(PROMPTS, GREEDY)) == expected
+        for n, _ in enumerate(broadcasting.stream(PROMPTS, GREEDY)):
+            if n == 0:
+                ray.kill(broadcasting.actors[1], no_restart=True)
+        assert broadcasting.restarts == 1
+        assert _ids(broadcasting.generate(PROMPTS, GREEDY)) == expected  # restarted with `other`
+        broadcasting.update_weights(model.state_dict())  # a new group with the new replica
+        assert _ids(broadcasting.generate(PROMPTS, GREEDY)) == reference
+    finally:
+        broadcasting.close()
