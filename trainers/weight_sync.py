@@ -3,7 +3,8 @@
 The Ray object store (the pool's default) copies the whole state through shared memory and
 each replica deserialises it; on GPUs a NCCL broadcast from the learner's GPU straight into the
 replicas' GPUs is the fast path. This module is that path: rank 0 is the learner, ranks 1..N are
-the replicas; ``nccl`` between GPUs, ``gloo`` on CPUs (which is how the tests run it).
+the replicas; ``nccl`` between GPUs (each rank on its own GPU, as NCCL requires), ``gloo`` on CPUs
+(which is how the tests run it).
 
 The group is built from ``torch.distributed.TCPStore`` and a process-group object of its own, not
 ``init_process_group``: the learner's default group stays free for its own data-parallel
