@@ -8,12 +8,13 @@ agent trajectory becomes one row:
 
 ``seed``, ``sample``, ``agent``, ``prompt`` (the first observation, chat messages),
 ``completion`` (the agent's answers, joined by blank lines), ``reward`` (the agent's episode
-reward), ``turns``, ``token_ids``, ``train_mask``, ``logprobs`` (the token-exact context) and
+reward), ``turns``, ``truncated``, ``token_ids``, ``train_mask``, ``logprobs`` (the token-exact context) and
 ``info`` (the env's final ``info`` as JSON).
 
 Rows are written in shards of ``shard_size`` seeds under ``DIR/shards/``, each saved whole (to a
 temporary folder, then renamed), so an interrupted run resumes at the first missing shard; at the
-end all shards are joined into ``DIR/dataset`` (``datasets.load_from_disk``).
+end all shards are joined into ``DIR/dataset`` (``datasets.load_from_disk``). ``DIR/rollout.json``
+records the settings; resuming with different ones is refused.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from assay.errors import ConfigError
+from assay.runs import write_json
 from trainers.episodes import Episode, run_episodes
 from trainers.rollout import GenerationEngine, Sampling
 
@@ -47,6 +50,7 @@ def collect_rollouts(
 
     shards_dir = out_dir / "shards"
     shards_dir.mkdir(parents=True, exist_ok=True)
+    _check_manifest(out_dir, n, samples, sampling, seed_offset, shard_size, make_env)
     starts = list(range(0, n, shard_size))
     for number, start in enumerate(tqdm(starts, desc="rollout", unit="shard")):
         final = shards_dir / f"{number:05d}"
@@ -91,6 +95,7 @@ def _rows(episode: Episode, sample: int) -> list[dict[str, Any]]:
                 "completion": "\n\n".join(answers),
                 "reward": t.reward,
                 "turns": t.turns,
+                "truncated": episode.truncated,
                 "token_ids": t.token_ids,
                 "train_mask": t.train_mask,
                 "logprobs": t.logprobs,
@@ -98,6 +103,34 @@ def _rows(episode: Episode, sample: int) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _check_manifest(out_dir: Path, n, samples, sampling, seed_offset, shard_size, make_env):
+    """Shards are only reused by a run with the same settings; a different run must not silently
+    mix with them."""
+    env = make_env()
+    spec = getattr(env, "spec", None)
+    manifest = {
+        "n": n,
+        "samples": samples,
+        "seed_offset": seed_offset,
+        "shard_size": shard_size,
+        "sampling": asdict(sampling),
+        "env": getattr(spec, "id", type(env).__name__),
+        "env_kwargs": getattr(spec, "kwargs", None),
+    }
+    manifest = json.loads(json.dumps(manifest, default=str))
+    path = out_dir / "rollout.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in manifest if before.get(k) != manifest[k])
+        if changed:
+            raise ConfigError(
+                f"{out_dir} holds rollouts made with other settings ({', '.join(changed)}); "
+                "use a new --out or delete it."
+            )
+    else:
+        write_json(path, manifest)
 
 
 def _first_answer(messages: list[dict]) -> int:

@@ -16,7 +16,7 @@ Episodes are played in lock-step, one batched ``generate`` per policy per round.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envs import Message
@@ -43,6 +43,8 @@ class Episode:
     trajectories: dict[str, Trajectory]
     steps: int
     infos: list[dict[str, Any]]
+    truncated: bool = False
+    """The env truncated it, or ``max_turns`` ran out before it ended."""
 
     @property
     def rewards(self) -> dict[str, float]:
@@ -74,12 +76,18 @@ def continuation_ids(tokenizer, before: list[Message], after: list[Message]) -> 
     return full[len(base) :]
 
 
-def closing_ids(tokenizer, before: list[Message], produced_eos: bool, eos_id: int) -> list[int]:
-    """The template's ids after the last assistant message's text (e.g. ``<|im_end|>\\n``),
-    minus the end-of-sequence token if the policy produced it itself."""
-    rendered = tokenizer.apply_chat_template(before, tokenize=True, return_dict=False)
-    last_eos = len(rendered) - 1 - rendered[::-1].index(eos_id)
-    return rendered[last_eos + 1 :] if produced_eos else rendered[last_eos:]
+_MARKER = "\u2063assay-end-of-answer\u2063"
+
+
+def closing_ids(tokenizer, before: list[Message], generated: list[int]) -> list[int]:
+    """The template's ids after the last assistant message's text (``<|im_end|>\\n``,
+    ``<end_of_turn>\\n``, ...), minus a first token the policy already produced itself (it
+    stopped on the template's end-of-turn token)."""
+    marked = before[:-1] + [{"role": "assistant", "content": _MARKER}]
+    text = tokenizer.apply_chat_template(marked, tokenize=False)
+    suffix = text[text.rindex(_MARKER) + len(_MARKER) :]
+    ids = tokenizer.encode(suffix, add_special_tokens=False)
+    return ids[1:] if ids and generated and generated[-1] == ids[0] else ids
 
 
 def run_episodes(
@@ -102,10 +110,16 @@ def run_episodes(
         episode = Episode(seed, {}, 0, [info])
         episodes.append(episode)
         live.append((env, episode, observation, info["agent"]))
-    for _ in range(max_turns):
+    for round_number in range(max_turns):
         if not live:
             break
-        live = _play_round(live, policies, sampling, tokenizer)
+        if sampling.seed is not None:  # each round samples afresh
+            round_sampling = replace(sampling, seed=sampling.seed * 1_000_003 + round_number)
+        else:
+            round_sampling = sampling
+        live = _play_round(live, policies, round_sampling, tokenizer)
+    for _, episode, _, _ in live:
+        episode.truncated = True
     return episodes
 
 
@@ -161,10 +175,9 @@ def _apply_turn(env, episode: Episode, agent: str, completion, tokenizer) -> lis
     for who, r in (info.get("rewards") or {agent: reward}).items():
         episode.trajectories.setdefault(who, Trajectory(who)).reward += float(r)
     if terminated or truncated:
+        episode.truncated = truncated
         return []
-    eos = tokenizer.eos_token_id
-    produced_eos = bool(completion.token_ids) and completion.token_ids[-1] == eos
-    closing = closing_ids(tokenizer, trajectory.messages, produced_eos, eos)
+    closing = closing_ids(tokenizer, trajectory.messages, completion.token_ids)
     trajectory.token_ids += closing
     trajectory.train_mask += [0] * len(closing)
     trajectory.logprobs += [0.0] * len(closing)

@@ -135,21 +135,22 @@ class RolloutPool:
             list(range(start, min(start + size, len(prompts))))
             for start in range(0, len(prompts), size)
         ]
-        pending: dict[Any, tuple[int, int]] = {}  # object ref -> (chunk number, replica)
+        pending: dict[Any, tuple[int, int, Any]] = {}  # ref -> (chunk, replica, its actor)
         replica_of = itertools.cycle(range(len(self.actors)))
         for number in range(len(chunks)):
             self._submit(pending, number, next(replica_of), chunks, prompts, sampling)
-        failures = 0
+        restarts_here = 0
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
-            number, replica = pending.pop(ref)
+            number, replica, actor = pending.pop(ref)
             try:
                 groups = ray.get(ref)
             except ray.exceptions.RayActorError:
-                failures += 1
-                if failures > self.max_restarts * len(self.actors):
-                    raise
-                self._restart(replica)
+                if self.actors[replica] is actor:  # not replaced yet by an earlier failed chunk
+                    restarts_here += 1
+                    if restarts_here > self.max_restarts * len(self.actors):
+                        raise
+                    self._restart(replica)
                 self._submit(pending, number, replica, chunks, prompts, sampling)
                 continue
             yield from zip(chunks[number], groups, strict=True)
@@ -158,21 +159,13 @@ class RolloutPool:
         chunk_sampling = sampling
         if sampling.seed is not None:
             chunk_sampling = replace(sampling, seed=sampling.seed * 100_003 + number)
-        ref = self.actors[replica].generate.remote(
-            [prompts[i] for i in chunks[number]], chunk_sampling
-        )
-        pending[ref] = (number, replica)
+        actor = self.actors[replica]
+        ref = actor.generate.remote([prompts[i] for i in chunks[number]], chunk_sampling)
+        pending[ref] = (number, replica, actor)
 
     def _restart(self, replica: int) -> None:
-        """Replace a dead replica by a fresh one with the current weights (idempotent: a replica
-        that several failed chunks point at is restarted once)."""
-        actor = self.actors[replica]
-        try:
-            self._ray.get(actor.update_weights.remote({}), timeout=30)
-            return  # still alive: the failure was another replica's
-        except Exception:
-            pass
-        self._ray.kill(actor, no_restart=True)
+        """Replace a dead replica by a fresh one holding the current weights."""
+        self._ray.kill(self.actors[replica], no_restart=True)
         if self.weight_sync == "broadcast" and self._latest is not None:
             self._weights_ref = self._ray.put(self._latest)
         self.actors[replica] = self._start()
@@ -189,18 +182,38 @@ class RolloutPool:
             return
         weights = {name: t.detach().to("cpu") for name, t in items}
         self._weights_ref = self._ray.put(weights)
-        self._ray.get([a.update_weights.remote(self._weights_ref) for a in self.actors])
+        refs = [a.update_weights.remote(self._weights_ref) for a in self.actors]
+        for replica, ref in enumerate(refs):
+            try:
+                self._ray.get(ref)
+            except self._ray.exceptions.RayActorError:
+                self._restart(replica)  # the new replica starts from these weights
 
     def _broadcast(self, items: list[tuple[str, torch.Tensor]]) -> None:
         from trainers.weight_sync import manifest
 
-        if self._group is None:
-            self._form_group()
-        receipts = [a.receive_weights.remote(manifest(items)) for a in self.actors]
-        self._group.send(items)
-        self._ray.get(receipts)
         self._latest = {name: t.detach().to("cpu", copy=True) for name, t in items}
         self._weights_ref = None
+        for attempt in range(2):
+            if self._group is None:
+                self._form_group()
+            receipts = [a.receive_weights.remote(manifest(items)) for a in self.actors]
+            try:
+                self._group.send(items)
+                self._ray.get(receipts)
+                return
+            except Exception:  # a replica died mid-broadcast (the send timed out or failed)
+                if attempt == 1:
+                    raise
+                self._group = None
+                self._restart_dead()
+
+    def _restart_dead(self) -> None:
+        for replica, actor in enumerate(self.actors):
+            try:
+                self._ray.get(actor.update_weights.remote({}), timeout=60)
+            except Exception:
+                self._restart(replica)  # starts from self._latest
 
     def _form_group(self) -> None:
         """Learner as rank 0, replicas as 1..N, on a fresh port (the old group, if any, had a

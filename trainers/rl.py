@@ -265,16 +265,23 @@ class GRPOLearner:
     def finish(self) -> None:
         """Wait for a background rollout and bring the engine up to date (before evaluation)."""
         if self._next_rollout is not None:
-            self._next_rollout.result()
-            self._next_rollout = None
+            pending, self._next_rollout = self._next_rollout, None
+            pending.result()
         self.sync_weights()
 
     def close(self) -> None:
-        self.finish()
-        if self._background is not None:
-            self._background.shutdown()
-        if self.separate_engine:
-            self.engine.close()
+        """Stop the background rollout (its result is dropped) and release the engine. Safe to
+        call while another error is on its way out: failures here do not hide it."""
+        try:
+            if self._next_rollout is not None:
+                self._next_rollout.cancel()
+                self._next_rollout.exception()  # wait for a running one; its error is moot now
+                self._next_rollout = None
+            if self._background is not None:
+                self._background.shutdown()
+        finally:
+            if self.separate_engine:
+                self.engine.close()
 
     def _rollout_for(self, env, step: int) -> Rollout:
         """This step's rollout; in off-policy mode the one generated during the last update
@@ -282,9 +289,11 @@ class GRPOLearner:
         if self._background is None:
             return self.rollout(env, step)
         pending = self._next_rollout or self._background.submit(self.rollout, env, step)
+        self._next_rollout = None
         rollout = pending.result()
         self.sync_weights()  # the engine is idle now: give it the current weights
-        self._next_rollout = self._background.submit(self.rollout, env, step + 1)
+        if step < self.config.train.steps:  # no rollout for a step that will not run
+            self._next_rollout = self._background.submit(self.rollout, env, step + 1)
         return rollout
 
     # --- one step ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from envs import Message
 
@@ -117,7 +117,6 @@ class HFEngine:
     def _generate_batch(
         self, prompt_ids: list[list[int]], sampling: Sampling
     ) -> list[list[Completion]]:
-        device = self.model.device
         pad_id = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompt_ids)
         input_ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
@@ -128,26 +127,17 @@ class HFEngine:
         greedy = sampling.temperature == 0
         was_training = self.model.training
         self.model.eval()
-        generated = self.model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention_mask.to(device),
-            do_sample=not greedy,
-            temperature=None if greedy else sampling.temperature,
-            top_p=None if greedy else sampling.top_p,
-            top_k=None if greedy else (sampling.top_k or None),
-            num_return_sequences=sampling.n,
-            max_new_tokens=sampling.max_new_tokens,
-            eos_token_id=self.eos_ids,
-            pad_token_id=pad_id,
-            stopping_criteria=(
-                StoppingCriteriaList([_StopOnText(self.tokenizer, sampling.stop, width)])
-                if sampling.stop
-                else None
-            ),
-            output_logits=sampling.logprobs,
-            return_dict_in_generate=True,
+        # Sample from exactly the distribution the log-probs describe: the model's own generation
+        # defaults (a repetition penalty, transformers' top_k=50) would otherwise apply unseen.
+        saved_config = self.model.generation_config
+        self.model.generation_config = GenerationConfig(
+            bos_token_id=saved_config.bos_token_id, eos_token_id=self.eos_ids, pad_token_id=pad_id
         )
-        self.model.train(was_training)
+        try:
+            generated = self._generate_call(input_ids, attention_mask, sampling, width, pad_id)
+        finally:
+            self.model.generation_config = saved_config
+            self.model.train(was_training)
         new_tokens = generated.sequences[:, width:]  # (B*n, T_new)
         if not sampling.logprobs:
             rows = new_tokens.cpu().tolist()
@@ -177,6 +167,29 @@ class HFEngine:
                 )
             grouped.append(group)
         return grouped
+
+    def _generate_call(self, input_ids, attention_mask, sampling: Sampling, width: int, pad_id):
+        device = self.model.device
+        greedy = sampling.temperature == 0
+        return self.model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            do_sample=not greedy,
+            temperature=None if greedy else sampling.temperature,
+            top_p=None if greedy else sampling.top_p,
+            top_k=None if greedy else sampling.top_k,  # 0 disables top-k
+            num_return_sequences=sampling.n,
+            max_new_tokens=sampling.max_new_tokens,
+            eos_token_id=self.eos_ids,
+            pad_token_id=pad_id,
+            stopping_criteria=(
+                StoppingCriteriaList([_StopOnText(self.tokenizer, sampling.stop, width)])
+                if sampling.stop
+                else None
+            ),
+            output_logits=sampling.logprobs,
+            return_dict_in_generate=True,
+        )
 
     def _completion(
         self,

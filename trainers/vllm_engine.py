@@ -86,8 +86,24 @@ class VLLMEngine:
 
     def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         """``sampling.n`` completions per prompt, as one list per prompt."""
+        if sampling.logprobs and (sampling.top_p < 1 or sampling.top_k):
+            raise ConfigError(
+                "With top_p < 1 or top_k, vLLM reports log-probs renormalised over the kept "
+                "tokens, which the learner does not compute; sample with top_p=1, top_k=0."
+            )
         encoded = self.encode(prompts)
-        params = self._vllm.SamplingParams(
+        params = [self._params(sampling, i) for i in range(len(encoded))]
+        requests = [self._vllm.TokensPrompt(prompt_token_ids=ids) for ids in encoded]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [
+            [self._completion(ids, out) for out in request.outputs]
+            for ids, request in zip(encoded, outputs, strict=True)
+        ]
+
+    def _params(self, sampling: Sampling, index: int):
+        """Per-request parameters: with a seed, request i gets seed + i, so identical prompts in
+        one batch (a GRPO group spread over requests) still get different samples."""
+        return self._vllm.SamplingParams(
             n=sampling.n,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
@@ -95,15 +111,9 @@ class VLLMEngine:
             max_tokens=sampling.max_new_tokens,
             stop=list(sampling.stop) or None,
             include_stop_str_in_output=False,
-            seed=sampling.seed,
+            seed=None if sampling.seed is None else sampling.seed + index,
             logprobs=0 if sampling.logprobs else None,
         )
-        requests = [self._vllm.TokensPrompt(prompt_token_ids=ids) for ids in encoded]
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
-        return [
-            [self._completion(ids, out) for out in request.outputs]
-            for ids, request in zip(encoded, outputs, strict=True)
-        ]
 
     @staticmethod
     def _completion(prompt_ids: list[int], out) -> Completion:
@@ -125,6 +135,8 @@ class VLLMEngine:
         # The tensors ride inside the pickled callable: collective_rpc's own args would be
         # serialised as nested lists.
         self.llm.collective_rpc(functools.partial(_reload_weights, named_tensors=weights))
+        # Cached prompt blocks hold keys/values computed with the old weights.
+        self.llm.reset_prefix_cache()
 
     def sleep(self, level: int = 1) -> None:
         """Free the engine's GPU memory (weights offloaded at level 1) until :meth:`wake_up`."""

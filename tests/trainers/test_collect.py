@@ -57,3 +57,17 @@ def test_the_rollout_command(tmp_path, capsys):
 def test_bad_env_options_fail_before_loading(tmp_path, capsys):
     code = main(["rollout", "--env", "codenames-guess-v0", "--out", str(tmp_path), "difficulty=x"])
     assert code == 2 and "difficulty must be one of" in capsys.readouterr().err
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, tiny_lm):
+    import pytest
+
+    from assay.errors import ConfigError
+
+    model, tokenizer = tiny_lm
+    engine = HFEngine(model, tokenizer)
+    make = lambda: envs.make("math-gsm8k-v0", split="test")  # noqa: E731
+    sampling = Sampling(temperature=1.0, max_new_tokens=2, seed=0)
+    collect_rollouts(engine, make, tokenizer, tmp_path, n=2, samples=1, sampling=sampling)
+    with pytest.raises(ConfigError, match=r"other settings \(n\)"):
+        collect_rollouts(engine, make, tokenizer, tmp_path, n=3, samples=1, sampling=sampling)

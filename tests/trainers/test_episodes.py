@@ -109,3 +109,24 @@ def test_an_observation_that_rewrites_history_is_refused(tiny_lm):
     model, tokenizer = tiny_lm
     with pytest.raises(TemplateError, match="does not extend its previous conversation"):
         run_episodes(HFEngine(model, tokenizer), Amnesia, [0], SAMPLING, tokenizer)
+
+
+def test_closing_ids_do_not_assume_the_end_of_sequence_token_ends_a_turn(tiny_lm):
+    import copy
+
+    from trainers.episodes import closing_ids
+
+    _, tokenizer = tiny_lm
+    other = copy.deepcopy(tokenizer)
+    other.eos_token = "<|endoftext|>"  # as in chat models whose turns end with another token
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    im_end, newline = other.convert_tokens_to_ids("<|im_end|>"), other.encode("\n")[0]
+    assert closing_ids(other, messages, generated=[42]) == [im_end, newline]
+    assert closing_ids(other, messages, generated=[42, im_end]) == [newline]
+
+
+def test_episodes_cut_by_max_turns_are_marked_truncated(tiny_lm):
+    model, tokenizer = tiny_lm
+    (episode,) = run_episodes(HFEngine(model, tokenizer), TwoTurns, [0], SAMPLING, tokenizer,
+                              max_turns=1)  # fmt: skip
+    assert episode.truncated and episode.steps == 1

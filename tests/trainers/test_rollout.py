@@ -96,3 +96,17 @@ def test_update_weights_rejects_unknown_names(tiny_lm):
     model, tokenizer = tiny_lm
     with pytest.raises(KeyError, match="no tensor named 'lm_head.extra'"):
         HFEngine(model, tokenizer).update_weights({"lm_head.extra": torch.zeros(1)})
+
+
+def test_the_models_own_generation_defaults_do_not_change_sampling(tiny_lm):
+    import copy
+
+    model, tokenizer = tiny_lm
+    greedy = Sampling(temperature=0.0, max_new_tokens=8)
+    clean = HFEngine(model, tokenizer).generate(PROMPTS, greedy)
+    penalised = copy.deepcopy(model)
+    penalised.generation_config.repetition_penalty = 5.0  # e.g. shipped with a chat model
+    penalised.generation_config.top_k = 3
+    got = HFEngine(penalised, tokenizer).generate(PROMPTS, greedy)
+    assert [g[0].token_ids for g in got] == [g[0].token_ids for g in clean]
+    assert penalised.generation_config.repetition_penalty == 5.0  # restored afterwards
