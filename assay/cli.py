@@ -111,17 +111,19 @@ def _rollout(args: argparse.Namespace) -> int:
     sampling = Sampling(
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
-    dataset = collect_rollouts(
-        engine,
-        lambda: envs.make(args.env, **options),
-        tokenizer,
-        args.out,
-        n=args.n,
-        samples=args.samples,
-        sampling=sampling,
-        shard_size=args.shard_size,
-    )
-    engine.close()
+    try:
+        dataset = collect_rollouts(
+            engine,
+            lambda: envs.make(args.env, **options),
+            tokenizer,
+            args.out,
+            n=args.n,
+            samples=args.samples,
+            sampling=sampling,
+            shard_size=args.shard_size,
+        )
+    finally:
+        engine.close()
     rewards = dataset["reward"]
     print(f"{len(dataset)} trajectories, mean reward {sum(rewards) / max(1, len(rewards)):.3f}")
     print(f"datasets.load_from_disk({str(args.out / 'dataset')!r})")

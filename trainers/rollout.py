@@ -217,13 +217,15 @@ class _StopOnText(StoppingCriteria):
     ``stop_strings`` also matches across the prompt boundary, which vLLM does not.)"""
 
     def __init__(self, tokenizer, stop: tuple[str, ...], prompt_width: int):
-        self.tokenizer, self.stop, self.prompt_width = tokenizer, stop, prompt_width
-        self.window = max(len(s) for s in stop) + 1  # a token is at least one character
+        self.tokenizer, self.prompt_width = tokenizer, prompt_width
+        self.stop = tuple(s for s in stop if s)
+        # A token is at least one byte, so this many tokens hold any stop string and one more.
+        self.window = max((len(s.encode()) for s in self.stop), default=0) + 1
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         new = input_ids[:, self.prompt_width :]  # (B*n, T_so_far)
         tails = self.tokenizer.batch_decode(new[:, -self.window :], skip_special_tokens=True)
-        done = [any(s in tail for s in self.stop) for tail in tails]
+        done = [bool(self.stop) and any(s in tail for s in self.stop) for tail in tails]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
