@@ -71,7 +71,11 @@ def quick_equivalent(answer: str, gold: str, options: EquivalenceOptions) -> Ver
     """Decide cheaply (bounded string work and exact fractions), or return None."""
     if len(answer) > MAX_ANSWER_CHARS:
         return Verdict(False, f"answer longer than {MAX_ANSWER_CHARS} characters", "", "")
-    a, g = normalize(answer), normalize(gold)
+    return _quick(normalize(answer), normalize(gold), options)
+
+
+def _quick(a: Normalized, g: Normalized, options: EquivalenceOptions) -> Verdict | None:
+    """:func:`quick_equivalent` on already normalised answers."""
 
     def verdict(correct: bool, reason: str) -> Verdict:
         return Verdict(correct, reason, a.text, g.text)
@@ -170,7 +174,7 @@ def _compare(sa: tuple, sg: tuple, a: Normalized, g: Normalized, options) -> tup
     if kind_a != kind_g:
         return False, f"answer is a {kind_a}, gold is a {kind_g}"
     if kind_a == "scalar":
-        return _scalars(sa[1], sg[1], a, g, options)
+        return _scalars(sa[1], sg[1], options, percents=(a.percent, g.percent))
     if kind_a == "bracket":
         if (sa[1], sa[2]) != (sg[1], sg[2]):
             return False, f"brackets {sa[1]}..{sa[2]} vs {sg[1]}..{sg[2]}"
@@ -242,19 +246,25 @@ def _labelled_equal(x: str, y: str, options) -> bool:
 
 
 def _scalar_equal(x: str, y: str, options) -> bool:
-    return _scalars(x, y, normalize(x), normalize(y), options)[0]
+    return _scalars(x, y, options)[0]
 
 
-def _scalars(x: str, y: str, a: Normalized, g: Normalized, options) -> tuple[bool, str]:
-    quick = quick_equivalent(x, y, options)
+def _scalars(
+    x: str, y: str, options, percents: tuple[bool, bool] | None = None
+) -> tuple[bool, str]:
+    """Compare two scalar answers; ``percents`` are the whole answers' percent signs when the
+    scalars are the whole answers (each is normalised once here)."""
+    nx, ny = normalize(x), normalize(y)
+    quick = _quick(nx, ny, options)
     if quick is not None:
         return quick.correct, quick.reason
-    ex, ey = to_sympy(normalize(x).text), to_sympy(normalize(y).text)
-    if a.percent != g.percent and options.percent_as_fraction:
-        candidates = [ex, ex / 100] if a.percent else [ex, ex * 100]
+    a_percent, g_percent = percents or (nx.percent, ny.percent)
+    ex, ey = to_sympy(nx.text), to_sympy(ny.text)
+    if a_percent != g_percent and options.percent_as_fraction:
+        candidates = [ex, ex / 100] if a_percent else [ex, ex * 100]
     else:
         candidates = [ex]
-    ok = any(_sympy_equal(c, ey, normalize(x).text, options) for c in candidates)
+    ok = any(_sympy_equal(c, ey, nx.text, options) for c in candidates)
     return ok, "equivalent expressions" if ok else "different expressions"
 
 
