@@ -7,6 +7,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
+import envs  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def tiny_lm():
@@ -44,3 +46,18 @@ def env_with_path(site) -> dict:
     return dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
     )
+
+
+class LengthEnv(envs.TextEnv):
+    """Rewards answers by length mod 3, so random answers get different rewards (a real signal
+    for a learner to follow)."""
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        n = int(self.np_random.integers(100))
+        return [{"role": "user", "content": f"Write {n} words."}], self.make_info("writer")
+
+    def step(self, action):
+        info = self.make_info("writer")
+        reward = (len(action) % 3) / 2
+        return [{"role": "assistant", "content": action}], reward, True, False, info

@@ -102,9 +102,15 @@ def evaluate_math(
             indices = range(start, min(start + batch_size, n_problems))
             prompts = [env.reset(options={"index": i})[0] for i in indices]
             completions = engine.generate(prompts, sampling)
-            for i, samples in zip(indices, completions, strict=True):
+            # One batch call: slow comparisons of the whole batch run in parallel workers.
+            all_grades = grade_many(
+                [c.text for samples in completions for c in samples],
+                [env.problems[i].answer for i, samples in zip(indices, completions, strict=True)
+                 for _ in samples],
+            )  # fmt: skip
+            for k, (i, samples) in enumerate(zip(indices, completions, strict=True)):
                 problem = env.problems[i]
-                grades = grade_many([c.text for c in samples], [problem.answer] * len(samples))
+                grades = all_grades[k * sampling.n : (k + 1) * sampling.n]
                 rows = [
                     {
                         "index": i,

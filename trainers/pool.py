@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 
 from assay.errors import ConfigError
-from trainers.rollout import Completion, Prompt, Sampling
+from trainers.rollout import Completion, Prompt, Sampling, named_items
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class RolloutPool:
         self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
     ) -> None:
         """Send new weights to every replica through the object store (once) and wait."""
-        items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
+        items = named_items(named_tensors)
         if self.weight_sync == "broadcast":
             self._broadcast(list(items))
             return

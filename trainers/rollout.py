@@ -75,23 +75,14 @@ class HFEngine:
         self.eos_ids = _eos_ids(model, tokenizer)
 
     def encode(self, prompts: list[Prompt]) -> list[list[int]]:
-        """Chat-template each message-list prompt, ending with the assistant turn's opening;
-        token-id prompts pass through unchanged."""
-        return [
-            list(p)
-            if is_token_ids(p)
-            else self.tokenizer.apply_chat_template(
-                p, add_generation_prompt=True, tokenize=True, return_dict=False
-            )
-            for p in prompts
-        ]
+        return encode_prompts(self.tokenizer, prompts)
 
     @torch.no_grad()
     def update_weights(
         self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
     ) -> None:
         """Copy new values into the model's parameters and buffers by name, in place."""
-        items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
+        items = named_items(named_tensors)
         own = self.model.state_dict(keep_vars=True)  # every name, tied weights included
         for name, tensor in items:
             if name not in own:
@@ -227,6 +218,27 @@ class _StopOnText(StoppingCriteria):
         tails = self.tokenizer.batch_decode(new[:, -self.window :], skip_special_tokens=True)
         done = [bool(self.stop) and any(s in tail for s in self.stop) for tail in tails]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def encode_prompts(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
+    """Chat-template each message-list prompt, ending with the assistant turn's opening;
+    token-id prompts pass through unchanged. Every engine encodes this way, so all backends see
+    the same input ids."""
+    return [
+        list(p)
+        if is_token_ids(p)
+        else tokenizer.apply_chat_template(
+            p, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        for p in prompts
+    ]
+
+
+def named_items(
+    named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]],
+) -> Iterable[tuple[str, torch.Tensor]]:
+    """``(name, tensor)`` pairs from a state dict or from an iterable of pairs."""
+    return named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
 
 
 def is_token_ids(prompt: Prompt) -> bool:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 import torch
 
 from assay.errors import ConfigError
-from trainers.rollout import Completion, Prompt, Sampling, is_token_ids
+from trainers.rollout import Completion, Prompt, Sampling, encode_prompts, named_items
 
 
 def _reload_weights(worker, named_tensors: list[tuple[str, torch.Tensor]]) -> bool:
@@ -75,14 +75,7 @@ class VLLMEngine:
         self._vllm = vllm
 
     def encode(self, prompts: list[Prompt]) -> list[list[int]]:
-        return [
-            list(p)
-            if is_token_ids(p)
-            else self.tokenizer.apply_chat_template(
-                p, add_generation_prompt=True, tokenize=True, return_dict=False
-            )
-            for p in prompts
-        ]
+        return encode_prompts(self.tokenizer, prompts)
 
     def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         """``sampling.n`` completions per prompt, as one list per prompt."""
@@ -130,8 +123,9 @@ class VLLMEngine:
         self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
     ) -> None:
         """Load new weights into the running engine (HF parameter names, as in a checkpoint)."""
-        items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
-        weights = [(name, t.detach().to("cpu").contiguous()) for name, t in items]
+        weights = [
+            (name, t.detach().to("cpu").contiguous()) for name, t in named_items(named_tensors)
+        ]
         # The tensors ride inside the pickled callable: collective_rpc's own args would be
         # serialised as nested lists.
         self.llm.collective_rpc(functools.partial(_reload_weights, named_tensors=weights))

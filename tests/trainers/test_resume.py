@@ -3,30 +3,12 @@
 import json
 
 import pytest
+from conftest import LengthEnv
 
 import envs
 from assay.config import load_config
 from trainers.config import RLConfig
 from trainers.rl import run_rl
-
-
-class LengthEnv(envs.TextEnv):
-    """Rewards answers by length mod 3, so random answers get different rewards (a real signal)."""
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        n = int(self.np_random.integers(100))
-        return [{"role": "user", "content": f"Write {n} words."}], self.make_info("writer")
-
-    def step(self, action):
-        return (
-            [{"role": "assistant", "content": action}],
-            (len(action) % 3) / 2,
-            True,
-            False,
-            self.make_info("writer"),
-        )
-
 
 envs.register("test-length-v0", LengthEnv)
 

@@ -5,26 +5,13 @@ import copy
 
 import pytest
 import torch
+from conftest import LengthEnv
 
-import envs
 from assay.config import load_config
 from assay.errors import ConfigError
 from trainers.config import RLConfig
 from trainers.rl import GRPOLearner
 from trainers.rollout import HFEngine, Sampling
-
-
-class LengthEnv(envs.TextEnv):
-    """Rewards answers by length mod 3: random answers differ in reward, so every step learns."""
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        n = int(self.np_random.integers(100))
-        return [{"role": "user", "content": f"Write {n} words."}], self.make_info("writer")
-
-    def step(self, action):
-        info = self.make_info("writer")
-        return [{"role": "assistant", "content": action}], (len(action) % 3) / 2, True, False, info
 
 
 def _config(**overrides):
