@@ -93,14 +93,15 @@ def plot_metrics(
     cols = 2
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
-    steps = [r["step"] for r in records]
     for ax, key in zip(axes.flat, keys, strict=False):
-        values = [r.get(key, float("nan")) for r in records]
+        have = [r for r in records if key in r]  # eval metrics exist only at some steps
+        steps = [r["step"] for r in have]
+        values = [r[key] for r in have]
         ax.plot(steps, values, ".", alpha=0.45, color="tab:blue")
         ax.plot(steps, _ema(values), "-", linewidth=1.8, color="tab:blue", label="EMA 0.2")
         spread_key = key.removesuffix("_mean") + "_std"
-        if records and spread_key in records[0] and spread_key != key:
-            std = [r[spread_key] for r in records]
+        if have and all(spread_key in r for r in have) and spread_key != key:
+            std = [r[spread_key] for r in have]
             low = [v - s for v, s in zip(values, std, strict=True)]
             high = [v + s for v, s in zip(values, std, strict=True)]
             ax.fill_between(steps, low, high, alpha=0.15, color="tab:blue", label="±1 std")

@@ -18,7 +18,7 @@ from assay.config import load_config
 from assay.models import load_causal_lm
 from assay.paths import cache_dir
 from trainers.config import RLConfig
-from trainers.grpo import completion_logprobs, group_advantages, grouped_completion_logprobs
+from trainers.logprobs import completion_logprobs, group_advantages, grouped_completion_logprobs
 from trainers.rl import GRPOLearner, Rollout, run_rl
 from trainers.rollout import Completion, HFEngine, Sampling
 

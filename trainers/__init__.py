@@ -1,8 +1,9 @@
-"""Rollout engines and RL learners (GRPO), with the RL job's config."""
+"""Rollout engines and RL learners (GRPO family, PPO), with the RL job's config."""
 
+from trainers.algos import clipped_policy_loss, group_advantages
 from trainers.config import RLConfig
-from trainers.grpo import clipped_policy_loss, completion_logprobs, group_advantages
-from trainers.rl import GRPOLearner, run_rl
+from trainers.logprobs import completion_logprobs, grouped_completion_logprobs
+from trainers.rl import GRPOLearner, RLLearner, run_rl
 from trainers.rollout import Completion, HFEngine, Sampling
 
 __all__ = [
@@ -10,9 +11,11 @@ __all__ = [
     "GRPOLearner",
     "HFEngine",
     "RLConfig",
+    "RLLearner",
     "Sampling",
     "clipped_policy_loss",
     "completion_logprobs",
     "group_advantages",
+    "grouped_completion_logprobs",
     "run_rl",
 ]

@@ -32,6 +32,14 @@ def save_checkpoint(
 ) -> Path:
     """Write the checkpoint of ``step`` atomically and prune all but the newest ``keep``."""
     target = checkpoint_path(run_dir, step)
+    save_to(target, step, model, tokenizer, trainer_state)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def save_to(target: Path, step: int, model, tokenizer, trainer_state: dict[str, Any]) -> Path:
+    """Write a checkpoint to ``target`` atomically, replacing what was there."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -51,8 +59,6 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
     return target
 
 

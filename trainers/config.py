@@ -13,7 +13,33 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Weights and compute dtype; bfloat16 only pays off on a GPU."""
     device: str = "auto"
-    """``cpu``, ``cuda``, ``cuda:1``... or ``auto`` (CUDA if available)."""
+    """``cpu``, ``cuda``, ``cuda:1``... or ``auto`` (CUDA if available; with several processes,
+    each takes the GPU of its local rank)."""
+    autocast: Literal["none", "bf16"] = "none"
+    """``bf16``: run forward passes under bf16 autocast with fp32 master weights (GPU)."""
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    """Train low-rank adapters (``peft``) instead of every weight."""
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    """Module names (as in the model) that get adapters."""
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.r < 1 or self.alpha < 1:
+            out.append(f"r and alpha must be >= 1, got r={self.r} alpha={self.alpha}")
+        if not 0 <= self.dropout < 1:
+            out.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.target_modules:
+            out.append("target_modules must name at least one module")
+        return out
 
 
 @dataclass
@@ -22,6 +48,33 @@ class EnvConfig:
     """Registered env id (``assay envs list``)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Options passed to ``envs.make``; unknown options fail before training starts."""
+    schedule: list[dict[str, Any]] = field(default_factory=list)
+    """A curriculum: ``[{step: 50, kwargs: {...}}, ...]``; from each ``step`` on, its kwargs
+    replace those of ``kwargs`` (e.g. Codenames tiers or harder math splits)."""
+
+    def problems(self) -> list[str]:
+        out = []
+        last = 0
+        for i, phase in enumerate(self.schedule):
+            step, kwargs = phase.get("step"), phase.get("kwargs")
+            extra = set(phase) - {"step", "kwargs"}
+            if not isinstance(step, int) or step < 1 or step <= last or extra:
+                out.append(
+                    f"schedule[{i}] must be {{step: int, kwargs: mapping}} with increasing steps >= 1"
+                )
+            elif not isinstance(kwargs, dict):
+                out.append(f"schedule[{i}].kwargs must be a mapping")
+            else:
+                last = step
+        return out
+
+    def kwargs_at(self, step: int) -> dict[str, Any]:
+        """The env options in force at RL step ``step`` (1-based)."""
+        current = dict(self.kwargs)
+        for phase in self.schedule:
+            if step >= phase["step"]:
+                current = {**self.kwargs, **phase["kwargs"]}
+        return current
 
 
 @dataclass
@@ -46,31 +99,142 @@ class SamplingConfig:
         return out
 
 
+ALGORITHMS = ("grpo", "dapo", "dr_grpo", "rloo", "reinforce_pp", "gspo", "ppo")
+
+# What ``algo.name`` sets for every knob left at ``None`` (docs/rl.md has a table of them).
+PRESETS: dict[str, dict[str, Any]] = {
+    "grpo": {"advantage": "grpo", "clip_low": 0.2, "clip_high": 0.2, "loss_agg": "token-mean"},
+    "dapo": {
+        "advantage": "grpo",
+        "clip_low": 0.2,
+        "clip_high": 0.28,
+        "loss_agg": "token-mean",
+        "dynamic_sampling": True,
+        "overlong_buffer": -1,  # -1: a quarter of sampling.max_new_tokens
+    },
+    "dr_grpo": {"advantage": "dr_grpo", "clip_low": 0.2, "clip_high": 0.2, "loss_agg": "seq-sum"},
+    "rloo": {"advantage": "rloo", "clip_low": 0.2, "clip_high": 0.2, "loss_agg": "token-mean"},
+    "reinforce_pp": {
+        "advantage": "reinforce_pp",
+        "clip_low": 0.2,
+        "clip_high": 0.2,
+        "loss_agg": "token-mean",
+    },
+    "gspo": {
+        "advantage": "grpo",
+        "clip_low": 3e-4,
+        "clip_high": 4e-4,
+        "loss_agg": "seq-mean-token-mean",
+        "ratio_level": "sequence",
+    },
+    "ppo": {"advantage": "gae", "clip_low": 0.2, "clip_high": 0.2, "loss_agg": "token-mean"},
+}
+_GENERIC = {"dynamic_sampling": False, "overlong_buffer": 0, "ratio_level": "token"}
+
+
 @dataclass
 class AlgoConfig:
-    name: Literal["grpo"] = "grpo"
-    """Only GRPO for now (DeepSeekMath, Shao et al. 2024)."""
+    name: Literal["grpo", "dapo", "dr_grpo", "rloo", "reinforce_pp", "gspo", "ppo"] = "grpo"
+    """The algorithm; it sets the defaults of every knob below that is left null (``PRESETS``)."""
     group_size: int = 8
-    """Completions sampled per prompt; advantages are normalised within each group."""
+    """Completions sampled per prompt (>= 2 for group baselines; PPO may use 1)."""
     prompts_per_step: int = 2
-    """Prompt groups per optimisation step; a step trains on prompts_per_step * group_size completions."""
-    clip_eps: float = 0.2
-    """PPO clip range on the token-level importance ratio."""
-    scale_rewards: bool = True
-    """Divide group-centred rewards by the group std (GRPO); false keeps (R - mean) (Dr. GRPO)."""
+    """Prompt groups per RL step; a step trains on prompts_per_step * group_size completions."""
+    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "gae"] | None = None
+    """Advantage estimator: group-normalised (GRPO), group-centred (Dr. GRPO), leave-one-out
+    (RLOO), batch-normalised (REINFORCE++), or a value head with GAE (PPO)."""
+    clip_low: float | None = None
+    """epsilon_low: the ratio is clipped at 1 - clip_low for negative advantages."""
+    clip_high: float | None = None
+    """epsilon_high: the ratio is clipped at 1 + clip_high for positive advantages (DAPO's
+    clip-higher: 0.28)."""
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-sum"] | None = None
+    """How per-token terms become one loss (``trainers.algos.policy.aggregate``)."""
+    loss_constant: int | None = None
+    """The constant of ``seq-sum`` (Dr. GRPO); null: ``sampling.max_new_tokens``."""
+    ratio_level: Literal["token", "sequence"] | None = None
+    """``sequence``: GSPO's length-normalised sequence importance ratio."""
+    dynamic_sampling: bool | None = None
+    """DAPO: drop groups whose rewards are all equal and sample more prompts to refill."""
+    max_sample_rounds: int = 3
+    """Dynamic sampling's budget: at most this many rounds of prompts_per_step prompts a step."""
+    overlong_buffer: int | None = None
+    """DAPO's L_cache: soft length penalty over the last this-many tokens before
+    ``sampling.max_new_tokens``; 0 disables it, -1 is a quarter of the limit."""
+    overlong_penalty: float = 1.0
+    """Factor on the overlong penalty (1 in DAPO)."""
+    kl_coef: float = 0.0
+    """beta of the KL to the frozen starting policy; 0 disables it (and the reference model)."""
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    kl_in: Literal["loss", "reward"] = "loss"
+    """``loss``: beta * KL is added to the loss; ``reward``: beta * k1 is subtracted from the
+    rewards (per sequence for group estimators, per token for PPO)."""
+    entropy_coef: float = 0.0
+    """Entropy bonus: the loss subtracts entropy_coef * mean token entropy."""
     epochs: int = 1
-    """Optimisation passes over each batch; >1 stores old logprobs and makes the clip active."""
+    """Optimisation passes over each batch; > 1 (or mini_batches > 1) stores old log-probs."""
+    mini_batches: int = 1
+    """Optimizer steps per epoch; each takes a 1/mini_batches share of the prompt groups."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step (gradients accumulated; same result, less memory)."""
+    gamma: float = 1.0
+    """PPO: discount per token."""
+    lam: float = 0.95
+    """PPO: GAE lambda."""
+    vf_coef: float = 0.5
+    """PPO: weight of the value loss."""
+    value_clip: float = 0.2
+    """PPO: clip range of the value update."""
+    whiten_advantages: bool = True
+    """PPO: normalise GAE advantages over the batch."""
+    # Older spelling of clip_low/clip_high, kept so older configs still load.
+    clip_eps: float | None = None
+    """Deprecated: sets clip_low and clip_high together."""
+    scale_rewards: bool | None = None
+    """Deprecated: false turns GRPO's advantage into Dr. GRPO's (no std)."""
+
+    def setting(self, key: str) -> Any:
+        """A knob's value: the field if set, else the algorithm's preset."""
+        value = getattr(self, key)
+        if value is not None:
+            return value
+        if key in ("clip_low", "clip_high") and self.clip_eps is not None:
+            return self.clip_eps
+        if key == "advantage" and self.scale_rewards is False and self.name == "grpo":
+            return "dr_grpo"
+        return PRESETS[self.name].get(key, _GENERIC.get(key))
 
     def problems(self) -> list[str]:
         out = []
-        if self.group_size < 2:
+        if self.name not in PRESETS:
+            out.append(f"name must be one of {', '.join(ALGORITHMS)}, got {self.name!r}")
+            return out
+        group = self.setting("advantage") != "gae"
+        if group and self.group_size < 2:
             out.append(
                 f"group_size must be >= 2 for group-relative advantages, got {self.group_size}"
             )
+        if self.group_size < 1:
+            out.append(f"group_size must be >= 1, got {self.group_size}")
         if self.prompts_per_step < 1:
             out.append(f"prompts_per_step must be >= 1, got {self.prompts_per_step}")
-        if self.epochs < 1:
-            out.append(f"epochs must be >= 1, got {self.epochs}")
+        for key in ("epochs", "mini_batches", "grad_accum", "max_sample_rounds"):
+            if getattr(self, key) < 1:
+                out.append(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.mini_batches * self.grad_accum > self.prompts_per_step:
+            out.append(
+                "mini_batches * grad_accum must be <= prompts_per_step (batches split by prompt "
+                f"group), got {self.mini_batches} * {self.grad_accum} > {self.prompts_per_step}"
+            )
+        for key in ("clip_low", "clip_high"):
+            if not 0 < self.setting(key) < 1:
+                out.append(f"{key} must be in (0, 1), got {self.setting(key)}")
+        if self.kl_coef < 0 or self.entropy_coef < 0:
+            out.append("kl_coef and entropy_coef must be >= 0")
+        if not 0 <= self.gamma <= 1 or not 0 <= self.lam <= 1:
+            out.append("gamma and lam must be in [0, 1]")
+        if self.setting("advantage") == "gae" and self.setting("ratio_level") == "sequence":
+            out.append("ratio_level sequence (GSPO) needs a per-sequence advantage, not gae")
         return out
 
 
@@ -94,6 +258,10 @@ class RolloutConfig:
     al. 2025), applied whenever the engine is not the learner's own model."""
     gpu_memory_utilization: float = 0.4
     """Share of GPU memory vLLM may take (the learner needs the rest)."""
+    placement: Literal["separate", "colocated"] = "separate"
+    """Pool replicas on GPUs of their own (``separate``: one whole GPU each), or sharing the
+    learner's GPUs (``colocated``: each asks Ray for ``colocated_gpu_share`` of a GPU)."""
+    colocated_gpu_share: float = 0.5
 
     def problems(self) -> list[str]:
         out = []
@@ -105,6 +273,8 @@ class RolloutConfig:
             out.append(f"chunk_size must be >= 0 (0: one chunk per replica), got {self.chunk_size}")
         if self.is_cap < 1:
             out.append(f"is_cap must be >= 1, got {self.is_cap}")
+        if not 0 < self.colocated_gpu_share <= 1:
+            out.append(f"colocated_gpu_share must be in (0, 1], got {self.colocated_gpu_share}")
         if not 0 < self.gpu_memory_utilization <= 1:
             out.append(
                 f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
@@ -118,7 +288,20 @@ class OptimConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     warmup_steps: int = 0
-    """Linear warm-up from 0 to lr over this many steps, then constant."""
+    """Linear warm-up from 0 to lr over this many RL steps."""
+    schedule: Literal["constant", "cosine"] = "constant"
+    """After warm-up: constant, or cosine decay to min_lr_ratio * lr at train.steps."""
+    min_lr_ratio: float = 0.0
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.lr > 0:
+            out.append(f"lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            out.append(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            out.append(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        return out
 
 
 @dataclass
@@ -137,6 +320,8 @@ class TrainConfig:
     """Run directory name under output_dir; default ``rl-<timestamp>``."""
     threads: int | None = None
     """torch CPU threads; none leaves torch's default."""
+    samples_every: int = 1
+    """Write the first completion of each group to samples.jsonl every this many steps."""
 
     def problems(self) -> list[str]:
         out = []
@@ -150,6 +335,8 @@ class TrainConfig:
             )
         if self.keep_checkpoints < 1:
             out.append(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        if self.samples_every < 1:
+            out.append(f"samples_every must be >= 1, got {self.samples_every}")
         if self.threads is not None and self.threads < 1:
             out.append(f"threads must be >= 1 or null, got {self.threads}")
         if self.max_minutes is not None and not self.max_minutes > 0:
@@ -170,6 +357,16 @@ class EvalConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Env options that replace ``env.kwargs`` ones for evaluation only, e.g. ``{split: test}``
     so a math run is evaluated on held-out problems."""
+    every: int = 0
+    """Also evaluate every this many steps during training (``eval/*`` metrics); 0: only before
+    and after."""
+    every_episodes: int | None = None
+    """Episodes of each evaluation during training; null: ``episodes``."""
+    sampled: int = 0
+    """Also sample this many completions per episode at the training temperature and log their
+    mean reward (``eval/sampled_reward_mean``) and pass@k (``eval/sampled_pass``)."""
+    best_metric: str = "reward_mean"
+    """Keep the checkpoint with the highest ``eval/<best_metric>`` in ``checkpoints/best``."""
 
     def problems(self) -> list[str]:
         out = []
@@ -177,6 +374,10 @@ class EvalConfig:
             out.append(f"episodes must be >= 0 (0 skips evaluation), got {self.episodes}")
         if self.batch_size < 1:
             out.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.every < 0 or self.sampled < 0:
+            out.append("every and sampled must be >= 0")
+        if self.every_episodes is not None and self.every_episodes < 1:
+            out.append(f"every_episodes must be >= 1 or null, got {self.every_episodes}")
         if self.seed_offset < 1_000_000_000:
             out.append(
                 f"seed_offset must be >= 10**9 to stay clear of training seeds, got {self.seed_offset}"
@@ -185,10 +386,22 @@ class EvalConfig:
 
 
 @dataclass
+class LogConfig:
+    tensorboard: bool = False
+    """Also write TensorBoard event files to ``<run>/tensorboard`` (``pip install tensorboard``)."""
+    wandb: bool = False
+    """Also log to Weights & Biases (``pip install wandb``)."""
+    wandb_project: str = "assay"
+    wandb_mode: Literal["offline", "online"] = "offline"
+    """``offline`` writes to ``<run>/wandb`` with no network; ``wandb sync`` uploads it later."""
+
+
+@dataclass
 class RLConfig:
-    """``assay train rl``: GRPO on a TextEnv with a causal LM."""
+    """``assay train rl``: RL (GRPO family or PPO) on a TextEnv with a causal LM."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
@@ -196,12 +409,16 @@ class RLConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def problems(self) -> list[str]:
         """Checks across sections (each section checks its own fields; messages are relative)."""
-        # Training seeds are seed * 10**6 + (step - 1) * prompts_per_step + i: keep them per run.
-        if self.train.steps * self.algo.prompts_per_step > 1_000_000:
-            return [
-                "train.steps * algo.prompts_per_step must be <= 10**6 so runs with different seeds never share boards"
-            ]
-        return []
+        out = []
+        # Training seeds are seed * 10**6 + ((step - 1) * rounds + round) * prompts_per_step + i.
+        rounds = self.algo.max_sample_rounds if self.algo.setting("dynamic_sampling") else 1
+        if self.train.steps * self.algo.prompts_per_step * rounds > 1_000_000:
+            out.append(
+                "train.steps * algo.prompts_per_step (* algo.max_sample_rounds with dynamic "
+                "sampling) must be <= 10**6 so runs with different seeds never share boards"
+            )
+        return out

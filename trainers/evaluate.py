@@ -26,8 +26,13 @@ def evaluate_policy(
     max_new_tokens: int,
     batch_size: int = 32,
     desc: str = "eval",
+    sampling: Sampling | None = None,
 ) -> EvalResult:
-    """Play one greedy episode per seed and average reward, validity and the env's metrics."""
+    """Play one greedy episode per seed and average reward, validity and the env's metrics.
+
+    With ``sampling`` (n samples at a temperature) each episode is also answered n times:
+    ``sampled_reward_mean`` averages every sample and ``sampled_max_reward`` the best of each
+    episode's n (best-of-n with an oracle)."""
     metric_keys = getattr(env, "metric_keys", ())
     episodes: list[dict[str, Any]] = []
     greedy = Sampling(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
@@ -35,7 +40,8 @@ def evaluate_policy(
         chunk = list(seeds[start : start + batch_size])
         prompts = [env.reset(seed=s)[0] for s in chunk]
         completions = engine.generate(prompts, greedy)
-        for seed, (completion,) in zip(chunk, completions, strict=True):
+        samples = engine.generate(prompts, sampling) if sampling else [[] for _ in chunk]
+        for seed, (completion,), extra in zip(chunk, completions, samples, strict=True):
             env.reset(seed=seed)
             _, reward, _, _, info = env.step(completion.text)
             record = {
@@ -46,6 +52,8 @@ def evaluate_policy(
                 "reason": info["reason"],
             }
             record.update({k: float(info[k]) for k in metric_keys if k in info})
+            if extra:
+                record["sampled_rewards"] = [_reward(env, seed, c.text) for c in extra]
             episodes.append(record)
     n = max(len(episodes), 1)
     metrics = {
@@ -54,4 +62,13 @@ def evaluate_policy(
     }
     for key in metric_keys:
         metrics[key] = sum(e.get(key, 0.0) for e in episodes) / n
+    if sampling is not None and episodes:
+        rewards = [e["sampled_rewards"] for e in episodes]
+        metrics["sampled_reward_mean"] = sum(sum(r) / len(r) for r in rewards) / n
+        metrics["sampled_max_reward"] = sum(max(r) for r in rewards) / n
     return EvalResult(metrics, episodes)
+
+
+def _reward(env, seed: int, text: str) -> float:
+    env.reset(seed=seed)
+    return float(env.step(text)[1])

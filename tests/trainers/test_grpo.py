@@ -3,12 +3,8 @@ import math
 import pytest
 import torch
 
-from trainers.grpo import (
-    clipped_policy_loss,
-    completion_logprobs,
-    group_advantages,
-    grouped_completion_logprobs,
-)
+from trainers.algos import clipped_policy_loss, group_advantages
+from trainers.logprobs import completion_logprobs, grouped_completion_logprobs
 
 
 def test_group_advantages_by_hand():
@@ -26,10 +22,11 @@ def test_clipped_loss_by_hand():
     logprobs = torch.log(ratio)
     adv = torch.tensor([1.0, -1.0])
     mask = torch.tensor([[1, 1], [1, 0]])
-    loss, diag = clipped_policy_loss(logprobs, old, adv, mask, clip_eps=0.2)
+    loss, diag = clipped_policy_loss(logprobs, old, adv, mask, clip_low=0.2)
     # row 0 (A=+1): min(1.5, 1.2) = 1.2 and min(0.5, 0.8) = 0.5; row 1 (A=-1): min(-1.1, -1.1)
     assert loss.item() == pytest.approx((-1.2 - 0.5 + 1.1) / 3)
-    assert diag["clip_frac"] == pytest.approx(2 / 3)
+    # Only 1.5 with A > 0 is clipped (zero gradient); 0.5 with A > 0 keeps its gradient.
+    assert diag["clip_frac"] == pytest.approx(1 / 3) and diag["clip_frac_low"] == 0
     assert diag["ratio_mean"] == pytest.approx((1.5 + 0.5 + 1.1) / 3)
 
 

@@ -7,7 +7,7 @@ import torch
 import envs
 from assay.config import load_config
 from trainers.config import RLConfig
-from trainers.grpo import completion_logprobs, group_advantages
+from trainers.logprobs import completion_logprobs
 from trainers.rl import GRPOLearner, Rollout
 from trainers.rollout import Completion
 
@@ -43,7 +43,7 @@ def test_update_raises_the_probability_of_the_rewarded_completion(tiny_lm):
     rollout = Rollout([good, bad], torch.tensor([[1.0, 0.0]]))
     before = (_sequence_logprob(learner, good), _sequence_logprob(learner, bad))
     for _ in range(5):
-        learner.update(rollout, group_advantages(rollout.rewards))
+        learner.update(rollout)
     after = (_sequence_logprob(learner, good), _sequence_logprob(learner, bad))
     assert after[0] > before[0] + 1.0  # much more likely
     assert after[1] < before[1] - 1.0  # much less likely

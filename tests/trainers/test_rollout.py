@@ -1,6 +1,6 @@
 import torch
 
-from trainers.grpo import completion_logprobs
+from trainers.logprobs import completion_logprobs
 from trainers.rollout import HFEngine, Sampling
 
 PROMPTS = [

@@ -55,7 +55,7 @@ def test_off_policy_trains_on_the_batch_generated_one_step_earlier(tiny_lm):
 
 
 def test_truncated_weights_scale_each_tokens_term():
-    from trainers.grpo import clipped_policy_loss, truncated_is_weights
+    from trainers.algos import clipped_policy_loss, truncated_is_weights
 
     learner_lp = torch.log(torch.tensor([[0.5, 0.9]]))
     engine_lp = torch.log(torch.tensor([[0.25, 0.1]]))
@@ -65,8 +65,9 @@ def test_truncated_weights_scale_each_tokens_term():
     torch.testing.assert_close(weights, torch.tensor([[0.5, 1 / 9]]))
     logprobs = torch.zeros(1, 2, requires_grad=True)
     mask = torch.ones(1, 2)
-    loss, _ = clipped_policy_loss(logprobs, logprobs.detach(), torch.tensor([1.0]), mask, 0.2,
-                                  weights)  # fmt: skip
+    loss, _ = clipped_policy_loss(
+        logprobs, logprobs.detach(), torch.tensor([1.0]), mask, 0.2, is_weights=weights
+    )
     torch.testing.assert_close(loss, -(0.5 + 1 / 9) / 2 * torch.ones(()))  # ratio 1: -mean(w * A)
 
 

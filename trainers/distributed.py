@@ -1,0 +1,106 @@
+"""Data-parallel learning with ``torch.distributed``, launched by ``torchrun``
+(``assay train rl --nproc N`` calls it for you).
+
+Why torchrun + plain collectives rather than DDP, FSDP or Ray Train: the learner's shared-prompt
+pass runs the model twice per backward (prompt, then completions on its cache), which DDP's
+reducer does not expect, and RL losses are normalised by counts that only the whole batch knows
+(tokens, sequences). So each rank generates and scores its share of the prompt groups, the loss
+is divided by the *global* count, and after backward the gradients are summed once per optimizer
+step with one ``all_reduce`` over a flat buffer: the result is the single-process gradient
+exactly, gradient accumulation needs no ``no_sync``, and the same code runs on gloo (CPU) and
+NCCL (GPU). Ray stays the tool for the rollout pool, whose workers come and go.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+
+def init_world() -> World:
+    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE``,
+    ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``...), or a world of one when it is absent."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def current_world() -> World:
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return World()
+
+
+def _device() -> torch.device:
+    """Where collectives' buffers live: NCCL needs them on this rank's GPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_sum(value: float, world: World) -> float:
+    if not world.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=_device())
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def all_gather_rows(tensor: torch.Tensor, world: World) -> torch.Tensor:
+    """Concatenate each rank's ``tensor`` (same shape on every rank) along dim 0, in rank order."""
+    if not world.active:
+        return tensor
+    local = tensor.contiguous().to(_device())
+    parts = [torch.empty_like(local) for _ in range(world.size)]
+    dist.all_gather(parts, local)
+    return torch.cat(parts).to(tensor.device)
+
+
+def all_gather_objects(obj: Any, world: World) -> list[Any]:
+    if not world.active:
+        return [obj]
+    out: list[Any] = [None] * world.size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def sum_gradients(params: list[torch.nn.Parameter], world: World) -> None:
+    """Sum every parameter's gradient over the ranks, in one collective over a flat buffer."""
+    if not world.active:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1).float() for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads, strict=True):
+        n = g.numel()
+        p.grad = flat[offset : offset + n].view_as(g).to(g.dtype)
+        offset += n
+
+
+def barrier(world: World) -> None:
+    if world.active:
+        dist.barrier()
