@@ -1,6 +1,6 @@
 """The ``assay`` command line.
 
-assay train rl --config configs/codenames_guess.yaml [key=value ...] [--resume [RUN_DIR]]
+assay train rl --config configs/codenames_guess.yaml [key=value ...] [--resume [RUN_DIR]] [--nproc N]
 assay eval math --model NAME --env math-gsm8k-v0 [--n 200] [--samples K] [--few-shot 4]
 assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N]
 assay envs list
@@ -16,7 +16,32 @@ from pathlib import Path
 from assay.errors import AssayError, CheckpointError
 
 
+def _launch_ranks(args: argparse.Namespace) -> int:
+    """Run this same command as ``args.nproc`` processes under torchrun (data-parallel)."""
+    import os
+    import subprocess
+
+    from trainers.weight_sync import free_port
+
+    if args.nproc < 1:
+        raise AssayError(f"--nproc must be >= 1, got {args.nproc}.")
+    command = ["train", "rl"]
+    if args.config is not None:
+        command += ["--config", str(args.config)]
+    if args.resume is not None:
+        command += ["--resume", args.resume]
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.nproc}",
+                f"--master_port={free_port()}", "-m", "assay.cli"]  # fmt: skip
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    return subprocess.run([*launcher, *command, *args.overrides], env=env).returncode
+
+
 def _train_rl(args: argparse.Namespace) -> int:
+    import os
+
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch_ranks(args)
     from assay.config import load_config
     from assay.runs import latest_run_dir
     from trainers.config import RLConfig
@@ -159,8 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a policy").add_subparsers(dest="job", required=True)
-    rl = train.add_parser("rl", help="RL (GRPO) on a text environment")
+    rl = train.add_parser("rl", help="RL (GRPO family, PPO) on a text environment")
     rl.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    rl.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes (torchrun; one per GPU, or gloo on CPU)",
+    )
     rl.add_argument(
         "--resume",
         nargs="?",

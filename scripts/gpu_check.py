@@ -18,7 +18,7 @@ from assay.config import load_config
 from assay.models import load_causal_lm
 from assay.paths import cache_dir
 from trainers.config import RLConfig
-from trainers.logprobs import completion_logprobs, group_advantages, grouped_completion_logprobs
+from trainers.logprobs import completion_logprobs, grouped_completion_logprobs
 from trainers.rl import GRPOLearner, Rollout, run_rl
 from trainers.rollout import Completion, HFEngine, Sampling
 
@@ -101,7 +101,7 @@ def check_learning_bf16(name: str) -> None:
 
     before = logprob(good), logprob(bad)
     for _ in range(5):
-        learner.update(rollout, group_advantages(rollout.rewards))
+        learner.update(rollout)
     after = logprob(good), logprob(bad)
     ok = after[0] > before[0] and after[1] < before[1]
     print(

@@ -109,7 +109,10 @@ def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, 
         )
         return pool, True
     if ro.off_policy:  # generation runs while the learner updates: it needs its own copy
-        return HFEngine(copy.deepcopy(model).eval(), tokenizer), True
+        copied = copy.deepcopy(model)
+        if _is_peft(copied):  # the engine holds plain weights; syncs send merged ones
+            copied = copied.merge_and_unload()
+        return HFEngine(copied.eval(), tokenizer), True
     return HFEngine(model, tokenizer), False
 
 
@@ -710,6 +713,12 @@ class RLLearner:
             self.value_head.load_state_dict(state["value_head"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # The schedule follows this run's config (a resume may extend train.steps), not the
+        # learning rate saved with the checkpoint.
+        factor = lr_lambda(self.config)(self.scheduler.last_epoch)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * factor
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
 
 GRPOLearner = RLLearner  # the name it had when GRPO was the only algorithm

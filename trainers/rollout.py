@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from envs import Message
 
@@ -66,12 +66,17 @@ class GenerationEngine(Protocol):
 
 
 class HFEngine:
-    """Batched generation with a transformers causal LM (left padding, KV cache)."""
+    """Batched generation with a transformers causal LM (left padding, KV cache).
 
-    def __init__(self, model, tokenizer, batch_size: int = 64):
+    With ``n > 1`` samples per prompt, each prompt is prefilled once and its KV cache repeated
+    n times (``share_prefill``); transformers' ``num_return_sequences`` would prefill it n times.
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 64, share_prefill: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.share_prefill = share_prefill
         self.eos_ids = _eos_ids(model, tokenizer)
 
     def encode(self, prompts: list[Prompt]) -> list[list[int]]:
@@ -159,17 +164,42 @@ class HFEngine:
             grouped.append(group)
         return grouped
 
+    def _shared_prefill(self, input_ids, attention_mask, n: int):
+        """Run each prompt once (all but its last token) and repeat the KV cache n times, so
+        ``generate`` samples n continuations without prefilling the same prompt n times; the
+        last prompt token runs per row and yields the first sampled token's logits."""
+        cache = DynamicCache()
+        head_mask = attention_mask[:, :-1]
+        self.model(
+            input_ids=input_ids[:, :-1],
+            attention_mask=head_mask,
+            position_ids=(head_mask.cumsum(-1) - 1).clamp(min=0),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        cache.batch_repeat_interleave(n)
+        return cache
+
     def _generate_call(self, input_ids, attention_mask, sampling: Sampling, width: int, pad_id):
         device = self.model.device
         greedy = sampling.temperature == 0
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        n, extra = sampling.n, {}
+        if n > 1 and width > 1 and self.share_prefill:
+            extra["past_key_values"] = self._shared_prefill(input_ids, attention_mask, n)
+            input_ids = input_ids.repeat_interleave(n, dim=0)
+            attention_mask = attention_mask.repeat_interleave(n, dim=0)
+            n = 1
         return self.model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention_mask.to(device),
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            **extra,
             do_sample=not greedy,
             temperature=None if greedy else sampling.temperature,
             top_p=None if greedy else sampling.top_p,
             top_k=None if greedy else sampling.top_k,  # 0 disables top-k
-            num_return_sequences=sampling.n,
+            num_return_sequences=n,
             max_new_tokens=sampling.max_new_tokens,
             eos_token_id=self.eos_ids,
             pad_token_id=pad_id,

@@ -13,7 +13,7 @@ from trainers.rl import run_rl
 envs.register("test-length-v0", LengthEnv)
 
 
-def _config(tmp_path, name, steps):
+def _config(tmp_path, name, steps, extra=()):
     return load_config(
         RLConfig,
         overrides=[
@@ -30,6 +30,7 @@ def _config(tmp_path, name, steps):
             "sampling.temperature=1.0",
             "optim.lr=1e-3",
             "eval.episodes=0",
+            *extra,
         ],
     )
 
@@ -41,14 +42,24 @@ def _metrics(run_dir):
 TIMING = ("step_time_s", "rollout_time_s", "update_time_s", "tokens_per_s")
 
 
-def test_resume_reproduces_the_next_step(tmp_path):
-    full = run_rl(_config(tmp_path, "full", 3), log=lambda *_: None)
-    run_rl(_config(tmp_path, "cut", 2), log=lambda *_: None)
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("algo.name=ppo", "algo.mini_batches=2", "algo.prompts_per_step=2"),
+        ("lora.enabled=true", "lora.r=2", "algo.kl_coef=0.1"),
+        ("algo.name=dapo", "algo.kl_coef=0.1", "optim.schedule=cosine", "optim.warmup_steps=1"),
+    ],
+    ids=["grpo", "ppo-minibatches", "lora-kl", "dapo-kl-cosine"],
+)
+def test_resume_reproduces_the_next_step(tmp_path, extra):
+    full = run_rl(_config(tmp_path, "full", 3, extra), log=lambda *_: None)
+    run_rl(_config(tmp_path, "cut", 2, extra), log=lambda *_: None)
     cut_dir = tmp_path / "cut"
     # Simulate a crash after a step was logged but before its checkpoint: resume must drop it.
     with (cut_dir / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"step": 3, "reward_mean": 123.0}) + "\n")
-    run_rl(_config(tmp_path, "cut", 3), resume_dir=cut_dir, log=lambda *_: None)
+    run_rl(_config(tmp_path, "cut", 3, extra), resume_dir=cut_dir, log=lambda *_: None)
 
     expected, resumed = _metrics(tmp_path / "full"), _metrics(cut_dir)
     assert [r["step"] for r in resumed] == [1, 2, 3]

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from trainers.logprobs import completion_logprobs
@@ -110,3 +111,21 @@ def test_the_models_own_generation_defaults_do_not_change_sampling(tiny_lm):
     got = HFEngine(penalised, tokenizer).generate(PROMPTS, greedy)
     assert [g[0].token_ids for g in got] == [g[0].token_ids for g in clean]
     assert penalised.generation_config.repetition_penalty == 5.0  # restored afterwards
+
+
+def test_shared_prefill_samples_what_per_row_prefill_samples(tiny_lm):
+    """Prefilling each prompt once and repeating its cache gives the same samples and log-probs
+    as transformers' num_return_sequences (which prefills every copy)."""
+    model, tokenizer = tiny_lm
+    prompts = [
+        [{"role": "user", "content": "Write a poem about the sea and the wind."}],
+        [{"role": "user", "content": "Hi"}],  # shorter: left padding inside the shared cache
+    ]
+    sampling = Sampling(n=4, temperature=1.0, max_new_tokens=10, seed=3)
+    shared = HFEngine(model, tokenizer, share_prefill=True).generate(prompts, sampling)
+    plain = HFEngine(model, tokenizer, share_prefill=False).generate(prompts, sampling)
+    for group_a, group_b in zip(shared, plain, strict=True):
+        assert [c.token_ids for c in group_a] == [c.token_ids for c in group_b]
+        for a, b in zip(group_a, group_b, strict=True):
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+    assert len({tuple(c.token_ids) for c in shared[0]}) > 1  # n real samples, not one repeated

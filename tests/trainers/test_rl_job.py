@@ -1,0 +1,134 @@
+"""The RL job around the learner: evaluation during training with the best checkpoint, trackers,
+plots, samples, a curriculum, and every algorithm end to end."""
+
+import json
+
+import pytest
+from conftest import LengthEnv
+
+import envs
+from assay.config import load_config
+from assay.models import load_causal_lm
+from trainers.config import RLConfig
+from trainers.rl import run_rl
+
+
+class LevelEnv(envs.TextEnv):
+    """Reward = the ``level`` option, whatever the answer: shows which options a step used."""
+
+    def __init__(self, level: int = 0):
+        super().__init__()
+        self.level = level
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return [{"role": "user", "content": "Say anything."}], self.make_info("player")
+
+    def step(self, action):
+        return [], float(self.level), True, False, self.make_info("player")
+
+
+@pytest.fixture
+def test_envs():
+    envs.register("test-job-length-v0", LengthEnv)
+    envs.register("test-job-level-v0", LevelEnv)
+    yield
+    for name in ("test-job-length-v0", "test-job-level-v0"):
+        envs.registry._REGISTRY.pop(name, None)
+
+
+def _config(tmp_path, name, **overrides) -> RLConfig:
+    base = {
+        "model.name": "tiny-random-llama",
+        "env.id": "test-job-length-v0",
+        "train.steps": 4,
+        "train.checkpoint_every": 2,
+        "train.output_dir": str(tmp_path),
+        "train.run_name": name,
+        "algo.group_size": 2,
+        "sampling.max_new_tokens": 5,
+        "sampling.temperature": 1.0,
+        "optim.lr": 1e-3,
+        "eval.episodes": 3,
+    }
+    base.update(overrides)
+    return load_config(RLConfig, overrides=[f"{k}={v}" for k, v in base.items()])
+
+
+def _records(run_dir):
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_eval_during_training_keeps_the_best_checkpoint_and_logs_everywhere(tmp_path, test_envs):
+    config = _config(
+        tmp_path,
+        "evals",
+        **{
+            "eval.every": 2,
+            "eval.sampled": 2,
+            "train.samples_every": 2,
+            "log.tensorboard": True,
+            "log.wandb": True,
+        },
+    )
+    summary = run_rl(config, log=lambda *_: None)
+    run_dir = tmp_path / "evals"
+    records = _records(run_dir)
+    assert [("eval/reward_mean" in r) for r in records] == [False, True, False, True]
+    for r in records[1::2]:
+        assert 0 <= r["eval/sampled_reward_mean"] <= r["eval/sampled_max_reward"] <= 1
+    best = json.loads((run_dir / "best.json").read_text())
+    evals = {r["step"]: r["eval/reward_mean"] for r in records if "eval/reward_mean" in r}
+    assert best["value"] == max(evals.values()) and evals[best["step"]] == best["value"]
+    assert summary["best"] == best
+    model, _ = load_causal_lm(str(run_dir / "checkpoints" / "best"))  # a loadable checkpoint
+    assert model is not None
+    assert (run_dir / "eval_step000002.json").exists()
+    assert len((run_dir / "samples.jsonl").read_text().splitlines()) == 2  # steps 2 and 4
+    assert (run_dir / "plots" / "training.png").stat().st_size > 10_000
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_a_curriculum_switches_env_options_at_its_steps(tmp_path, test_envs):
+    config = _config(
+        tmp_path,
+        "curriculum",
+        **{
+            "env.id": "test-job-level-v0",
+            "env.schedule": "[{step: 3, kwargs: {level: 1}}]",
+            "eval.episodes": 0,
+        },
+    )
+    run_rl(config, log=lambda *_: None)
+    assert [r["reward_mean"] for r in _records(tmp_path / "curriculum")] == [0, 0, 1, 1]
+
+
+def test_a_bad_curriculum_phase_fails_before_training(tmp_path, test_envs):
+    config = _config(tmp_path, "bad", **{"env.schedule": "[{step: 3, kwargs: {levle: 1}}]"})
+    with pytest.raises(Exception, match="levle"):
+        run_rl(config, log=lambda *_: None)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"algo.name": "dapo", "algo.max_sample_rounds": 2},
+        {"algo.name": "dr_grpo"},
+        {"algo.name": "rloo"},
+        {"algo.name": "reinforce_pp"},
+        {"algo.name": "gspo"},
+        {"algo.name": "ppo", "algo.group_size": 1, "algo.prompts_per_step": 2},
+        {"algo.kl_coef": 0.1, "algo.entropy_coef": 0.01, "optim.schedule": "cosine"},
+        {"lora.enabled": True, "lora.r": 2},
+    ],
+    ids=["dapo", "dr_grpo", "rloo", "reinforce_pp", "gspo", "ppo", "kl+entropy", "lora"],
+)
+def test_every_algorithm_runs_the_job(tmp_path, test_envs, overrides):
+    config = _config(tmp_path, "algo", **{"train.steps": 2, "eval.episodes": 2, **overrides})
+    summary = run_rl(config, log=lambda *_: None)
+    records = _records(tmp_path / "algo")
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(r["grad_norm"] >= 0 and r["loss"] == r["loss"] for r in records)  # no NaN
+    assert summary["eval_trained"] is not None
