@@ -1,15 +1,18 @@
-"""Seconds per GRPO step: assay's learner vs TRL's GRPOTrainer, same model, prompts and settings.
+"""Seconds per RL step: assay's learner (every algorithm) vs TRL's GRPOTrainer, same model,
+prompts and settings.
 
     python benchmarks/rl_step.py [--model smollm2-135m-instruct] [--steps 5] [--replicas N]
+                                 [--algos grpo,dapo,dr_grpo,rloo,reinforce_pp,gspo,ppo]
 
-Both train SmolLM2-135M-Instruct on codenames-guess-v0 boards (seeds 0, 1, 2, ... in the same
-order), 2 prompts x 4 completions per step, 32 new tokens at most, temperature 0.7, the same
+All train SmolLM2-135M-Instruct on codenames-guess-v0 boards (seeds 0, 1, 2, ... in the same
+order), 2 prompts x 8 completions per step, 32 new tokens at most, temperature 0.7, the same
 learning rate, fp32, no KL term, and one optimisation pass per batch. TRL runs without gradient
 checkpointing (its default recomputes activations, which would only slow it down here). After one
 warm-up step each, ``--steps`` steps are timed. Completion lengths differ with sampling, so
-tokens/s is printed too. Ends with ``RESULT assay_s=... trl_s=... ratio=...`` (goal: ratio <= 1).
-``--replicas N`` (N > 1) makes assay generate on a Ray pool of N HF engines, with weight sync
-after each step (``rollout.replicas=N``).
+tokens/s is printed too. DAPO's dynamic sampling may generate extra rounds in a step; its rounds
+are printed. Ends with ``RESULT assay_s=... trl_s=... ratio=... <algo>_s=...`` where assay_s and
+ratio are GRPO's (goal: ratio <= 0.5). ``--replicas N`` (N > 1) makes assay generate on a Ray
+pool of N HF engines, with weight sync after each step (``rollout.replicas=N``).
 """
 
 from __future__ import annotations
@@ -27,16 +30,20 @@ from assay.config import load_config
 from assay.models import load_causal_lm
 from rewards import as_trl_reward, score_guess_answer
 from trainers.config import RLConfig
-from trainers.rl import GRPOLearner
+from trainers.learner import RLLearner
 
-GROUP, PROMPTS, MAX_NEW, LR, TEMPERATURE = 4, 2, 32, 1e-5, 0.7
+GROUP, PROMPTS, MAX_NEW, LR, TEMPERATURE = 8, 2, 32, 1e-5, 0.7
+ALGOS = "grpo,dapo,dr_grpo,rloo,reinforce_pp,gspo,ppo"
 ENV_KWARGS = {"n_targets": [2, 3], "n_non_targets": [2, 3]}
 
 
-def time_assay(model, tokenizer, steps: int, name: str, replicas: int) -> tuple[list[float], float]:
+def time_assay(
+    model, tokenizer, steps: int, name: str, replicas: int, algo: str = "grpo"
+) -> tuple[list[float], float, float]:
     config = load_config(
         RLConfig,
         overrides=[
+            f"algo.name={algo}",
             f"model.name={name}",
             f"rollout.replicas={replicas}",
             f"algo.group_size={GROUP}",
@@ -46,16 +53,17 @@ def time_assay(model, tokenizer, steps: int, name: str, replicas: int) -> tuple[
             f"optim.lr={LR}",
         ],
     )
-    learner = GRPOLearner(config, model, tokenizer)
+    learner = RLLearner(config, model, tokenizer)
     env = envs.make("codenames-guess-v0", **ENV_KWARGS)
-    times, lengths = [], []
+    times, lengths, rounds = [], [], []
     for step in range(1, steps + 2):
         metrics = learner.step(env, step)
         if step > 1:  # step 1 is the warm-up
             times.append(metrics["step_time_s"])
             lengths.append(metrics["completion_len"])
+            rounds.append(metrics.get("sample_rounds", 1))
     learner.close()
-    return times, statistics.mean(lengths)
+    return times, statistics.mean(lengths), statistics.mean(rounds)
 
 
 def time_trl(model, tokenizer, steps: int) -> tuple[list[float], float]:
@@ -129,29 +137,38 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--replicas", type=int, default=1, help="> 1: generate on a Ray pool")
+    parser.add_argument("--algos", default=ALGOS, help="comma-separated; grpo is always timed")
     args = parser.parse_args()
+    algos = ["grpo", *[a for a in args.algos.split(",") if a and a != "grpo"]]
     model, tokenizer = load_causal_lm(
         args.model, device="cuda" if torch.cuda.is_available() else "cpu"
     )
 
-    torch.manual_seed(0)
-    assay_times, assay_len = time_assay(
-        copy.deepcopy(model), tokenizer, args.steps, args.model, args.replicas
-    )
+    per_algo: dict[str, float] = {}
+    for algo in algos:
+        torch.manual_seed(0)
+        times, length, rounds = time_assay(
+            copy.deepcopy(model), tokenizer, args.steps, args.model, args.replicas, algo
+        )
+        per_algo[algo] = statistics.mean(times)
+        steps = ", ".join(f"{t:.2f}" for t in times)
+        print(f"assay {algo:13s} {per_algo[algo]:.2f} s/step (steps: {steps}), "
+              f"mean completion {length:.1f} tokens, {rounds:.1f} sampling rounds")  # fmt: skip
+        if algo == "grpo":
+            assay_len = length
     torch.manual_seed(0)
     trl_times, trl_len = time_trl(copy.deepcopy(model), tokenizer, args.steps)
 
-    assay_s, trl_s = statistics.mean(assay_times), statistics.mean(trl_times)
+    assay_s, trl_s = per_algo["grpo"], statistics.mean(trl_times)
+    steps = ", ".join(f"{t:.2f}" for t in trl_times)
     print(
-        f"assay: {assay_s:.2f} s/step (steps: {', '.join(f'{t:.2f}' for t in assay_times)}), mean completion {assay_len:.1f} tokens"
+        f"TRL GRPO            {trl_s:.2f} s/step (steps: {steps}), mean completion {trl_len:.1f} tokens"
     )
-    print(
-        f"TRL:   {trl_s:.2f} s/step (steps: {', '.join(f'{t:.2f}' for t in trl_times)}), mean completion {trl_len:.1f} tokens"
-    )
+    extra = " ".join(f"{a}_s={t:.3f}" for a, t in per_algo.items() if a != "grpo")
     print(
         f"RESULT replicas={args.replicas} assay_s={assay_s:.3f} trl_s={trl_s:.3f} "
         f"ratio={assay_s / trl_s:.3f} "
-        f"assay_tokens={assay_len:.1f} trl_tokens={trl_len:.1f}"
+        f"assay_tokens={assay_len:.1f} trl_tokens={trl_len:.1f} {extra}"
     )
 
 

@@ -125,14 +125,16 @@ class HFEngine:
         self.model.eval()
         # Sample from exactly the distribution the log-probs describe: the model's own generation
         # defaults (a repetition penalty, transformers' top_k=50) would otherwise apply unseen.
-        saved_config = self.model.generation_config
-        self.model.generation_config = GenerationConfig(
+        # A peft model generates through its base model, whose config is the one that counts.
+        holder = self.model.get_base_model() if hasattr(self.model, "peft_config") else self.model
+        saved_config = holder.generation_config
+        holder.generation_config = GenerationConfig(
             bos_token_id=saved_config.bos_token_id, eos_token_id=self.eos_ids, pad_token_id=pad_id
         )
         try:
             generated = self._generate_call(input_ids, attention_mask, sampling, width, pad_id)
         finally:
-            self.model.generation_config = saved_config
+            holder.generation_config = saved_config
             self.model.train(was_training)
         new_tokens = generated.sequences[:, width:]  # (B*n, T_new)
         if not sampling.logprobs:

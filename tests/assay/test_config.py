@@ -99,3 +99,19 @@ def test_string_fields_accept_yaml_dates_and_numbers():
         == "2024-01-01"
     )
     assert load_config(RLConfig, overrides=["train.run_name=42"]).train.run_name == "42"
+
+
+def test_every_shipped_config_loads_and_builds_its_envs():
+    """configs/*.yaml stay valid as the config grows: types, ranges, env options, eval options."""
+    from pathlib import Path
+
+    import envs
+    from trainers.rl import EnvSchedule, _eval_env
+
+    configs = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+    assert len(configs) >= 6
+    for path in configs:
+        config = load_config(RLConfig, path)
+        EnvSchedule(config)
+        _eval_env(config)
+        assert config.env.id in envs.list_envs()
