@@ -14,6 +14,22 @@ from assay.errors import ConfigError
 class Trackers:
     """Fan one metrics record out to the enabled trackers (numbers only)."""
 
+    @staticmethod
+    def check(tensorboard: bool, wandb: bool) -> None:
+        """Raise ConfigError now if an enabled tracker's package is missing."""
+        for enabled, module, package in (
+            (tensorboard, "torch.utils.tensorboard", "tensorboard"),
+            (wandb, "wandb", "wandb"),
+        ):
+            if not enabled:
+                continue
+            try:
+                __import__(module)
+            except ImportError:
+                raise ConfigError(
+                    f"log.{package} needs the {package} package: pip install {package}"
+                ) from None
+
     def __init__(
         self,
         run_dir: Path,

@@ -233,6 +233,11 @@ class AlgoConfig:
             out.append("kl_coef and entropy_coef must be >= 0")
         if not 0 <= self.gamma <= 1 or not 0 <= self.lam <= 1:
             out.append("gamma and lam must be in [0, 1]")
+        if self.kl_coef > 0 and self.kl_in == "loss" and self.kl_estimator == "k1":
+            out.append(
+                "kl_estimator k1 in the loss has zero expected gradient (it does not regularise); "
+                "use k3 in the loss, or k1 with kl_in: reward"
+            )
         if self.setting("advantage") == "gae" and self.setting("ratio_level") == "sequence":
             out.append("ratio_level sequence (GSPO) needs a per-sequence advantage, not gae")
         return out
@@ -364,9 +369,12 @@ class EvalConfig:
     """Episodes of each evaluation during training; null: ``episodes``."""
     sampled: int = 0
     """Also sample this many completions per episode at the training temperature and log their
-    mean reward (``eval/sampled_reward_mean``) and pass@k (``eval/sampled_pass``)."""
+    mean reward (``eval/sampled_reward_mean``) and the mean best-of-k reward
+    (``eval/sampled_max_reward``)."""
     best_metric: str = "reward_mean"
-    """Keep the checkpoint with the highest ``eval/<best_metric>`` in ``checkpoints/best``."""
+    """Keep the checkpoint with the highest ``eval/<best_metric>`` in ``checkpoints/best``: one
+    of ``reward_mean``, ``valid_rate``, the env's metrics, or (with ``sampled``)
+    ``sampled_reward_mean`` / ``sampled_max_reward``."""
 
     def problems(self) -> list[str]:
         out = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -42,10 +43,18 @@ def init_world() -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        # Rank 0 alone evaluates and writes checkpoints while the others wait at a barrier:
+        # allow that much longer than the default 10 (NCCL) or 30 (gloo) minutes.
+        timeout = timedelta(minutes=float(os.environ.get("ASSAY_DIST_TIMEOUT_MIN", "120")))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)  # one GPU per rank, before NCCL touches any
+            device = torch.device("cuda", local_rank)
+            dist.init_process_group(backend="nccl", timeout=timeout, device_id=device)
+        else:
+            dist.init_process_group(backend="gloo", timeout=timeout)
+    return World(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def current_world() -> World:
@@ -66,6 +75,14 @@ def all_sum(value: float, world: World) -> float:
         return value
     t = torch.tensor([value], dtype=torch.float64, device=_device())
     dist.all_reduce(t)
+    return float(t.item())
+
+
+def all_max(value: float, world: World) -> float:
+    if not world.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t.item())
 
 

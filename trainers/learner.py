@@ -39,6 +39,7 @@ from trainers.distributed import (
     World,
     all_gather_objects,
     all_gather_rows,
+    all_max,
     all_sum,
     current_world,
     sum_gradients,
@@ -249,8 +250,8 @@ class RLLearner:
                     spare.append((group, rewards, infos))
             if len(kept) >= need:
                 break
-        out.dropped_groups = len(spare)
         batch = (kept + spare)[:need]  # budget spent: equal-reward groups fill the rest
+        out.dropped_groups = len(spare) - max(0, need - len(kept))  # equal-reward, not trained on
         out.completions = [c for group, _, _ in batch for c in group]
         out.rewards = torch.tensor([rewards for _, rewards, _ in batch], dtype=torch.float32)
         out.infos = [i for _, _, infos in batch for i in infos]
@@ -350,7 +351,16 @@ class RLLearner:
     @torch.no_grad()
     def _frozen_pass(self, batch, chunks: list[list[int]], reference: bool = False):
         """Log-probs (and values) of the whole batch without gradients, micro-batch by
-        micro-batch: the sampling policy's (``old``), or the reference policy's."""
+        micro-batch: the sampling policy's (``old``), or the reference policy's. Runs in eval
+        mode (no dropout), as generation does."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._frozen_pass_eval(batch, chunks, reference)
+        finally:
+            self.model.train(was_training)
+
+    def _frozen_pass_eval(self, batch, chunks: list[list[int]], reference: bool):
         width = batch["completion_ids"].shape
         logprobs = torch.zeros(width, device=self.model.device)
         values = torch.zeros(width, device=self.model.device) if not reference else None
@@ -460,11 +470,9 @@ class RLLearner:
         adv, returns, stats = self.advantages(rollout, mask, old_lp, ref_lp, old_values)
         engine_lp = self._engine_logprobs(rollout.completions, mask.shape[1])
         is_weights = None
-        if engine_lp is not None and old_lp is not None:
-            stats.update(self._engine_stats(old_lp, engine_lp, mask))
-            if self.separate_engine:
-                is_weights = truncated_is_weights(old_lp, engine_lp, cfg.rollout.is_cap)
-                stats.update(_is_stats(is_weights, mask, cfg.rollout.is_cap))
+        if engine_lp is not None and old_lp is not None and self.separate_engine:
+            is_weights = truncated_is_weights(old_lp, engine_lp, cfg.rollout.is_cap)
+        self._gap_max = 0.0
 
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
@@ -491,7 +499,7 @@ class RLLearner:
                 for micro in micros:
                     parts = self._micro_loss(
                         batch, micro, mask, adv, returns, old_lp, old_values, ref_lp,
-                        engine_lp, is_weights, denom, n_tokens, epoch, stats,
+                        engine_lp, is_weights, denom, n_tokens, epoch,
                     )  # fmt: skip
                     parts["loss"].backward()
                     total += parts.pop("loss").item()
@@ -508,6 +516,8 @@ class RLLearner:
         stats.update(
             {k: all_sum(sums[k], self.world) / all_sum(weights[k], self.world) for k in sums}
         )
+        if engine_lp is not None:
+            stats["engine_logprob_gap_max"] = all_max(self._gap_max, self.world)
         stats["loss"] = sum(losses) / len(losses)
         stats["lr"] = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
@@ -515,7 +525,7 @@ class RLLearner:
 
     def _micro_loss(
         self, batch, micro, mask, adv, returns, old_lp, old_values, ref_lp, engine_lp,
-        is_weights, denom, n_tokens, epoch, stats,
+        is_weights, denom, n_tokens, epoch,
     ) -> dict[str, Any]:  # fmt: skip
         """The loss of one micro-batch, scaled so that micro-batches (and ranks) add up to the
         mini-batch's loss, and its diagnostics."""
@@ -534,11 +544,15 @@ class RLLearner:
         logprobs = out.logprobs
         old = old_lp[rows] if old_lp is not None else logprobs.detach()
         weights = is_weights[rows] if is_weights is not None else None
-        if epoch == 0 and engine_lp is not None and old_lp is None:  # single pass: old = now
-            stats.update(self._engine_stats(old, engine_lp[rows], m))
-            if self.separate_engine:
-                weights = truncated_is_weights(old, engine_lp[rows], self.config.rollout.is_cap)
-                stats.update(_is_stats(weights, m, self.config.rollout.is_cap))
+        engine_stats: dict[str, float] = {}
+        if engine_lp is not None and weights is None and self.separate_engine:
+            weights = truncated_is_weights(old, engine_lp[rows], self.config.rollout.is_cap)
+        if epoch == 0 and engine_lp is not None:  # token-weighted means over the whole batch
+            gap = (old - engine_lp[rows]).abs() * m
+            engine_stats["engine_logprob_gap"] = (gap.sum() / m.sum().clamp(min=1)).item()
+            self._gap_max = max(self._gap_max, gap.max().item())
+            if weights is not None:
+                engine_stats.update(_is_stats(weights, m, self.config.rollout.is_cap))
         agg = {"mode": self.loss_agg, "denom": denom, "constant": self.loss_constant}
         loss, diag = clipped_policy_loss(
             logprobs,
@@ -553,7 +567,7 @@ class RLLearner:
             denom=denom,
             constant=self.loss_constant,
         )
-        parts: dict[str, Any] = dict(diag)
+        parts: dict[str, Any] = {**diag, **engine_stats}
         token_mean = {"mode": "token-mean", "denom": n_tokens}
         if ref_lp is not None:
             kl = kl_estimate(logprobs, ref_lp[rows], algo.kl_estimator)
@@ -573,14 +587,6 @@ class RLLearner:
             parts["value_mean"] = ((values.detach() * m).sum() / m.sum().clamp(min=1)).item()
         parts["loss"] = loss
         return parts
-
-    @staticmethod
-    def _engine_stats(learner_lp, engine_lp, mask) -> dict[str, float]:
-        gap = (learner_lp - engine_lp).abs() * mask
-        return {
-            "engine_logprob_gap": (gap.sum() / mask.sum().clamp(min=1)).item(),
-            "engine_logprob_gap_max": gap.max().item(),
-        }
 
     # --- sync weights --------------------------------------------------------------------------
     def policy_state_dict(self) -> dict[str, torch.Tensor]:
@@ -616,9 +622,9 @@ class RLLearner:
         call while another error is on its way out: failures here do not hide it."""
         try:
             if self._next_rollout is not None:
-                self._next_rollout.cancel()
-                self._next_rollout.exception()  # wait for a running one; its error is moot now
-                self._next_rollout = None
+                pending, self._next_rollout = self._next_rollout, None
+                if not pending.cancel():  # already running: wait; its error is moot now
+                    pending.exception()
             if self._background is not None:
                 self._background.shutdown()
         finally:
@@ -754,6 +760,12 @@ def add_lora(model, config: RLConfig):
     except ImportError:  # pragma: no cover - peft is a dependency
         raise ImportError("lora.enabled needs the peft package: pip install peft") from None
     lora = config.lora
+    tied = getattr(_base(model).config, "tie_word_embeddings", False)
+    if tied and {"lm_head", "embed_tokens"} & set(lora.target_modules):
+        raise ValueError(
+            "lora.target_modules may not include lm_head or embed_tokens on a model with tied "
+            "embeddings: merged weights would differ between the two tied matrices"
+        )
     peft_config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,

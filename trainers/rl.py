@@ -235,7 +235,7 @@ def _train(
             )
         barrier(learner.world)
 
-    step = start
+    step = logged = start
     limit = config.train.max_minutes
     deadline = None if limit is None else time.time() + 60 * limit
     bar = tqdm(total=config.train.steps, initial=start, desc="train", unit="step", disable=not main)
@@ -254,6 +254,7 @@ def _train(
                 trackers.log(metrics)
                 if step % config.train.samples_every == 0:
                     samples_log.append(_samples(step, learner.last_rollout, config.algo.group_size))
+            logged = step
             bar.update(1)
             bar.set_postfix(
                 reward=f"{metrics['reward_mean']:.2f}", valid=f"{metrics['valid_rate']:.2f}"
@@ -263,7 +264,8 @@ def _train(
     except KeyboardInterrupt:
         # Save only weights that match the last logged step: interrupted while generating they
         # do; inside an update, or after it but before its metrics were logged, they do not.
-        if step > start and not learner.updating and learner.weights_step == step and main:
+        consistent = not learner.updating and learner.weights_step == step == logged
+        if step > start and consistent and main:
             save_checkpoint(
                 run_dir, step, learner.model, learner.tokenizer, learner.trainer_state(),
                 config.train.keep_checkpoints,
@@ -303,16 +305,13 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     ``torchrun`` every rank trains on its share of the prompts and rank 0 writes the run.
     """
     world = init_world()
-    if config.algo.prompts_per_step % world.size:
-        raise ValueError(
-            f"algo.prompts_per_step ({config.algo.prompts_per_step}) must be a multiple of the "
-            f"number of processes ({world.size})"
-        )
+    _check_world(config, world)
     if not world.main:
         log = _silent
     schedule = EnvSchedule(config)  # bad env options fail before any loading
     if config.eval.episodes:
-        _eval_env(config)
+        _check_best_metric(config, _eval_env(config))
+    Trackers.check(config.log.tensorboard, config.log.wandb)  # on every rank: none waits alone
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     run_dir, learner, start_step = _open_run(config, resume_dir, log, world)
@@ -320,6 +319,37 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
         return _run_phases(learner, schedule, config, run_dir, start_step, log)
     finally:
         learner.close()
+
+
+def _check_world(config: RLConfig, world: World) -> None:
+    """Settings that depend on the number of processes, checked on every rank."""
+    if config.algo.prompts_per_step % world.size:
+        raise ValueError(
+            f"algo.prompts_per_step ({config.algo.prompts_per_step}) must be a multiple of the "
+            f"number of processes ({world.size})"
+        )
+    per_rank = config.algo.prompts_per_step // world.size
+    if config.algo.mini_batches * config.algo.grad_accum > per_rank:
+        raise ValueError(
+            f"algo.mini_batches * algo.grad_accum must be <= the prompt groups per process "
+            f"({per_rank} with {world.size} processes)"
+        )
+    if world.active and (config.rollout.backend == "vllm" or config.rollout.replicas > 1):
+        raise ValueError(
+            "several learner processes generate with their own HF engine; rollout.backend vllm "
+            "and rollout.replicas > 1 need a single learner process for now"
+        )
+
+
+def _check_best_metric(config: RLConfig, env) -> None:
+    known = {"reward_mean", "valid_rate", *getattr(env, "metric_keys", ())}
+    if config.eval.sampled:
+        known |= {"sampled_reward_mean", "sampled_max_reward"}
+    if config.eval.best_metric not in known:
+        raise ValueError(
+            f"eval.best_metric {config.eval.best_metric!r} is not an eval metric of this run; "
+            f"choose one of {', '.join(sorted(known))}"
+        )
 
 
 def _silent(*_args, **_kwargs) -> None:
