@@ -8,10 +8,11 @@
 """
 
 from envs.checker import CheckResult, check_env
-from envs.core import ChatMessages, FreeText, Message, TextEnv
+from envs.core import ChatMessages, FreeText, Message, TextEnv, score_answers
 from envs.registry import ENTRY_POINT_GROUP, EnvSpec, list_envs, load_plugins, make, register, spec
 
 register("codenames-guess-v0", "envs.codenames.guess:CodenamesGuessEnv")
+register("codenames-clue-v0", "envs.codenames.clue:CodenamesClueEnv")
 register("math-gsm8k-v0", "envs.math.env:MathEnv", dataset="gsm8k")
 register("math-math-v0", "envs.math.env:MathEnv", dataset="math")
 register("math-math500-v0", "envs.math.env:MathEnv", dataset="math500", split="test")
@@ -31,5 +32,6 @@ __all__ = [
     "list_envs",
     "make",
     "register",
+    "score_answers",
     "spec",
 ]

@@ -103,3 +103,18 @@ class TextEnv(gym.Env[list, str]):
     ) -> dict[str, Any]:
         """Build an ``info`` dict with the three contract keys first, then any hidden state."""
         return {"agent": agent, "valid": valid, "reason": reason, **hidden}
+
+
+def score_answers(env, episodes: list[tuple[int, str]]) -> list[tuple[float, dict]]:
+    """Reward and info of each single-turn (seed, answer) pair: ``reset(seed=seed)`` then
+    ``step(answer)``, or one ``env.score_many(episodes)`` call for envs that batch their scoring
+    (a judge model, an API)."""
+    batched = getattr(env, "score_many", None)
+    if batched is not None:
+        return batched(episodes)
+    out = []
+    for seed, answer in episodes:
+        env.reset(seed=seed)
+        _, reward, _, _, info = env.step(answer)
+        out.append((float(reward), info))
+    return out

@@ -8,6 +8,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from envs import score_answers
 from trainers.rollout import HFEngine, Sampling
 
 
@@ -41,9 +42,13 @@ def evaluate_policy(
         prompts = [env.reset(seed=s)[0] for s in chunk]
         completions = engine.generate(prompts, greedy)
         samples = engine.generate(prompts, sampling) if sampling else [[] for _ in chunk]
-        for seed, (completion,), extra in zip(chunk, completions, samples, strict=True):
-            env.reset(seed=seed)
-            _, reward, _, _, info = env.step(completion.text)
+        pairs = zip(chunk, completions, strict=True)
+        scored = score_answers(env, [(s, c.text) for s, (c,) in pairs])
+        pairs = zip(chunk, samples, strict=True)
+        sampled = score_answers(env, [(s, c.text) for s, group in pairs for c in group])
+        k = sampling.n if sampling else 0
+        for i, (seed, (completion,)) in enumerate(zip(chunk, completions, strict=True)):
+            reward, info = scored[i]
             record = {
                 "seed": seed,
                 "answer": completion.text,
@@ -52,8 +57,8 @@ def evaluate_policy(
                 "reason": info["reason"],
             }
             record.update({k: float(info[k]) for k in metric_keys if k in info})
-            if extra:
-                record["sampled_rewards"] = [_reward(env, seed, c.text) for c in extra]
+            if k:
+                record["sampled_rewards"] = [r for r, _ in sampled[i * k : (i + 1) * k]]
             episodes.append(record)
     n = max(len(episodes), 1)
     metrics = {
@@ -67,8 +72,3 @@ def evaluate_policy(
         metrics["sampled_reward_mean"] = sum(sum(r) / len(r) for r in rewards) / n
         metrics["sampled_max_reward"] = sum(max(r) for r in rewards) / n
     return EvalResult(metrics, episodes)
-
-
-def _reward(env, seed: int, text: str) -> float:
-    env.reset(seed=seed)
-    return float(env.step(text)[1])

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+import envs
 from trainers.algos import (
     ValueHead,
     aggregate,
@@ -262,16 +263,14 @@ class RLLearner:
     @staticmethod
     def score(env, seeds: list[int], groups: list[list[Completion]]):
         """(completions, rewards, infos) per group. Single-turn: each completion replays its
-        episode's start (``reset(seed)``) and answers with one ``step``."""
+        episode's start (``reset(seed)``) and answers with one ``step``; envs with a judge
+        score the whole batch in one call (``envs.score_answers``)."""
+        pairs = [(seed, c.text) for seed, group in zip(seeds, groups, strict=True) for c in group]
+        results = iter(envs.score_answers(env, pairs))
         out = []
-        for seed, group in zip(seeds, groups, strict=True):
-            rewards, infos = [], []
-            for completion in group:
-                env.reset(seed=seed)
-                _, reward, _, _, info = env.step(completion.text)
-                rewards.append(float(reward))
-                infos.append(info)
-            out.append((group, rewards, infos))
+        for group in groups:
+            scored = [next(results) for _ in group]
+            out.append((group, [r for r, _ in scored], [i for _, i in scored]))
         return out
 
     def shape_rewards(self, rollout: Rollout) -> None:

@@ -62,7 +62,11 @@ class CodenamesGuessEnv(TextEnv):
     - ``n_targets``, ``n_non_targets``, ``n_neutral``: inclusive ``[low, high]`` sizes.
     - ``difficulty``: ``close`` / ``mixed`` / ``far`` targets; ``trick_non_targets``: how many
       non-targets are drawn from the words nearest the clue.
-    - ``max_guesses``: the guess limit g_max; default |T|.
+    - ``tier``: ``simple`` / ``moderate`` / ``advanced`` / ``expert`` / ``mixed`` boards built
+      around a topic from the clue vocabulary (:mod:`envs.codenames.tiers`; the topic is the
+      clue); replaces ``difficulty`` and ``trick_non_targets``. ``tier_weights`` weighs the
+      tiers of ``mixed`` (default equal).
+    - ``max_guesses``: the guess limit g_max; default |T| (floor(|T|/2) in the expert tier).
     - ``example``: prepend one solved example board as a chat turn (helps small models find the
       format; the example board never appears in play since FRUIT is not a Codenames word).
     """
@@ -80,6 +84,8 @@ class CodenamesGuessEnv(TextEnv):
         trick_non_targets: int = 0,
         max_guesses: int | None = None,
         example: bool = True,
+        tier: str | None = None,
+        tier_weights: dict[str, float] | None = None,
     ):
         _check_options(
             answer_format,
@@ -91,7 +97,10 @@ class CodenamesGuessEnv(TextEnv):
             trick_non_targets,
             max_guesses,
             example,
+            tier,
+            tier_weights,
         )
+        self.tier, self.tier_weights = tier, tier_weights
         self.answer_format = answer_format
         self.lenient = lenient
         self.board_options = dict(
@@ -108,7 +117,9 @@ class CodenamesGuessEnv(TextEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self.board = make_board(self.np_random, **self.board_options)
+        self.board = make_episode_board(
+            self.np_random, self.board_options, self.tier, self.tier_weights
+        )
         messages: list[Message] = [{"role": "system", "content": SYSTEM_PROMPT}]
         if self.example:
             messages += [
@@ -162,6 +173,20 @@ class CodenamesGuessEnv(TextEnv):
         return transcript, score.reward, True, False, info
 
 
+def make_episode_board(rng, board_options: dict, tier: str | None, tier_weights=None) -> Board:
+    """The episode's board: a curriculum tier's (``mixed`` draws the tier first) or, without a
+    tier, :func:`make_board` with the difficulty options."""
+    if tier is None:
+        return make_board(rng, **board_options)
+    from envs.codenames.tiers import TIERS, make_tier_board
+
+    if tier == "mixed":
+        weights = [float((tier_weights or {}).get(t, 1.0)) for t in TIERS]
+        tier = TIERS[int(rng.choice(len(TIERS), p=[w / sum(weights) for w in weights]))]
+    options = {k: board_options[k] for k in ("n_targets", "n_non_targets", "n_neutral")}
+    return make_tier_board(rng, tier, max_guesses=board_options["max_guesses"], **options)
+
+
 def _check_options(
     answer_format,
     lenient,
@@ -172,8 +197,22 @@ def _check_options(
     trick_non_targets,
     max_guesses,
     example,
+    tier=None,
+    tier_weights=None,
 ) -> None:
     """Raise ConfigError for the first bad env option, naming it and what it accepts."""
+    from envs.codenames.tiers import TIERS
+
+    if tier is not None:
+        _check_choice("tier", tier, (*TIERS, "mixed"))
+    if tier_weights is not None:
+        bad = set(tier_weights) - set(TIERS) if isinstance(tier_weights, dict) else {"?"}
+        values = list(tier_weights.values()) if isinstance(tier_weights, dict) else []
+        if bad or any(not isinstance(v, int | float) or v < 0 for v in values) or not any(values):
+            raise ConfigError(
+                f"tier_weights must map tiers ({', '.join(TIERS)}) to weights >= 0, not all 0; "
+                f"got {tier_weights!r}."
+            )
     _check_choice("answer_format", answer_format, get_args(AnswerFormat))
     _check_choice("difficulty", difficulty, DIFFICULTIES)
     for name, value, low in (

@@ -1,0 +1,233 @@
+"""Judge guessers for the clue task: given a board and a clue, guess k board words.
+
+Every judge answers a whole batch at once (``guess_many``) and returns, per request, the guessed
+board words (at most k, best first), or ``None`` when the judge itself failed (an API that never
+answered); the env scores a failure 0 and counts it, so a flaky judge never stops a run.
+
+- :class:`EmbeddingJudge` (default, offline, deterministic): the k board words with the highest
+  cosine similarity to the clue under ``minilm-l6``.
+- :class:`ModelJudge`: a frozen causal LM (any registry name) prompted as the guesser, greedy.
+- :class:`APIJudge`: an OpenAI-compatible chat endpoint at temperature 0, with a timeout per
+  request and retries with exponential backoff; the key comes from an environment variable and
+  is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from envs.codenames.boards import Board
+from envs.codenames.guess import _EXAMPLE, SYSTEM_PROMPT, format_answer, render_question
+from envs.codenames.words import embeddings, wordlist
+from rewards.codenames import parse_guesses
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    board: tuple[str, ...]  # the shuffled board, as the judge sees it
+    clue: str
+    k: int  # how many words to guess
+
+
+class Judge(Protocol):
+    name: str
+
+    def guess_many(self, requests: Sequence[JudgeRequest]) -> list[list[str] | None]: ...
+
+
+def guesser_messages(request: JudgeRequest) -> list[dict[str, str]]:
+    """The guess task's prompt (with its solved example) for one request."""
+    board = Board(request.board, (), (), request.clue, request.k)
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": render_question(_EXAMPLE, "simple")},
+        {"role": "assistant", "content": format_answer(_EXAMPLE.targets, "simple")},
+        {"role": "user", "content": render_question(board, "simple")},
+    ]
+
+
+def legal_guesses(text: str, request: JudgeRequest) -> list[str]:
+    """The board words a judge's answer names, in order, at most k (off-board words dropped)."""
+    on_board = {w.casefold(): w for w in request.board}
+    parsed = parse_guesses(text, "simple", lenient=True) or []
+    picked = [on_board[g.casefold()] for g in parsed if g.casefold() in on_board]
+    return list(dict.fromkeys(picked))[: request.k]
+
+
+class EmbeddingJudge:
+    """Ranks the board by cosine similarity to the clue (MiniLM, normalised embeddings) and
+    takes the top k; ties keep board order. Board words use the shipped embeddings; clue
+    embeddings are computed in one batch per call and cached."""
+
+    name = "embedding"
+
+    def __init__(self, embedder: str = "minilm-l6"):
+        self.embedder_name = embedder
+        self._model = None
+        index = {w: i for i, w in enumerate(wordlist())}
+        self._word_vectors = {w: embeddings()[i] for w, i in index.items()}
+        self._cache: dict[str, np.ndarray] = {}
+
+    def add_vectors(self, words: Sequence[str], vectors: np.ndarray) -> None:
+        """Seed the clue cache with precomputed unit vectors (e.g. a whole clue vocabulary)."""
+        for word, vector in zip(words, vectors, strict=True):
+            self._cache[word.upper()] = np.asarray(vector, dtype=np.float32)
+
+    def vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``words`` (upper-cased), embedding the unseen ones in one batch."""
+        keys = [w.upper() for w in words]
+        missing = [
+            k for k in dict.fromkeys(keys) if k not in self._cache and k not in self._word_vectors
+        ]
+        if missing:
+            if self._model is None:
+                from assay.models import load_embedder
+
+                self._model = load_embedder(self.embedder_name)
+            encoded = self._model.encode(
+                [m.lower() for m in missing], normalize_embeddings=True, convert_to_numpy=True
+            )
+            self.add_vectors(missing, encoded)
+        return np.stack([self._word_vectors.get(k, self._cache.get(k)) for k in keys])
+
+    def guess_many(self, requests: Sequence[JudgeRequest]) -> list[list[str] | None]:
+        clues = self.vectors([r.clue for r in requests])
+        out: list[list[str] | None] = []
+        for request, clue in zip(requests, clues, strict=True):
+            board = self.vectors(request.board)
+            scores = board @ clue
+            order = np.argsort(-scores, kind="stable")[: request.k]
+            out.append([request.board[i] for i in order])
+        return out
+
+
+class ModelJudge:
+    """A frozen causal LM as the guesser, greedy, batched with left padding. It generates with
+    transformers directly: engines live in ``trainers``, which ``envs`` may not import."""
+
+    name = "model"
+
+    def __init__(
+        self, model: str = "smollm2-135m-instruct", device: str = "cpu", batch_size: int = 16
+    ):
+        from assay.models import load_causal_lm
+
+        self.model, self.tokenizer = load_causal_lm(model, device=device)
+        self.model.eval().requires_grad_(False)
+        self.batch_size = batch_size
+
+    def guess_many(self, requests: Sequence[JudgeRequest]) -> list[list[str] | None]:
+        import torch
+
+        out: list[list[str] | None] = []
+        for start in range(0, len(requests), self.batch_size):
+            chunk = requests[start : start + self.batch_size]
+            prompts = [
+                self.tokenizer.apply_chat_template(
+                    guesser_messages(r),
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=False,
+                )
+                for r in chunk
+            ]
+            width = max(len(p) for p in prompts)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, p in enumerate(prompts):
+                ids[i, width - len(p) :] = torch.tensor(p)
+                mask[i, width - len(p) :] = 1
+            with torch.no_grad():
+                generated = self.model.generate(
+                    input_ids=ids.to(self.model.device),
+                    attention_mask=mask.to(self.model.device),
+                    do_sample=False,
+                    max_new_tokens=32,
+                    pad_token_id=pad,
+                )
+            for request, row in zip(chunk, generated[:, width:], strict=True):
+                text = self.tokenizer.decode(row, skip_special_tokens=True)
+                out.append(legal_guesses(text, request))
+        return out
+
+
+class APIJudge:
+    """An OpenAI-compatible ``/chat/completions`` endpoint as the guesser.
+
+    Each request gets ``timeout`` seconds per attempt and ``retries`` more attempts after a
+    failure (HTTP error, timeout, unreadable reply), waiting ``backoff * 2**attempt`` seconds
+    between them; after that it is a judge failure (``None``). Requests of a batch run on
+    ``workers`` threads. The API key is read from ``key_env`` at call time and never logged.
+    """
+
+    name = "api"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        key_env: str = "OPENAI_API_KEY",
+        timeout: float = 20.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        workers: int = 8,
+    ):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model, self.key_env = model, key_env
+        self.timeout, self.retries, self.backoff, self.workers = timeout, retries, backoff, workers
+        self.last_errors: list[str] = []
+
+    def guess_many(self, requests: Sequence[JudgeRequest]) -> list[list[str] | None]:
+        self.last_errors = []
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(requests)))) as pool:
+            return list(pool.map(self._guess, requests))
+
+    def _guess(self, request: JudgeRequest) -> list[str] | None:
+        body = json.dumps(
+            {
+                "model": self.model,
+                "messages": guesser_messages(request),
+                "temperature": 0,
+                "max_tokens": 64,
+            }
+        ).encode()
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout) as reply:
+                    text = json.loads(reply.read())["choices"][0]["message"]["content"]
+                return legal_guesses(str(text), request)
+            except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+                # Only the error's type and status: a message could echo request headers.
+                status = getattr(err, "code", "")
+                self.last_errors.append(f"{type(err).__name__} {status}".strip())
+        return None
+
+
+def make_judge(kind: str, **options) -> Judge:
+    """A judge by config name: ``embedding``, ``model`` (``model=...``) or ``api``
+    (``base_url=...``, ``model=...``, ``key_env=...``, ``timeout=...``)."""
+    if kind == "embedding":
+        return EmbeddingJudge(**options)
+    if kind == "model":
+        return ModelJudge(**options)
+    if kind == "api":
+        return APIJudge(**options)
+    raise ValueError(f"judge must be embedding, model or api, got {kind!r}")
