@@ -53,7 +53,7 @@ test-main: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not vllm"
 
 test-vllm: $(VLLM_STAMP)
-	$(VLLM_VENV)/bin/python -m pytest -m vllm tests/vllm
+	$(VLLM_VENV)/bin/python -m pytest -m vllm tests/vllm_lane
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -3,6 +3,7 @@
 assay train rl --config configs/codenames_guess.yaml [key=value ...] [--resume [RUN_DIR]] [--nproc N]
 assay eval math --model NAME --env math-gsm8k-v0 [--n 200] [--samples K] [--few-shot 4]
 assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N]
+assay codenames export --task guess --n 4000 --out DIR
 assay envs list
 assay envs check ID [option=value ...]
 """
@@ -177,6 +178,26 @@ def _envs_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _codenames_export(args: argparse.Namespace) -> int:
+    from assay.config import parse_overrides
+    from envs.codenames.export import export_boards, write_boards
+    from envs.codenames.tiers import TIERS
+
+    tiers = tuple(args.tiers.split(",")) if args.tiers else TIERS
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown:
+        raise AssayError(f"--tiers: unknown tier {unknown[0]!r}; tiers are {', '.join(TIERS)}.")
+    try:
+        dataset = export_boards(
+            args.task, args.n, args.validation, tiers, args.seed, parse_overrides(args.options)
+        )
+    except ValueError as err:
+        raise AssayError(str(err)) from None
+    for path in write_boards(dataset, args.out):
+        print(f"wrote {path} ({dataset[path.stem].num_rows} boards)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assay", description="Train language models with verifiable rewards."
@@ -239,6 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--device", default="cpu")
     rollout.add_argument("env_options", nargs="*", metavar="option=value", help="env options")
     rollout.set_defaults(func=_rollout)
+
+    codenames = sub.add_parser("codenames", help="Codenames tools").add_subparsers(
+        dest="action", required=True
+    )
+    export = codenames.add_parser("export", help="write boards as a parquet dataset")
+    export.add_argument("--task", choices=["guess", "clue"], default="guess")
+    export.add_argument("--n", type=int, default=4000, help="boards in all (train + validation)")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--validation", type=float, default=0.1, help="validation fraction")
+    export.add_argument("--tiers", default="", help="comma-separated (default: all four)")
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("options", nargs="*", metavar="option=value", help="env options")
+    export.set_defaults(func=_codenames_export)
 
     env_cmd = sub.add_parser("envs", help="list and check environments").add_subparsers(
         dest="action", required=True

@@ -1,0 +1,205 @@
+"""codenames-clue-v0: every format-gate rule, the judges, the tiers, and batched scoring."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+import envs
+from envs.codenames.clue import format_clue
+from envs.codenames.judges import APIJudge, EmbeddingJudge, JudgeRequest
+from envs.codenames.tiers import TIERS, clue_vocabulary, make_tier_board
+from envs.codenames.words import embeddings, wordlist
+from rewards.codenames_clue import ClueAnswer, check_clue, parse_clue
+
+BOARD = ["SWIMMING", "SEASHELL", "MOUSE", "HAPPINESS", "ICE CREAM", "CAR", "WHALE"]
+TARGETS = ["CAR", "WHALE"]
+
+
+def _rule(clue: str, selected=("CAR",)) -> str:
+    return check_clue(ClueAnswer(clue, tuple(selected)), BOARD, TARGETS).rule
+
+
+@pytest.mark.parametrize(
+    ("clue", "selected", "rule"),
+    [
+        ("SEA-SHELL", ["CAR"], "compound"),
+        ("ROAD TRIP", ["CAR"], "compound"),
+        ("R2D2", ["CAR"], "not_alphabetic"),
+        ("NAÏVE", ["CAR"], "not_alphabetic"),
+        ("VEHICLE", [], "no_targets"),
+        ("VEHICLE", ["CAR", "MOUSE"], "foreign_target"),  # MOUSE is on the board, not a target
+        ("VEHICLE", ["BUS"], "foreign_target"),
+        ("WHALE", ["CAR"], "on_board"),
+        ("SWIM", ["CAR"], "variant"),  # swim / swimming: same lemma
+        ("MICE", ["CAR"], "variant"),  # mice / mouse: an inflection
+        ("SEA", ["CAR"], "variant"),  # sea / seashell: contained, >= 3 letters
+        ("HAPPY", ["CAR"], "variant"),  # happy / happiness: the same stem
+        ("CREAM", ["CAR"], "variant"),  # part of a two-word board entry
+        ("CARS", ["CAR"], "variant"),
+        ("XQZVBT", ["CAR"], "not_english"),
+    ],
+)
+def test_each_gate_rule_trips(clue, selected, rule):
+    assert _rule(clue, selected) == rule
+
+
+@pytest.mark.parametrize("clue", ["VEHICLE", "OCEAN", "ENGINE", "SEAL", "ICY"])
+def test_legal_clues_pass_the_gate(clue):
+    # SEAL shares 3 letters with SEASHELL but neither contains the other.
+    assert check_clue(ClueAnswer(clue, ("CAR", "WHALE")), BOARD, TARGETS).valid
+
+
+def test_both_answer_formats_parse():
+    simple = "Let me think.\n**Clue:** ocean\nTargets: whale, car, whale"
+    assert parse_clue(simple) == ClueAnswer("OCEAN", ("WHALE", "CAR"))
+    tagged = format_clue("OCEAN", ["WHALE", "CAR"], "tagged")
+    assert parse_clue(tagged, "tagged") == ClueAnswer("OCEAN", ("WHALE", "CAR"))
+    assert parse_clue(tagged, "simple") is None  # formats do not leak into each other
+    assert parse_clue("Clue: ocean", "simple") is None  # no targets line
+    assert check_clue(None, BOARD, TARGETS).rule == "format"
+
+
+def test_the_embedding_judge_is_deterministic_and_ranks_by_similarity():
+    judge = EmbeddingJudge()
+    board = ("WHALE", "SHARK", "PIANO", "CAR", "BANK")
+    requests = [JudgeRequest(board, "OCEAN", 2), JudgeRequest(board, "MUSIC", 1)]
+    first, second = judge.guess_many(requests), EmbeddingJudge().guess_many(requests)
+    assert first == second
+    assert set(first[0]) == {"WHALE", "SHARK"} and first[1] == ["PIANO"]
+    # The ranking is the cosine similarity of the shipped MiniLM rows.
+    index = {w: i for i, w in enumerate(wordlist())}
+    vectors = judge.vectors(["OCEAN"])[0]
+    sims = [embeddings()[index[w]] @ vectors for w in board]
+    assert first[0] == [board[i] for i in np.argsort(sims)[::-1][:2]]
+
+
+class _Stub(BaseHTTPRequestHandler):
+    failures_left = 0
+    hang = False
+    seen_auth: list[str] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen_auth.append(self.headers.get("Authorization", ""))
+        if type(self).hang:
+            time.sleep(3)
+            return
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        board_line = body["messages"][-1]["content"].splitlines()[0]
+        first = board_line.removeprefix("Board: ").split(", ")[0]
+        reply = {"choices": [{"message": {"content": f"Guesses: {first}"}}]}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Stub.failures_left, _Stub.hang, _Stub.seen_auth = 0, False, []
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_api_judge_retries_then_answers(stub_server, monkeypatch):
+    monkeypatch.setenv("STUB_KEY", "sk-secret")
+    _Stub.failures_left = 2
+    judge = APIJudge(stub_server, "stub", key_env="STUB_KEY", timeout=2, retries=3, backoff=0.01)
+    (guesses,) = judge.guess_many([JudgeRequest(("WHALE", "CAR"), "OCEAN", 1)])
+    assert guesses == ["WHALE"]
+    assert len(_Stub.seen_auth) == 3 and _Stub.seen_auth[-1] == "Bearer sk-secret"
+    assert judge.last_errors == ["HTTPError 503", "HTTPError 503"]  # no key in the errors
+
+
+def test_api_judge_that_never_answers_scores_zero_in_bounded_time(stub_server):
+    _Stub.hang = True
+    env = envs.make(
+        "codenames-clue-v0",
+        judge="api",
+        judge_options={"base_url": stub_server, "model": "stub", "timeout": 0.3,
+                       "retries": 3, "backoff": 0.01},
+    )  # fmt: skip
+    _, info = env.reset(seed=0)
+    answer = format_clue("VEHICLE", info["targets"][:1], "simple")
+    start = time.perf_counter()
+    _, reward, _, _, step_info = env.step(answer)
+    assert time.perf_counter() - start < 4 * 0.3 + 1.0  # 4 attempts of 0.3 s plus backoff
+    assert reward == 0.0 and step_info["judge_failure"] == 1.0 and step_info["valid"]
+
+
+def test_invalid_clues_score_minus_one_without_calling_the_judge():
+    class Counting:
+        name, calls = "counting", 0
+
+        def guess_many(self, requests):
+            type(self).calls += len(requests)
+            return [[r.board[0]] for r in requests]
+
+    env = envs.make("codenames-clue-v0", judge=Counting())
+    _, info = env.reset(seed=3)
+    _, reward, _, _, step_info = env.step(
+        f"Clue: {info['board'][0]}\nTargets: {info['targets'][0]}"
+    )
+    assert reward == -1.0 and step_info["rule"] == "on_board" and Counting.calls == 0
+
+
+def test_clue_rewards_follow_the_guess_formula_and_batch_equals_one_by_one():
+    env = envs.make("codenames-clue-v0", n_targets=[3, 3], n_non_targets=[3, 3])
+    answers = []
+    for seed in range(6):
+        _, info = env.reset(seed=seed)
+        answers.append((seed, format_clue("ANIMAL", info["targets"][:2], "simple")))
+    answers.append((6, "no clue here"))
+    batched = env.score_many(answers)
+    for (seed, text), (reward, info) in zip(answers, batched, strict=True):
+        env.reset(seed=seed)
+        _, single, _, _, single_info = env.step(text)
+        assert single == reward and single_info == info
+    for reward, info in batched[:-1]:
+        t, n, g = set(info["targets"]), set(info["non_targets"]), set(info["guesses"])
+        expected = len(t & g) / len(t) - len(n & g) / len(n) - len(g - t - n) / len(g)
+        assert reward == pytest.approx(expected) and len(g) == 2
+    assert batched[-1][0] == -1.0 and batched[-1][1]["rule"] == "format"
+
+
+def test_tiers_measurably_differ_in_clue_to_target_similarity():
+    words, _, vectors = clue_vocabulary()
+    topic = {w: i for i, w in enumerate(words)}
+    index = {w: i for i, w in enumerate(wordlist())}
+    means = []
+    for tier in TIERS[:3]:  # simple, moderate, advanced
+        rng = np.random.default_rng(0)
+        sims = []
+        for _ in range(200):
+            board = make_tier_board(rng, tier, (2, 4), (2, 4))
+            clue = vectors[topic[board.clue]]
+            sims += [float(embeddings()[index[t]] @ clue) for t in board.targets]
+        means.append(np.mean(sims))
+    assert means[0] > means[1] + 0.02 > means[2] + 0.04
+
+
+def test_expert_tier_halves_the_guess_limit_and_puts_non_target_associates_among_targets():
+    rng = np.random.default_rng(1)
+    board = make_tier_board(rng, "expert", (4, 4), (3, 3))
+    assert board.max_guesses == 2 and len(board.targets) == 4
+    env = envs.make("codenames-guess-v0", tier="mixed", n_targets=[2, 4], n_non_targets=[2, 4])
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        assert info["clue"] not in info["board"]
