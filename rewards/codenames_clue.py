@@ -154,6 +154,7 @@ def _stemmer():
     return snowballstemmer.stemmer("english")
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
