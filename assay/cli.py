@@ -4,6 +4,7 @@ assay train rl --config configs/codenames_guess.yaml [key=value ...] [--resume [
 assay eval math --model NAME --env math-gsm8k-v0 [--n 200] [--samples K] [--few-shot 4]
 assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N]
 assay codenames export --task guess --n 4000 --out DIR
+assay play codenames [--seat red/spymaster=human] [--watch] [--seed N]
 assay envs list
 assay envs check ID [option=value ...]
 """
@@ -198,6 +199,32 @@ def _codenames_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _play_codenames(args: argparse.Namespace) -> int:
+    import envs
+    from assay.play import make_agents, parse_seats, play
+
+    try:
+        who = parse_seats(args.seat)
+    except ValueError as err:
+        raise AssayError(str(err)) from None
+    if args.watch:
+        if "human" in who.values():
+            raise AssayError("--watch plays models against each other; drop the human seats.")
+    elif not who:
+        who = {"red/operative": "human"}  # the default: you guess for red
+    if args.model:
+        who = {seat: who.get(seat, args.model) for seat in ("red/spymaster", "red/operative",
+                                                            "blue/spymaster", "blue/operative")}  # fmt: skip
+    colour = not args.no_colour
+    agents = make_agents(who, colour=colour)
+    env = envs.make("codenames-game-v0", max_turns=args.max_turns)
+    try:
+        play(env, agents, args.seed, watch=args.watch, colour=colour)
+    except (EOFError, KeyboardInterrupt):
+        print("\nGame abandoned.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assay", description="Train language models with verifiable rewards."
@@ -260,6 +287,25 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--device", default="cpu")
     rollout.add_argument("env_options", nargs="*", metavar="option=value", help="env options")
     rollout.set_defaults(func=_rollout)
+
+    play_cmd = sub.add_parser("play", help="play a game in the terminal").add_subparsers(
+        dest="game", required=True
+    )
+    cn = play_cmd.add_parser("codenames", help="the full two-team Codenames game")
+    cn.add_argument(
+        "--seat",
+        action="append",
+        default=[],
+        metavar="SEAT=WHO",
+        help="who plays a seat (red/spymaster, red/operative, blue/..., or a team): human, "
+        "embedding, random or a model name; default: you are red/operative, the rest embedding",
+    )
+    cn.add_argument("--model", help="a model name for every seat not set by --seat")
+    cn.add_argument("--watch", action="store_true", help="agents only; print the game")
+    cn.add_argument("--seed", type=int, default=None, help="reproduce a board")
+    cn.add_argument("--max-turns", type=int, default=30)
+    cn.add_argument("--no-colour", action="store_true", help="plain text board")
+    cn.set_defaults(func=_play_codenames)
 
     codenames = sub.add_parser("codenames", help="Codenames tools").add_subparsers(
         dest="action", required=True
