@@ -76,9 +76,9 @@ class HumanAgent:
 def clue_problem(raw: str, words) -> str:
     """Why a typed clue cannot be played ("" if it can)."""
     parts = raw.split()
-    if len(parts) != 2 or not parts[1].isdigit():
+    if len(parts) != 2 or not re.fullmatch(r"[0-9]+", parts[1]):
         return "type one word and a number, e.g. OCEAN 2"
-    if not 1 <= int(parts[1]) <= 9:
+    if not re.fullmatch(r"[1-9]", parts[1]):
         return "the number must be 1-9"
     check = check_clue(ClueAnswer(parts[0].upper(), ("_",)), words, ["_"])
     return check.reason

@@ -14,7 +14,8 @@ An answer names one clue word and the targets it is meant for. The gate fails an
   one contains the other with the shorter at least 3 letters (sea / seashell), or they share a
   Snowball stem (happy / happiness);
 - ``not_english``: the clue is not an English word: its Zipf frequency in ``wordfreq`` is below
-  ``min_zipf`` (unknown words have 0).
+  ``min_zipf`` (unknown words have 0), or, below Zipf 3 (rarer than about 1 in a million words),
+  ``lemminflect`` does not know it (this keeps out ``aaaa``, ``qwerty``, ``lol``).
 
 The reward of a valid clue is the guess task's formula applied to the judge's guesses
 (:func:`rewards.guess_reward`).
@@ -35,14 +36,13 @@ from functools import lru_cache
 from rewards.codenames import AnswerFormat
 
 _TAGGED = re.compile(
-    r"\[CODENAMES-CLUE-START\]\s*\[Clue\]\s*:\s*(?P<clue>[^\[\n]*?)\s*"
+    r"\[CODENAMES-CLUE-START\]\s*\[Clue\]\s*:(?P<clue>[^\[\n]*)"
     r"\[Selected-Targets\]\s*:\s*\[(?P<items>[^\]]*)\]\s*\[CODENAMES-CLUE-END\]",
     re.IGNORECASE,
 )
-_SIMPLE_CLUE = re.compile(r"^[ \t>*_\-]*clue[*_ \t]*:[*_ \t]*(?P<clue>.*?)[ \t*_]*$", re.I | re.M)
-_SIMPLE_TARGETS = re.compile(
-    r"^[ \t>*_\-]*targets?[*_ \t]*:[*_ \t]*(?P<items>.*?)[ \t]*$", re.I | re.M
-)
+# Greedy captures to the end of the line, stripped afterwards: linear time on long lines.
+_SIMPLE_CLUE = re.compile(r"^[ \t>*_\-]*clue[*_ \t]*:(?P<clue>.*)$", re.I | re.M)
+_SIMPLE_TARGETS = re.compile(r"^[ \t>*_\-]*targets?[*_ \t]*:(?P<items>.*)$", re.I | re.M)
 _ITEM_STRIP = " \t\"'`*_.!?()[]{}"
 DEFAULT_MIN_ZIPF = 1.5
 
@@ -67,6 +67,7 @@ def parse_clue(text: str, answer_format: AnswerFormat = "simple") -> ClueAnswer 
     emphasis and bullets are tolerated). ``tagged``: the block
     ``[CODENAMES-CLUE-START] [Clue]: w [Selected-Targets]: [a, b] [CODENAMES-CLUE-END]``.
     """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if answer_format == "tagged":
         matches = list(_TAGGED.finditer(text))
         if not matches:
@@ -112,7 +113,8 @@ def check_clue(
         why = variant_of(clue, word)
         if why:
             return ClueCheck(False, "variant", f"clue {clue} {why} board word {word}")
-    if _zipf(clue.lower()) < min_zipf:
+    zipf = _zipf(clue.lower())
+    if zipf < min_zipf or (zipf < 3.0 and not _lemmas(clue.lower())):
         return ClueCheck(False, "not_english", f"clue {clue!r} is not an English word")
     return ClueCheck(True)
 
@@ -124,7 +126,7 @@ def variant_of(clue: str, word: str) -> str:
     for part in word.lower().split():
         if a == part:
             return "is part of"
-        if _forms(a) & _forms(part):
+        if _lemmas(a) & _lemmas(part) or a in _forms(part) or part in _forms(a):
             return "is a form (same lemma) of"
         short, long_ = sorted((a, part), key=len)
         if len(short) >= 3 and short in long_:
@@ -135,16 +137,21 @@ def variant_of(clue: str, word: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def _forms(word: str) -> frozenset[str]:
-    """The word, its lemmas and every inflection of those lemmas (lemminflect)."""
-    from lemminflect import getAllInflections, getAllLemmas
+def _lemmas(word: str) -> frozenset[str]:
+    """The word's lemmas under every part of speech (lemminflect); empty if it is unknown."""
+    from lemminflect import getAllLemmas
 
-    lemmas = {lemma for group in getAllLemmas(word).values() for lemma in group}
-    forms = {word, *lemmas}
-    for lemma in lemmas | {word}:
-        for group in getAllInflections(lemma).values():
-            forms.update(group)
-    return frozenset(f.lower() for f in forms)
+    return frozenset(lemma.lower() for group in getAllLemmas(word).values() for lemma in group)
+
+
+@lru_cache(maxsize=65536)
+def _forms(word: str) -> frozenset[str]:
+    """The inflections of the word itself (swim -> swims, swam, swimming). Two words are the
+    same word when their lemmas meet or one is an inflection of the other; comparing all forms
+    of both would join different words that share one (LEFT and LEAF share "leaves")."""
+    from lemminflect import getAllInflections
+
+    return frozenset(f.lower() for group in getAllInflections(word).values() for f in group)
 
 
 @lru_cache(maxsize=1)

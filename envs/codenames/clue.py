@@ -3,7 +3,8 @@
 The agent sees its targets T and the words to avoid N, and answers with one clue word and the
 targets it intends. An answer that fails the format gate (:mod:`rewards.codenames_clue`) scores
 -1 and the judge is not called. Otherwise a judge guesser (:mod:`envs.codenames.judges`) sees the
-shuffled board and the clue and guesses |selected| words; the reward is the guess task's formula
+shuffled board and the clue and guesses |selected| words (at most the board's guess limit,
+floor(|T|/2) in the expert tier); the reward is the guess task's formula
 on those guesses (:func:`rewards.guess_reward`). A judge that fails (an API that never answers)
 gives reward 0 and ``info["judge_failure"] = 1``.
 
@@ -200,7 +201,8 @@ class CodenamesClueEnv(TextEnv):
                 results[i] = (-1.0, info)
             else:
                 results[i] = (0.0, self._info(board, **base))
-                pending.append((i, JudgeRequest(board.words, answer.clue, len(answer.selected))))
+                k = min(len(answer.selected), board.max_guesses)  # the expert tier's lower limit
+                pending.append((i, JudgeRequest(board.words, answer.clue, k)))
         if pending:
             guesses = self.judge.guess_many([request for _, request in pending])
             for (i, _), guessed in zip(pending, guesses, strict=True):

@@ -40,7 +40,7 @@ SHAPING_KEYS = ("own", "opponent", "neutral", "assassin", "illegal")
 _CLUE = re.compile(
     r"^[ \t>*_\-]*clue[*_ \t]*:[*_ \t]*(?P<word>[^\s,:]+)[\s,:]+(?P<n>\d+)", re.I | re.M
 )
-_GUESS = re.compile(r"^[ \t>*_\-]*guess[*_ \t]*:[*_ \t]*(?P<word>.+?)[ \t.*_]*$", re.I | re.M)
+_GUESS = re.compile(r"^[ \t>*_\-]*guess[*_ \t]*:(?P<word>.*)$", re.I | re.M)
 _PASS = re.compile(r"^[ \t>*_\-]*(pass|stop|end turn)\b", re.I | re.M)
 
 SPYMASTER_PROMPT = (
@@ -139,6 +139,7 @@ class CodenamesGameEnv(TextEnv):
         if self.state is None or self.state.winner is not None:
             raise ResetNeeded("Call reset() before step(); this game is over or not started.")
         s = self.state
+        action = action.replace("\r\n", "\n").replace("\r", "\n")
         rewards = dict.fromkeys(SEATS, 0.0)
         acting, team = self.agent, s.team
         if s.role == "spymaster":
@@ -172,7 +173,9 @@ class CodenamesGameEnv(TextEnv):
                 match[-1].group("word").strip("\"'*_.").upper(),
                 int(match[-1].group("n")),
             )
-            check = check_clue(ClueAnswer(word, ("_",)), s.words, ["_"], self.min_zipf)
+            # Only words still showing are off limits (revealed cards are covered in the game).
+            showing = [w for w in s.words if w not in s.revealed]
+            check = check_clue(ClueAnswer(word, ("_",)), showing, ["_"], self.min_zipf)
             if not check.valid:
                 reason = check.reason
             elif not 1 <= number <= 9:
@@ -199,7 +202,7 @@ class CodenamesGameEnv(TextEnv):
             self._start_turn(other(s.team))
             return True, ""
         match = list(_GUESS.finditer(action))
-        word = match[-1].group("word").strip("\"'*_.").upper() if match else ""
+        word = match[-1].group("word").strip(" \t\"'*_.").upper() if match else ""
         if word not in s.key or word in s.revealed:
             reason = (
                 "no guess in the form 'Guess: WORD'"

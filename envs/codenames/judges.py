@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -153,7 +154,7 @@ class ModelJudge:
                     input_ids=ids.to(self.model.device),
                     attention_mask=mask.to(self.model.device),
                     do_sample=False,
-                    max_new_tokens=32,
+                    max_new_tokens=16 + 8 * max(r.k for r in chunk),
                     pad_token_id=pad,
                 )
             for request, row in zip(chunk, generated[:, width:], strict=True):
@@ -165,10 +166,14 @@ class ModelJudge:
 class APIJudge:
     """An OpenAI-compatible ``/chat/completions`` endpoint as the guesser.
 
-    Each request gets ``timeout`` seconds per attempt and ``retries`` more attempts after a
-    failure (HTTP error, timeout, unreadable reply), waiting ``backoff * 2**attempt`` seconds
-    between them; after that it is a judge failure (``None``). Requests of a batch run on
-    ``workers`` threads. The API key is read from ``key_env`` at call time and never logged.
+    Each attempt has ``timeout`` seconds of wall-clock time (connect, send, and read, however
+    slowly the server trickles its reply); a failed attempt (any error: HTTP 429 or 5xx, a
+    timeout, a malformed reply) is retried up to ``retries`` times, waiting
+    ``backoff * 2**attempt`` seconds; other 4xx replies are not retried. After that the request
+    is a judge failure (``None``). After ``breaker`` consecutive failed requests the judge stops
+    calling for ``cooldown`` seconds and fails at once, so a dead endpoint costs seconds, not
+    hours. Requests of a batch run on ``workers`` threads. The key is read from ``key_env`` at
+    call time and never logged.
     """
 
     name = "api"
@@ -182,11 +187,17 @@ class APIJudge:
         retries: int = 3,
         backoff: float = 0.5,
         workers: int = 8,
+        breaker: int = 16,
+        cooldown: float = 60.0,
     ):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.key_env = model, key_env
         self.timeout, self.retries, self.backoff, self.workers = timeout, retries, backoff, workers
+        self.breaker, self.cooldown = breaker, cooldown
         self.last_errors: list[str] = []
+        self._lock = threading.Lock()
+        self._consecutive_failures = 0
+        self._down_until = 0.0
 
     def guess_many(self, requests: Sequence[JudgeRequest]) -> list[list[str] | None]:
         self.last_errors = []
@@ -194,12 +205,15 @@ class APIJudge:
             return list(pool.map(self._guess, requests))
 
     def _guess(self, request: JudgeRequest) -> list[str] | None:
+        if time.monotonic() < self._down_until:
+            self._note("circuit open")
+            return None
         body = json.dumps(
             {
                 "model": self.model,
                 "messages": guesser_messages(request),
                 "temperature": 0,
-                "max_tokens": 64,
+                "max_tokens": 16 + 8 * request.k,
             }
         ).encode()
         headers = {"Content-Type": "application/json"}
@@ -210,15 +224,36 @@ class APIJudge:
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as reply:
-                    text = json.loads(reply.read())["choices"][0]["message"]["content"]
-                return legal_guesses(str(text), request)
-            except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
-                # Only the error's type and status: a message could echo request headers.
+                text = self._post(body, headers)
+                with self._lock:
+                    self._consecutive_failures = 0
+                return legal_guesses(text, request)
+            except Exception as err:  # any failure of a remote call is the judge's, not the run's
                 status = getattr(err, "code", "")
-                self.last_errors.append(f"{type(err).__name__} {status}".strip())
+                # Only the error's type and status: a message could echo request headers.
+                self._note(f"{type(err).__name__} {status}".strip())
+                if isinstance(status, int) and 400 <= status < 500 and status != 429:
+                    break  # the request itself is wrong: retrying cannot help
+        with self._lock:
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= self.breaker:
+                self._down_until = time.monotonic() + self.cooldown
         return None
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> str:
+        deadline = time.monotonic() + self.timeout
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+            chunks = []
+            while chunk := reply.read1(8192):  # one recv at a time: the deadline is checked
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError("reply not complete within the timeout")
+        return str(json.loads(b"".join(chunks))["choices"][0]["message"]["content"])
+
+    def _note(self, error: str) -> None:
+        with self._lock:
+            self.last_errors.append(error)
 
 
 def make_judge(kind: str, **options) -> Judge:

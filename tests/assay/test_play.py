@@ -26,13 +26,13 @@ def test_a_human_spymaster_must_give_a_legal_clue():
     env = envs.make("codenames-game-v0")
     _, info = env.reset(seed=1)
     word = next(w for w in info["view"]["words"] if " " not in w)
-    answers = iter(["ocean", f"{word} 2", "ocean 0", "xqzvbt 1", "ocean 2"])
+    answers = iter(["ocean", f"{word} 2", "ocean 0", "xqzvbt 1", "ocean \u00b2", "ocean 2"])
     said = []
     human = HumanAgent(ask=lambda _prompt: next(answers), say=said.append, colour=False)
     move = human.act([], info["view"])
     assert move == "Clue: ocean 2"
     problems = [s for s in said if s.endswith("try again.")]
-    assert len(problems) == 4 and "board word" in problems[1] and "1-9" in problems[2]
+    assert len(problems) == 5 and "board word" in problems[1] and "1-9" in problems[2]
 
 
 def test_seats_parse_by_seat_or_team():

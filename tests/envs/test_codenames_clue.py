@@ -47,10 +47,26 @@ def test_each_gate_rule_trips(clue, selected, rule):
     assert _rule(clue, selected) == rule
 
 
-@pytest.mark.parametrize("clue", ["VEHICLE", "OCEAN", "ENGINE", "SEAL", "ICY"])
+@pytest.mark.parametrize(
+    "clue",
+    [
+        "VEHICLE",
+        "OCEAN",
+        "SEAL",  # shares letters with SEASHELL, but neither contains the other
+        "SWIMMER",  # near SWIMMING, but another lemma and another stem
+        "LEFT",  # LEFT and LEAF share the form "leaves", yet are different words
+        "ICY",
+        "BITCOIN",  # unknown to lemminflect, but common (Zipf >= 3)
+    ],
+)
 def test_legal_clues_pass_the_gate(clue):
-    # SEAL shares 3 letters with SEASHELL but neither contains the other.
-    assert check_clue(ClueAnswer(clue, ("CAR", "WHALE")), BOARD, TARGETS).valid
+    board = [*BOARD, "LEAF"]
+    assert check_clue(ClueAnswer(clue, ("CAR", "WHALE")), board, TARGETS).valid
+
+
+@pytest.mark.parametrize("clue", ["AAAA", "QWERTY", "ZZZ"])
+def test_letter_strings_that_wordfreq_has_seen_are_not_english_words(clue):
+    assert _rule(clue) == "not_english"
 
 
 def test_both_answer_formats_parse():
@@ -60,6 +76,11 @@ def test_both_answer_formats_parse():
     assert parse_clue(tagged, "tagged") == ClueAnswer("OCEAN", ("WHALE", "CAR"))
     assert parse_clue(tagged, "simple") is None  # formats do not leak into each other
     assert parse_clue("Clue: ocean", "simple") is None  # no targets line
+    assert parse_clue("Clue: SEA\r\nTargets: CAR\r\n") == ClueAnswer("SEA", ("CAR",))
+    start = time.perf_counter()  # long untrusted lines parse in linear time
+    assert parse_clue("Clue: " + "a " * 50_000 + "\nTargets: b").selected == ("B",)
+    assert parse_clue("[CODENAMES-CLUE-START] [Clue]: " + "a" * 50_000, "tagged") is None
+    assert time.perf_counter() - start < 0.5
     assert check_clue(None, BOARD, TARGETS).rule == "format"
 
 
@@ -80,6 +101,7 @@ def test_the_embedding_judge_is_deterministic_and_ranks_by_similarity():
 class _Stub(BaseHTTPRequestHandler):
     failures_left = 0
     hang = False
+    mode = ""  # "garbage": not HTTP at all; "trickle": a valid reply, one byte at a time
     seen_auth: list[str] = []
 
     def do_POST(self):  # noqa: N802 (http.server's name)
@@ -87,6 +109,18 @@ class _Stub(BaseHTTPRequestHandler):
         type(self).seen_auth.append(self.headers.get("Authorization", ""))
         if type(self).hang:
             time.sleep(3)
+            return
+        if type(self).mode == "garbage":
+            self.wfile.write(b"this is not HTTP\r\n\r\n")
+            return
+        if type(self).mode == "trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", "400")
+            self.end_headers()
+            for _ in range(400):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.02)
             return
         if type(self).failures_left > 0:
             type(self).failures_left -= 1
@@ -112,7 +146,7 @@ def stub_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    _Stub.failures_left, _Stub.hang, _Stub.seen_auth = 0, False, []
+    _Stub.failures_left, _Stub.hang, _Stub.mode, _Stub.seen_auth = 0, False, "", []
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
     server.server_close()
@@ -142,6 +176,26 @@ def test_api_judge_that_never_answers_scores_zero_in_bounded_time(stub_server):
     _, reward, _, _, step_info = env.step(answer)
     assert time.perf_counter() - start < 4 * 0.3 + 1.0  # 4 attempts of 0.3 s plus backoff
     assert reward == 0.0 and step_info["judge_failure"] == 1.0 and step_info["valid"]
+
+
+@pytest.mark.parametrize("mode", ["garbage", "trickle"])
+def test_api_judge_survives_broken_and_trickling_servers(stub_server, mode):
+    _Stub.mode = mode
+    judge = APIJudge(stub_server, "stub", timeout=0.5, retries=1, backoff=0.01)
+    start = time.perf_counter()
+    assert judge.guess_many([JudgeRequest(("WHALE", "CAR"), "OCEAN", 1)]) == [None]
+    assert time.perf_counter() - start < 2 * 0.5 + 1.0  # wall-clock bound, not per read
+    assert len(judge.last_errors) == 2
+
+
+def test_api_judge_stops_calling_a_dead_endpoint(stub_server):
+    _Stub.failures_left = 10**6
+    judge = APIJudge(stub_server, "stub", retries=0, backoff=0.0, breaker=3, cooldown=60)
+    requests = [JudgeRequest(("WHALE", "CAR"), "OCEAN", 1)] * 10
+    judge.workers = 1
+    assert judge.guess_many(requests) == [None] * 10
+    assert len(_Stub.seen_auth) == 3  # the breaker opened after three failures
+    assert judge.last_errors[-1] == "circuit open"
 
 
 def test_invalid_clues_score_minus_one_without_calling_the_judge():
@@ -199,6 +253,11 @@ def test_expert_tier_halves_the_guess_limit_and_puts_non_target_associates_among
     rng = np.random.default_rng(1)
     board = make_tier_board(rng, "expert", (4, 4), (3, 3))
     assert board.max_guesses == 2 and len(board.targets) == 4
+    clue_env = envs.make("codenames-clue-v0", tier="expert", n_targets=[4, 4])
+    _, info = clue_env.reset(seed=0)
+    answer = format_clue("ANIMAL", info["targets"], "simple")  # selects all 4 targets
+    _, _, _, _, step_info = clue_env.step(answer)
+    assert len(step_info["guesses"]) == 2  # the judge guesses at most floor(|T|/2)
     env = envs.make("codenames-guess-v0", tier="mixed", n_targets=[2, 4], n_non_targets=[2, 4])
     for seed in range(20):
         _, info = env.reset(seed=seed)

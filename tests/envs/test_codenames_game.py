@@ -51,6 +51,19 @@ def test_a_wrong_colour_passes_the_turn_and_number_plus_one_guesses_are_allowed(
     assert info["agent"] == f"{team}/spymaster"  # a neutral word ends the turn at once
 
 
+def test_revealed_words_may_be_clues_and_crlf_answers_parse():
+    env, _ = _game(seed=9)
+    word = next(w for w in env.state.words if " " not in w and env.state.key[w] == "neutral")
+    _, _, _, _, info = env.step(f"Clue: {word} 1")
+    assert not info["valid"]  # showing on the board: illegal
+    env.state.revealed[word] = "neutral"  # once covered, it is an ordinary word
+    _, _, _, _, info = env.step(f"Clue: {word} 1\r\n")
+    assert info["valid"], info["reason"]
+    own = _words(env, env.state.team)[0]
+    _, _, _, _, info = env.step(f"Guess: {own}\r\n")
+    assert info["valid"] and own in env.state.revealed
+
+
 def test_pass_ends_the_turn_only_after_a_guess():
     env, _ = _game(seed=2)
     team = env.state.team
