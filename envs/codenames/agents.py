@@ -26,10 +26,7 @@ from rewards.codenames_clue import variant_of
 
 @lru_cache(maxsize=1)
 def _judge() -> EmbeddingJudge:
-    judge = EmbeddingJudge()
-    words, _, vectors = clue_vocabulary()
-    judge.add_vectors(words, vectors)
-    return judge
+    return EmbeddingJudge()  # holds the board and clue-vocabulary vectors
 
 
 class EmbeddingSpymaster:

@@ -67,8 +67,8 @@ def legal_guesses(text: str, request: JudgeRequest) -> list[str]:
 
 class EmbeddingJudge:
     """Ranks the board by cosine similarity to the clue (MiniLM, normalised embeddings) and
-    takes the top k; ties keep board order. Board words use the shipped embeddings; clue
-    embeddings are computed in one batch per call and cached."""
+    takes the top k; ties keep board order. Board words and the 3,000-word clue vocabulary use
+    the shipped embeddings; other clues are embedded in one batch per call and cached."""
 
     name = "embedding"
 
@@ -78,6 +78,11 @@ class EmbeddingJudge:
         index = {w: i for i, w in enumerate(wordlist())}
         self._word_vectors = {w: embeddings()[i] for w, i in index.items()}
         self._cache: dict[str, np.ndarray] = {}
+        if embedder == "minilm-l6":  # the shipped vectors are this model's
+            from envs.codenames.tiers import clue_vocabulary
+
+            words, _, vectors = clue_vocabulary()
+            self.add_vectors(words, vectors)
 
     def add_vectors(self, words: Sequence[str], vectors: np.ndarray) -> None:
         """Seed the clue cache with precomputed unit vectors (e.g. a whole clue vocabulary)."""
