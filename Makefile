@@ -50,7 +50,7 @@ test: test-main test-vllm
 test-main: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/python -m pytest -m "not vllm"
+	$(VENV)/bin/python -m pytest -m "not vllm" --ignore=tests/vllm_lane
 
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_VENV)/bin/python -m pytest -m vllm tests/vllm_lane
