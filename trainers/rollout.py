@@ -146,13 +146,15 @@ class HFEngine:
                 ]
                 for i, ids in enumerate(prompt_ids)
             ]
-        # Raw logits per step -> log-probs at the sampling temperature, on the model's device:
-        # only the chosen tokens' values, (B*n, T_new), cross to the CPU, not (B*n, T_new, V).
-        logits = torch.stack(generated.logits, dim=1).float()  # (B*n, T_new, V)
-        if not greedy:
-            logits = logits / sampling.temperature
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1))
-        new_tokens, logprobs = new_tokens.cpu(), logprobs.squeeze(-1).cpu()
+        # Raw logits per step -> log-probs at the sampling temperature, one step at a time: a
+        # float32 (B*n, T_new, V) stack would take gigabytes for long answers (64 x 256 x 49k).
+        scale = 1.0 if greedy else sampling.temperature
+        steps = [
+            torch.log_softmax(step.float() / scale, dim=-1).gather(-1, new_tokens[:, t : t + 1])
+            for t, step in enumerate(generated.logits)
+        ]
+        logprobs = torch.cat(steps, dim=1)  # (B*n, T_new): only the chosen tokens' values
+        new_tokens, logprobs = new_tokens.cpu(), logprobs.cpu()
         grouped: list[list[Completion]] = []
         for i, ids in enumerate(prompt_ids):
             group = []
