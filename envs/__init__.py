@@ -14,6 +14,8 @@ from envs.registry import ENTRY_POINT_GROUP, EnvSpec, list_envs, load_plugins, m
 register("codenames-guess-v0", "envs.codenames.guess:CodenamesGuessEnv")
 register("codenames-clue-v0", "envs.codenames.clue:CodenamesClueEnv")
 register("codenames-game-v0", "envs.codenames.game:CodenamesGameEnv")
+for _task in ("sst2", "agnews", "rte", "trec", "cb"):
+    register(f"icl-{_task}-v0", "envs.icl.env:ICLEnv", task=_task)
 register("math-gsm8k-v0", "envs.math.env:MathEnv", dataset="gsm8k")
 register("math-math-v0", "envs.math.env:MathEnv", dataset="math")
 register("math-math500-v0", "envs.math.env:MathEnv", dataset="math500", split="test")

@@ -1,0 +1,107 @@
+"""The shipped classification tasks (SST-2, AG News, RTE, TREC, CB) with their task descriptions,
+inline instructions and label words. The first ``DEMO_POOL`` rows of each file are the
+demonstration pool; the rest are test instances, so a demonstration is never a test question."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+DEMO_POOL = 100
+_DATA = resources.files("envs.icl") / "data"
+
+
+@dataclass(frozen=True)
+class Example:
+    input: str
+    label: str  # a label word
+
+
+@dataclass(frozen=True)
+class ICLTask:
+    name: str
+    description: str
+    inline: str
+    input_prefix: str
+    label_space: tuple[str, ...]
+    demos: tuple[Example, ...]
+    tests: tuple[Example, ...]
+
+
+def _nli(row, words):
+    return Example(f"{row['premise']}\nHypothesis: {row['hypothesis']}", words[row["label"]])
+
+
+_SPECS = {
+    "sst2": dict(
+        description="Classify the sentiment of the movie review as positive or negative.",
+        inline="Is the sentiment of this review positive or negative?",
+        input_prefix="Review: ",
+        labels=("negative", "positive"),
+        read=lambda r: Example(r["sentence"], ("negative", "positive")[r["label"]]),
+    ),
+    "agnews": dict(
+        description="Classify the news article into one of four topics: World, Sports, "
+        "Business or Technology.",
+        inline="Which topic is this article about: World, Sports, Business or Technology?",
+        input_prefix="Article: ",
+        labels=("World", "Sports", "Business", "Technology"),
+        read=lambda r: Example(
+            f"{r['title']}. {r['description']}",
+            ("World", "Sports", "Business", "Technology")[r["label"] - 1],
+        ),
+    ),
+    "rte": dict(
+        description="Decide whether the hypothesis follows from the premise: True or False.",
+        inline="Does the hypothesis follow from the premise, True or False?",
+        input_prefix="Premise: ",
+        labels=("True", "False"),
+        read=lambda r: _nli(r, {"entailment": "True", "not_entailment": "False"}),
+    ),
+    "trec": dict(
+        description="Classify the question by the type of its answer: Abbreviation, "
+        "Description, Entity, Person, Location or Number.",
+        inline="What type of answer does this question ask for?",
+        input_prefix="Question: ",
+        labels=("Abbreviation", "Description", "Entity", "Person", "Location", "Number"),
+        read=lambda r: Example(
+            r["question"],
+            {
+                "ABBR": "Abbreviation",
+                "DESC": "Description",
+                "ENTY": "Entity",
+                "HUM": "Person",
+                "LOC": "Location",
+                "NUM": "Number",
+            }[r["label"]],  # fmt: skip
+        ),
+    ),
+    "cb": dict(
+        description="Decide whether the hypothesis follows from the premise: True, False or "
+        "Neither.",
+        inline="Does the hypothesis follow from the premise, True, False or Neither?",
+        input_prefix="Premise: ",
+        labels=("True", "False", "Neither"),
+        read=lambda r: _nli(
+            r, {"entailment": "True", "contradiction": "False", "neutral": "Neither"}
+        ),  # fmt: skip
+    ),
+}
+TASKS = tuple(_SPECS)
+
+
+@cache
+def load_task(name: str) -> ICLTask:
+    if name not in _SPECS:
+        raise ValueError(f"unknown ICL task {name!r}; tasks: {', '.join(TASKS)}")
+    spec = _SPECS[name]
+    with resources.as_file(_DATA / f"{name}.jsonl.gz") as path, gzip.open(path, "rt") as f:
+        rows = [spec["read"](json.loads(line)) for line in f if line.strip()]
+    pool = min(DEMO_POOL, len(rows) // 2)
+    return ICLTask(
+        name, spec["description"], spec["inline"], spec["input_prefix"], spec["labels"],
+        tuple(rows[:pool]), tuple(rows[pool:]),
+    )  # fmt: skip
