@@ -5,6 +5,7 @@ assay eval math --model NAME --env math-gsm8k-v0 [--n 200] [--samples K] [--few-
 assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N]
 assay codenames export --task guess --n 4000 --out DIR
 assay play codenames [--seat red/spymaster=human] [--watch] [--seed N]
+assay icl probe --models NAME --tasks sst2,agnews --corruptions all --seeds 3 --out DIR
 assay envs list
 assay envs check ID [option=value ...]
 """
@@ -12,6 +13,7 @@ assay envs check ID [option=value ...]
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -225,6 +227,30 @@ def _play_codenames(args: argparse.Namespace) -> int:
     return 0
 
 
+def _icl_probe(args: argparse.Namespace) -> int:
+    from envs.icl import TASKS, expand, list_corruptions
+    from trainers.icl_probe import probe, report
+
+    tasks = args.tasks.split(",")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise AssayError(f"--tasks: unknown task {unknown[0]!r}; tasks are {', '.join(TASKS)}.")
+    names = list_corruptions() if args.corruptions == "all" else args.corruptions.split(",")
+    names = list(dict.fromkeys(["all", *names]))  # the baseline is always measured
+    bad = [n for n in names if n.partition(":")[0] not in list_corruptions()]
+    if bad:
+        raise AssayError(f"--corruptions: unknown {bad[0]!r}; see envs.icl.list_corruptions().")
+    results = probe(args.models.split(","), tasks, expand(names, args.demos), args.seeds, args.out,
+                    args.limit, args.demos, args.scoring, args.mode)  # fmt: skip
+    rows = report(results)
+    (args.out / "report.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"{'model':24}{'task':8}{'corruption':34}{'acc':>7}{'delta':>8}{'se':>7}")
+    for r in rows:
+        print(f"{r['model'][:23]:24}{r['task']:8}{r['corruption'][:33]:34}{r['accuracy']:>7.3f}"
+              f"{r['delta_vs_all']:>+8.3f}{r['delta_se']:>7.3f}")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assay", description="Train language models with verifiable rewards."
@@ -319,6 +345,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0)
     export.add_argument("options", nargs="*", metavar="option=value", help="env options")
     export.set_defaults(func=_codenames_export)
+
+    icl = sub.add_parser("icl", help="in-context-learning probes").add_subparsers(
+        dest="action", required=True
+    )
+    probe = icl.add_parser("probe", help="accuracy under prompt corruptions (resumable)")
+    probe.add_argument("--models", default="smollm2-135m-instruct", help="comma-separated")
+    probe.add_argument("--tasks", default="sst2,agnews", help="comma-separated")
+    probe.add_argument("--corruptions", default="all", help="'all' (every one) or a list")
+    probe.add_argument("--seeds", type=int, default=3, help="demonstration draws")
+    probe.add_argument("--limit", type=int, default=50, help="test instances per cell")
+    probe.add_argument("--demos", type=int, default=4)
+    probe.add_argument(
+        "--scoring", choices=["generate", "loglik", "calibrated"], default="generate"
+    )
+    probe.add_argument("--mode", choices=["chat", "plain"], default="chat")
+    probe.add_argument("--out", type=Path, required=True)
+    probe.set_defaults(func=_icl_probe)
 
     env_cmd = sub.add_parser("envs", help="list and check environments").add_subparsers(
         dest="action", required=True
