@@ -229,7 +229,7 @@ def _play_codenames(args: argparse.Namespace) -> int:
 
 def _icl_probe(args: argparse.Namespace) -> int:
     from envs.icl import TASKS, expand, list_corruptions
-    from trainers.icl_probe import probe, report
+    from trainers.icl_probe import plot_over_checkpoints, plot_report, probe, report
 
     tasks = args.tasks.split(",")
     unknown = [t for t in tasks if t not in TASKS]
@@ -240,10 +240,20 @@ def _icl_probe(args: argparse.Namespace) -> int:
     bad = [n for n in names if n.partition(":")[0] not in list_corruptions()]
     if bad:
         raise AssayError(f"--corruptions: unknown {bad[0]!r}; see envs.icl.list_corruptions().")
-    results = probe(args.models.split(","), tasks, expand(names, args.demos), args.seeds, args.out,
+    models = args.models.split(",")
+    if args.checkpoints is not None:
+        from trainers.checkpoint import list_checkpoints
+
+        models = [str(p) for p in list_checkpoints(args.checkpoints)]
+        if not models:
+            raise AssayError(f"{str(args.checkpoints)!r} has no checkpoints to probe.")
+    results = probe(models, tasks, expand(names, args.demos), args.seeds, args.out,
                     args.limit, args.demos, args.scoring, args.mode)  # fmt: skip
     rows = report(results)
     (args.out / "report.json").write_text(json.dumps(rows, indent=2) + "\n")
+    plot_report(rows, args.out / "report.png")
+    if args.checkpoints is not None:
+        plot_over_checkpoints(rows, args.out / "over_training.png")
     print(f"{'model':24}{'task':8}{'corruption':34}{'acc':>7}{'delta':>8}{'se':>7}")
     for r in rows:
         print(f"{r['model'][:23]:24}{r['task']:8}{r['corruption'][:33]:34}{r['accuracy']:>7.3f}"
@@ -361,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("--mode", choices=["chat", "plain"], default="chat")
     probe.add_argument("--out", type=Path, required=True)
+    probe.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="RUN_DIR",
+        help="probe every checkpoint of a training run instead of --models",
+    )
     probe.set_defaults(func=_icl_probe)
 
     env_cmd = sub.add_parser("envs", help="list and check environments").add_subparsers(

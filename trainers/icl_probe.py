@@ -173,3 +173,70 @@ def report(results: Path) -> list[dict]:
                     "delta_vs_all": delta, "delta_se": math.sqrt(dvar) if dvar == dvar else math.nan,
                     "seeds": len(by_seed)})  # fmt: skip
     return out
+
+
+def plot_report(rows: list[dict], path: Path) -> Path:
+    """One panel per (model, task): each corruption's accuracy change from ``all``, with
+    error bars of two jackknife standard errors."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r["model"], r["task"]) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 7), squeeze=False)
+    for ax, (model, task) in zip(axes[0], panels, strict=True):
+        mine = [r for r in rows if (r["model"], r["task"]) == (model, task)]
+        names = [r["corruption"] for r in mine]
+        deltas = [r["delta_vs_all"] for r in mine]
+        errors = [2 * r["delta_se"] if r["delta_se"] == r["delta_se"] else 0 for r in mine]
+        colours = ["tab:red" if d < 0 else "tab:blue" for d in deltas]
+        ax.barh(range(len(names)), deltas, xerr=errors, color=colours, alpha=0.8)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("accuracy - accuracy(all)")
+        ax.set_title(f"{Path(model).name} · {task}", fontsize=9)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The training step of a checkpoint directory (``.../step-000050`` -> 50)."""
+    import re
+
+    found = re.search(r"step-(\d+)", Path(name).name)
+    return int(found.group(1)) if found else None
+
+
+def plot_over_checkpoints(rows: list[dict], path: Path) -> Path:
+    """Each corruption's accuracy change from ``all`` against the checkpoint's step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for corruption in sorted({r["corruption"] for r in rows if r["task"] == task}):
+            points = sorted(
+                (checkpoint_step(r["model"]), r["delta_vs_all"])
+                for r in rows
+                if r["task"] == task and r["corruption"] == corruption
+                and checkpoint_step(r["model"]) is not None
+            )  # fmt: skip
+            if points and corruption != "all":
+                ax.plot(*zip(*points, strict=True), marker=".", label=corruption)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("accuracy - accuracy(all)")
+        ax.set_title(task)
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -70,3 +70,23 @@ def test_a_sweep_resumes_and_reports_deltas_against_all(tmp_path, tiny_lm):
     assert rows["empty"]["delta_vs_all"] == pytest.approx(
         statistics.mean(e - b for e, b in zip(empty, base, strict=True))
     )
+
+
+def test_assay_icl_probe_over_the_checkpoints_of_a_run(tmp_path, tiny_lm):
+    from assay.cli import main
+    from trainers.checkpoint import save_checkpoint
+    from trainers.icl_probe import checkpoint_step
+
+    model, tokenizer = tiny_lm
+    run = tmp_path / "run"
+    for step in (10, 20):
+        save_checkpoint(run, step, model, tokenizer, {}, keep=5)
+    out = tmp_path / "probe"
+    code = main(["icl", "probe", "--checkpoints", str(run), "--tasks", "sst2", "--corruptions",
+                 "empty", "--seeds", "1", "--limit", "2", "--scoring", "loglik", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    rows = json.loads((out / "report.json").read_text())
+    assert sorted({checkpoint_step(r["model"]) for r in rows}) == [10, 20]
+    assert {r["corruption"] for r in rows} == {"all", "empty"}
+    assert (out / "report.png").stat().st_size > 5000
+    assert (out / "over_training.png").stat().st_size > 5000
