@@ -232,7 +232,7 @@ def _icl_probe(args: argparse.Namespace) -> int:
     from trainers.icl_probe import plot_over_checkpoints, plot_report, probe, report
 
     tasks = args.tasks.split(",")
-    unknown = [t for t in tasks if t not in TASKS]
+    unknown = [t for t in tasks if t not in TASKS and not t.endswith(".json")]
     if unknown:
         raise AssayError(f"--tasks: unknown task {unknown[0]!r}; tasks are {', '.join(TASKS)}.")
     names = list_corruptions() if args.corruptions == "all" else args.corruptions.split(",")
@@ -361,7 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe = icl.add_parser("probe", help="accuracy under prompt corruptions (resumable)")
     probe.add_argument("--models", default="smollm2-135m-instruct", help="comma-separated")
-    probe.add_argument("--tasks", default="sst2,agnews", help="comma-separated")
+    probe.add_argument(
+        "--tasks",
+        default="sst2,agnews",
+        help="comma-separated: shipped tasks or Super-NaturalInstructions task files (.json)",
+    )
     probe.add_argument("--corruptions", default="all", help="'all' (every one) or a list")
     probe.add_argument("--seeds", type=int, default=3, help="demonstration draws")
     probe.add_argument("--limit", type=int, default=50, help="test instances per cell")

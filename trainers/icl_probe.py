@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from envs.icl.corruptions import corrupt
 from envs.icl.env import balanced_demos, build_parts, is_match
 from envs.icl.prompt import Layout, Parts, render_chat, render_plain
-from envs.icl.tasks import load_task
+from envs.icl.rouge import best_rouge_l
+from envs.icl.tasks import resolve_task
 from trainers.rollout import HFEngine, Sampling, encode_prompts
 
 
@@ -49,18 +50,24 @@ def jackknife(values: Sequence[float]) -> tuple[float, float]:
 
 
 def episode_prompts(task_name, corruption, seed, n_demos, limit, mode, tokenizer):
-    """(prompts, labels) for the first ``limit`` label-balanced test instances, demonstrations
-    drawn with ``seed``; the same seed gives the same demonstrations for every corruption."""
+    """(prompts, test examples, parts, layout) for the first ``limit`` label-balanced test
+    instances, demonstrations drawn with ``seed``; the same seed gives the same demonstrations
+    for every corruption."""
     import numpy as np
 
-    task = load_task(task_name)
+    task = resolve_task(task_name)
     rng = np.random.default_rng(seed)
-    per_label = {label: [t for t in task.tests if t.label == label] for label in task.label_space}
-    tests = []
-    for i in range(limit):  # label-balanced test sample
-        pool = per_label[task.label_space[i % len(task.label_space)]]
-        if i // len(task.label_space) < len(pool):
-            tests.append(pool[i // len(task.label_space)])
+    if task.label_space:
+        per_label = {
+            label: [t for t in task.tests if t.label == label] for label in task.label_space
+        }
+        tests = []
+        for i in range(limit):  # label-balanced test sample
+            pool = per_label[task.label_space[i % len(task.label_space)]]
+            if i // len(task.label_space) < len(pool):
+                tests.append(pool[i // len(task.label_space)])
+    else:
+        tests = list(task.tests[:limit])
     layout = Layout(input_prefix=task.input_prefix)
     prompts, parts_list = [], []
     for j, test in enumerate(tests):
@@ -69,7 +76,7 @@ def episode_prompts(task_name, corruption, seed, n_demos, limit, mode, tokenizer
                         task.label_space, tokenizer)  # fmt: skip
         parts_list.append(parts)
         prompts.append(_render(parts, layout, mode))
-    return prompts, [t.label for t in tests], parts_list, layout
+    return prompts, tests, parts_list, layout
 
 
 def _render(parts: Parts, layout: Layout, mode: str):
@@ -99,11 +106,21 @@ def label_logliks(model, tokenizer, prompt_ids: list[int], labels: Sequence[str]
 
 def accuracy(model, tokenizer, task_name, corruption, seed, n_demos=4, limit=50,
              scoring="generate", mode="chat", batch_size=16) -> float:  # fmt: skip
-    """Accuracy of one (task, corruption, seed) cell."""
-    task = load_task(task_name)
-    prompts, labels, parts_list, layout = episode_prompts(
+    """Accuracy of one (task, corruption, seed) cell; for a generation task, the mean best
+    ROUGE-L of greedy answers (at most 64 new tokens) against the accepted outputs."""
+    task = resolve_task(task_name)
+    prompts, tests, parts_list, layout = episode_prompts(
         task_name, corruption, seed, n_demos, limit, mode, tokenizer
     )
+    labels = [t.label for t in tests]
+    if task.kind == "generation":
+        engine = HFEngine(model, tokenizer, batch_size=batch_size)
+        greedy = Sampling(temperature=0.0, max_new_tokens=64, logprobs=False)
+        answers = [g[0].text for g in engine.generate(prompts, greedy)]
+        scores = [
+            best_rouge_l(a, t.references or (t.label,)) for a, t in zip(answers, tests, strict=True)
+        ]
+        return sum(scores) / len(scores)
     if scoring == "generate":
         engine = HFEngine(model, tokenizer, batch_size=batch_size)
         greedy = Sampling(temperature=0.0, max_new_tokens=10, logprobs=False)

@@ -23,7 +23,11 @@ from envs.icl.tasks import ICLTask, load_task
 
 
 def balanced_demos(task: ICLTask, n: int, rng) -> list:
-    """n demonstrations, as even across labels as n allows, in random order."""
+    """n demonstrations, as even across labels as n allows, in random order (any n for a
+    generation task)."""
+    if not task.label_space:
+        picks = rng.choice(len(task.demos), min(n, len(task.demos)), replace=False)
+        return [task.demos[int(i)] for i in picks]
     by_label = {label: [d for d in task.demos if d.label == label] for label in task.label_space}
     order = [task.label_space[i % len(task.label_space)] for i in range(n)]
     picked, used = [], set()

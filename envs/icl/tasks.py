@@ -17,7 +17,8 @@ _DATA = resources.files("envs.icl") / "data"
 @dataclass(frozen=True)
 class Example:
     input: str
-    label: str  # a label word
+    label: str  # a label word (classification) or the first reference output (generation)
+    references: tuple[str, ...] = ()  # every accepted output (generation tasks)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class ICLTask:
     label_space: tuple[str, ...]
     demos: tuple[Example, ...]
     tests: tuple[Example, ...]
+    kind: str = "classification"  # or "generation" (scored by ROUGE-L)
 
 
 def _nli(row, words):
@@ -105,3 +107,36 @@ def load_task(name: str) -> ICLTask:
         name, spec["description"], spec["inline"], spec["input_prefix"], spec["labels"],
         tuple(rows[:pool]), tuple(rows[pool:]),
     )  # fmt: skip
+
+
+def load_sni_task(path, inline: str = "", max_labels: int = 20) -> ICLTask:
+    """A Super-NaturalInstructions task file (``Definition``, ``Positive Examples``,
+    ``Instances``) as an ICL task: the definition is the description, the positive examples the
+    demonstration pool, the instances the tests. A task with at most ``max_labels`` distinct
+    outputs is a classification task (label space = those outputs); otherwise a generation task
+    scored by ROUGE-L against every accepted output. ``inline``: the inline instruction (SNI
+    has none; the paper wrote one per task)."""
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        definition = " ".join(data["Definition"]).strip()
+        demos = tuple(Example(e["input"], e["output"]) for e in data["Positive Examples"])
+        tests = tuple(
+            Example(i["input"], i["output"][0], tuple(i["output"])) for i in data["Instances"]
+        )
+    except (KeyError, IndexError, TypeError) as err:
+        raise ValueError(f"{path} is not a Super-NaturalInstructions task file: {err!r}") from None
+    outputs = sorted({t.label for t in tests} | {d.label for d in demos})
+    kind = "classification" if len(outputs) <= max_labels else "generation"
+    return ICLTask(
+        Path(path).stem, definition, inline, "Input: ",
+        tuple(outputs) if kind == "classification" else (), demos, tests, kind,
+    )  # fmt: skip
+
+
+def resolve_task(name_or_path: str) -> ICLTask:
+    """A shipped task by name, or a Super-NaturalInstructions task file by path (``.json``)."""
+    if name_or_path.endswith(".json"):
+        return load_sni_task(name_or_path)
+    return load_task(name_or_path)

@@ -90,3 +90,49 @@ def test_assay_icl_probe_over_the_checkpoints_of_a_run(tmp_path, tiny_lm):
     assert {r["corruption"] for r in rows} == {"all", "empty"}
     assert (out / "report.png").stat().st_size > 5000
     assert (out / "over_training.png").stat().st_size > 5000
+
+
+def _sni(tmp_path, outputs):
+    task = {
+        "Definition": ["Answer the question about the sentence."],
+        "Positive Examples": [
+            {"input": f"ex {i}", "output": outputs[i % len(outputs)], "explanation": "."}
+            for i in range(4)
+        ],  # fmt: skip
+        "Negative Examples": [],
+        "Instances": [
+            {"id": f"t{i}", "input": f"q {i}", "output": [outputs[i % len(outputs)], "alt"]}
+            for i in range(6)
+        ],  # fmt: skip
+    }
+    path = tmp_path / "task001_demo.json"
+    path.write_text(json.dumps(task))
+    return path
+
+
+def test_sni_task_files_load_as_classification_or_generation(tmp_path, tiny_lm):
+    from envs.icl.tasks import load_sni_task
+
+    classes = load_sni_task(_sni(tmp_path, ["yes", "no"]))
+    assert classes.kind == "classification" and set(classes.label_space) == {"yes", "no"}
+    assert classes.description == "Answer the question about the sentence."
+    assert len(classes.demos) == 4 and classes.tests[0].references == ("yes", "alt")
+    outputs = [f"a long free-form answer number {i}" for i in range(30)]
+    path = _sni(tmp_path, outputs)
+    gen = load_sni_task(path, max_labels=5)
+    assert gen.kind == "generation" and gen.label_space == ()
+    model, tokenizer = tiny_lm  # a random model: ROUGE-L is a mean in [0, 1]
+    score = accuracy(model, tokenizer, str(path), "all", 0, n_demos=2, limit=3)
+    assert 0.0 <= score <= 1.0
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a Super-NaturalInstructions task"):
+        load_sni_task(tmp_path / "bad.json")
+
+
+def test_rouge_l_by_hand():
+    from envs.icl.rouge import best_rouge_l, rouge_l
+
+    # LCS of "a b c d e" and "a x c e" is "a c e": P = 3/5, R = 3/4, F = 2PR/(P+R) = 2/3
+    assert rouge_l("A b, c d e!", "a x c e") == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert rouge_l("", "") == 1.0 and rouge_l("x", "") == 0.0 and rouge_l("x", "y") == 0.0
+    assert best_rouge_l("paris", ["London", "Paris"]) == 1.0
