@@ -257,3 +257,59 @@ def plot_over_checkpoints(rows: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+COMPONENTS = ("description", "demo_input", "demo_inline", "demo_label", "test_input",
+              "test_inline", "format")  # fmt: skip
+
+
+@torch.no_grad()
+def attention_by_component(model, tokenizer, parts: Parts, layout: Layout | None = None):
+    """Attention mass from the position that generates the answer (the prompt's last token) to
+    each component's tokens, per layer and head: a tensor ``(layers, heads, len(COMPONENTS))``
+    whose last axis sums to 1 (plain-text prompt, no special tokens)."""
+    from envs.icl.prompt import segments
+
+    pieces = segments(parts, layout or Layout())
+    text = "".join(t for _, t in pieces)
+    bounds, start = [], 0
+    for component, piece in pieces:
+        bounds.append((start, start + len(piece), component))
+        start += len(piece)
+    encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    owner = []
+    for first, last in encoded["offset_mapping"]:
+        middle = (first + last - 1) // 2 if last > first else first  # a token's middle character
+        owner.append(next((COMPONENTS.index(c) for s, e, c in bounds if s <= middle < e), 6))
+    ids = torch.tensor([encoded["input_ids"]], device=model.device)
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")  # only eager attention returns its weights
+    try:
+        attentions = model(input_ids=ids, output_attentions=True).attentions
+    finally:
+        model.set_attn_implementation(previous)
+    last = torch.stack([a[0, :, -1, :].float().cpu() for a in attentions])  # (L, H, T)
+    onehot = torch.zeros(len(owner), len(COMPONENTS))
+    onehot[torch.arange(len(owner)), torch.tensor(owner)] = 1.0
+    return last @ onehot  # (L, H, C)
+
+
+def plot_attention(mass: torch.Tensor, path: Path, title: str = "") -> Path:
+    """Heatmap of attention mass per layer (rows) and component (columns), mean over heads."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = mass.mean(dim=1).numpy()  # (L, C)
+    fig, ax = plt.subplots(figsize=(7, 0.35 * grid.shape[0] + 1.8))
+    image = ax.imshow(grid, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(COMPONENTS)), COMPONENTS, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("layer")
+    ax.set_title(title or "attention from the answer position", fontsize=9)
+    fig.colorbar(image, ax=ax, label="attention mass (mean over heads)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

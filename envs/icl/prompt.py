@@ -52,32 +52,56 @@ class Layout:
     extra: dict = field(default_factory=dict)
 
 
-def _example(input_: str | None, inline: str | None, label: str | None, layout: Layout, test=False):
-    lines = []
-    if input_ is not None:
-        lines.append(layout.input_prefix + input_)
+def _example_segments(demo_input, inline, label, layout: Layout, test=False, prefix="demo"):
+    """(component, text) pieces of one example, joined by ``layout.sep``."""
+    lines: list[list[tuple[str, str]]] = []
+    if demo_input is not None:
+        lines.append([("format", layout.input_prefix), (f"{prefix}_input", demo_input)])
     if inline is not None:
-        lines.append(inline)
+        lines.append([(f"{prefix}_inline", inline)])
     if test:
-        lines.append(layout.label_prefix.rstrip())
+        lines.append([("format", layout.label_prefix.rstrip())])
     elif label is not None:
-        lines.append(layout.label_prefix + label)
-    return layout.sep.join(lines)
+        lines.append([("format", layout.label_prefix), ("demo_label", label)])
+    out: list[tuple[str, str]] = []
+    for i, line in enumerate(lines):
+        if i:
+            out.append(("format", layout.sep))
+        out += line
+    return out
+
+
+def segments(parts: Parts, layout: Layout = Layout()) -> list[tuple[str, str]]:
+    """The plain prompt as (component, text) pieces: ``description``, ``demo_input``,
+    ``demo_inline``, ``demo_label``, ``test_input``, ``test_inline`` and ``format`` (prefixes
+    and separators). Joining the texts gives :func:`render_plain`."""
+    blocks: list[list[tuple[str, str]]] = []
+    if parts.description is not None and not parts.description_after_demos:
+        blocks.append([("description", parts.description)])
+    for demo in parts.demos:
+        pieces = _example_segments(demo.input, demo.inline, demo.label, layout)
+        if pieces:
+            blocks.append(pieces)
+    if parts.description is not None and parts.description_after_demos:
+        blocks.append([("description", parts.description)])
+    blocks.append(
+        _example_segments(parts.test_input, parts.test_inline, None, layout, True, "test")
+    )
+    out: list[tuple[str, str]] = []
+    for i, block in enumerate(blocks):
+        if i:
+            out.append(("format", layout.demo_sep))
+        out += block
+    return out
 
 
 def render_plain(parts: Parts, layout: Layout = Layout()) -> str:
     """The prompt as one string, ending with the label prefix the model completes."""
-    blocks = []
-    if parts.description is not None and not parts.description_after_demos:
-        blocks.append(parts.description)
-    for demo in parts.demos:
-        text = _example(demo.input, demo.inline, demo.label, layout)
-        if text:
-            blocks.append(text)
-    if parts.description is not None and parts.description_after_demos:
-        blocks.append(parts.description)
-    blocks.append(_example(parts.test_input, parts.test_inline, None, layout, test=True))
-    return layout.demo_sep.join(blocks)
+    return "".join(text for _, text in segments(parts, layout))
+
+
+def _example(input_: str | None, inline: str | None, label: str | None, layout: Layout, test=False):
+    return "".join(text for _, text in _example_segments(input_, inline, label, layout, test))
 
 
 def render_chat(parts: Parts, layout: Layout = Layout()) -> list[dict[str, str]]:

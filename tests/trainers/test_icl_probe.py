@@ -136,3 +136,25 @@ def test_rouge_l_by_hand():
     assert rouge_l("A b, c d e!", "a x c e") == pytest.approx(2 * 0.6 * 0.75 / 1.35)
     assert rouge_l("", "") == 1.0 and rouge_l("x", "") == 0.0 and rouge_l("x", "y") == 0.0
     assert best_rouge_l("paris", ["London", "Paris"]) == 1.0
+
+
+def test_attention_mass_by_component_sums_to_one_and_follows_the_layout(tmp_path, tiny_lm):
+    from envs.icl import Demo, Parts, corrupt
+    from trainers.icl_probe import COMPONENTS, attention_by_component, plot_attention
+
+    model, tokenizer = tiny_lm
+    parts = Parts("Classify the review.", tuple(Demo(f"review {i}", "positive", "Positive?")
+                                                for i in range(3)), "the test", "Positive?")  # fmt: skip
+    mass = attention_by_component(model, tokenizer, parts)
+    layers = model.config.num_hidden_layers
+    assert mass.shape == (layers, model.config.num_attention_heads, len(COMPONENTS))
+    torch.testing.assert_close(mass.sum(-1), torch.ones(mass.shape[:2]))
+    assert (mass > 0).all()  # every component has tokens here
+    bare = attention_by_component(model, tokenizer, corrupt(parts, "empty", 0, ["positive"]))
+    gone = [COMPONENTS.index(c) for c in ("description", "demo_input", "demo_inline",
+                                          "demo_label", "test_inline")]  # fmt: skip
+    assert (
+        bare[:, :, gone].abs().max() == 0 and bare[:, :, COMPONENTS.index("test_input")].min() > 0
+    )
+    assert model.config._attn_implementation != "eager"  # restored afterwards
+    assert plot_attention(mass, tmp_path / "attention.png").stat().st_size > 5000
