@@ -261,6 +261,29 @@ def _icl_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _icl_attention(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from assay.models import load_causal_lm
+    from envs.icl import Layout, corrupt
+    from envs.icl.env import balanced_demos, build_parts
+    from envs.icl.tasks import resolve_task
+    from trainers.icl_probe import COMPONENTS, attention_by_component, plot_attention
+
+    model, tokenizer = load_causal_lm(args.model)
+    task = resolve_task(args.task)
+    rng = np.random.default_rng(args.seed)
+    test = task.tests[int(rng.integers(len(task.tests)))]
+    parts = build_parts(task, balanced_demos(task, args.demos, rng), test)
+    parts = corrupt(parts, args.corruption, args.seed, task.label_space, tokenizer)
+    mass = attention_by_component(model, tokenizer, parts, Layout(input_prefix=task.input_prefix))
+    plot_attention(mass, args.out, f"{args.model} · {args.task} · {args.corruption}")
+    means = mass.mean(dim=(0, 1)).tolist()
+    print("  ".join(f"{c}={m:.3f}" for c, m in zip(COMPONENTS, means, strict=True)))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assay", description="Train language models with verifiable rewards."
@@ -382,6 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe every checkpoint of a training run instead of --models",
     )
     probe.set_defaults(func=_icl_probe)
+
+    attention = icl.add_parser("attention", help="attention mass by prompt component (heatmap)")
+    attention.add_argument("--model", default="smollm2-135m-instruct")
+    attention.add_argument("--task", default="sst2")
+    attention.add_argument("--corruption", default="all")
+    attention.add_argument("--demos", type=int, default=4)
+    attention.add_argument("--seed", type=int, default=0)
+    attention.add_argument("--out", type=Path, required=True, help="PNG file")
+    attention.set_defaults(func=_icl_attention)
 
     env_cmd = sub.add_parser("envs", help="list and check environments").add_subparsers(
         dest="action", required=True

@@ -158,3 +158,13 @@ def test_attention_mass_by_component_sums_to_one_and_follows_the_layout(tmp_path
     )
     assert model.config._attn_implementation != "eager"  # restored afterwards
     assert plot_attention(mass, tmp_path / "attention.png").stat().st_size > 5000
+
+
+def test_assay_icl_attention_writes_a_heatmap(tmp_path, capsys):
+    from assay.cli import main
+
+    out = tmp_path / "att.png"
+    assert main(["icl", "attention", "--model", "tiny-random-llama", "--task", "trec",
+                 "--corruption", "wrong_labels", "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "demo_label=" in printed and out.stat().st_size > 5000
