@@ -86,6 +86,20 @@ class SamplingConfig:
     """0 disables top-k."""
     max_new_tokens: int = 32
 
+    def engine_sampling(self, n: int, seed: int | None, logprobs: bool = True):
+        """These settings as an engine request for ``n`` samples per prompt."""
+        from trainers.rollout import Sampling
+
+        return Sampling(
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            max_new_tokens=self.max_new_tokens,
+            seed=seed,
+            logprobs=logprobs,
+        )
+
     def problems(self) -> list[str]:
         out = []
         if not 0 < self.temperature < float("inf"):  # also rejects nan

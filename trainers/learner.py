@@ -46,7 +46,7 @@ from trainers.distributed import (
     sum_gradients,
 )
 from trainers.logprobs import grouped_forward
-from trainers.rollout import Completion, GenerationEngine, HFEngine, Sampling
+from trainers.rollout import Completion, GenerationEngine, HFEngine
 
 SEEDS_PER_RUN_SEED = 1_000_000  # train seeds: seed * 1e6 + k, so they stay below eval's 1e9
 
@@ -230,14 +230,8 @@ class RLLearner:
         for round_ in range(rounds):
             seeds = [train_seed(cfg, step, i, round_) for i in self.prompt_indices()]
             prompts = [env.reset(seed=s)[0] for s in seeds]
-            sampling = Sampling(
-                n=cfg.algo.group_size,
-                temperature=cfg.sampling.temperature,
-                top_p=cfg.sampling.top_p,
-                top_k=cfg.sampling.top_k,
-                max_new_tokens=cfg.sampling.max_new_tokens,
-                seed=(cfg.train.seed * 1_000_003 + step) * 131 + round_ * 17 + self.world.rank,
-            )
+            seed = (cfg.train.seed * 1_000_003 + step) * 131 + round_ * 17 + self.world.rank
+            sampling = cfg.sampling.engine_sampling(cfg.algo.group_size, seed)
             groups = self.engine.generate(prompts, sampling)
             scored = self.score(env, seeds, groups)
             out.rounds = round_ + 1

@@ -39,7 +39,6 @@ from trainers.learner import (  # noqa: F401  (re-exported: older imports use tr
     resolve_device,
     train_seed,
 )
-from trainers.rollout import Sampling
 
 
 # --- the job -------------------------------------------------------------------------------------
@@ -96,14 +95,8 @@ def _evaluate(
     seeds = [config.eval.seed_offset + i for i in range(n)]
     sampled = None
     if config.eval.sampled:
-        sampled = Sampling(
-            n=config.eval.sampled,
-            temperature=config.sampling.temperature,
-            top_p=config.sampling.top_p,
-            top_k=config.sampling.top_k,
-            max_new_tokens=config.sampling.max_new_tokens,
-            seed=config.train.seed,
-            logprobs=False,
+        sampled = config.sampling.engine_sampling(
+            config.eval.sampled, config.train.seed, logprobs=False
         )
     result = evaluate_policy(
         engine or learner.engine,
