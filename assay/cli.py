@@ -2,6 +2,9 @@
 
 assay train rl --config configs/codenames_guess.yaml [key=value ...] [--resume [RUN_DIR]] [--nproc N]
 assay eval math --model NAME --env math-gsm8k-v0 [--n 200] [--samples K] [--few-shot 4]
+assay eval rerank --policy NAME --orm DIR --prm DIR --n 64
+assay rm data --policy NAME --env math-gsm8k-v0 --problems 200 --samples 8 --out DIR
+assay rm train --kind orm|prm --data DIR --out DIR
 assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N]
 assay codenames export --task guess --n 4000 --out DIR
 assay play codenames [--seat red/spymaster=human] [--watch] [--seed N]
@@ -330,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     math_eval.add_argument("--device", default="cpu")
     math_eval.add_argument("--output-dir", type=Path, default=Path("runs"))
     math_eval.set_defaults(func=_eval_math)
+
+    from assay import rm_commands
+
+    rm_commands.add_parsers(sub, evaluate)
 
     rollout = sub.add_parser("rollout", help="play episodes and save them as a dataset")
     rollout.add_argument("--model", default="smollm2-135m-instruct", help="model registry name")

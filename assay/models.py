@@ -180,6 +180,21 @@ def model_dir(name_or_path: str) -> str:
     return name_or_path
 
 
+def load_tokenizer_and_dir(name_or_path: str) -> tuple[PreTrainedTokenizerBase, str]:
+    """The tokenizer of ``name_or_path`` and the folder (or hub id) holding its weights, for
+    loading the backbone under another head (reward models)."""
+    from transformers import AutoTokenizer
+
+    source = model_dir(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        raise ModelNotFound(_not_found_message(name_or_path, CAUSAL_LM_NAMES, err)) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, source
+
+
 def load_embedder(name: str = MINILM, device: str = "cpu") -> SentenceTransformer:
     """Load a sentence embedder (``minilm-l6``, a local path or a hub id) as a SentenceTransformer."""
     from sentence_transformers import SentenceTransformer

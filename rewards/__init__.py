@@ -7,11 +7,13 @@ from rewards.codenames import (
     parse_guesses,
     score_guess_answer,
 )
+from rewards.rm.aggregate import aggregate
 from rewards.trl import as_trl_reward
 
 __all__ = [
     "INVALID_REWARD",
     "GuessScore",
+    "aggregate",
     "as_trl_reward",
     "guess_reward",
     "parse_guesses",

@@ -408,6 +408,44 @@ class EvalConfig:
 
 
 @dataclass
+class RewardModelConfig:
+    path: str | None = None
+    """A saved ORM or PRM (``assay rm train``) that rewards the answers; none: the env's own
+    (verifiable) reward only."""
+    aggregate: str = "min"
+    """PRM step scores -> reward: ``min``, ``prod``, ``mean``, ``last``, ``max``, ``geomean``,
+    or ``per_step`` (dense rewards at each step's last token; needs ``algo.name: ppo``)."""
+    weight: float = 1.0
+    """Weight of the reward-model score in the reward."""
+    grader_weight: float = 0.0
+    """Weight of the env's verifiable reward (the math grader), mixed in: reward =
+    weight * rm_score + grader_weight * env_reward."""
+    batch_size: int = 16
+    """Answers per reward-model forward pass."""
+    device: str = "auto"
+    """Where the reward model runs: ``cpu``, ``cuda``... or ``auto`` (the policy's device)."""
+    actor: bool = False
+    """Run the reward model in a Ray actor beside the rollout pool (on a GPU of its own when
+    ``num_gpus`` > 0) instead of in the learner's process."""
+    num_gpus: float = 0.0
+    """GPUs the reward-model actor reserves (``actor: true``)."""
+
+    def problems(self) -> list[str]:
+        from rewards.rm.aggregate import NAMES
+
+        out = []
+        if self.aggregate not in NAMES:
+            out.append(f"aggregate must be one of {', '.join(NAMES)}, got {self.aggregate!r}")
+        if self.weight < 0 or self.grader_weight < 0:
+            out.append("weight and grader_weight must be >= 0")
+        if self.batch_size < 1:
+            out.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_gpus < 0:
+            out.append(f"num_gpus must be >= 0, got {self.num_gpus}")
+        return out
+
+
+@dataclass
 class LogConfig:
     tensorboard: bool = False
     """Also write TensorBoard event files to ``<run>/tensorboard`` (``pip install tensorboard``)."""
@@ -432,6 +470,7 @@ class RLConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
 
     def problems(self) -> list[str]:
         """Checks across sections (each section checks its own fields; messages are relative)."""
@@ -442,5 +481,10 @@ class RLConfig:
             out.append(
                 "train.steps * algo.prompts_per_step (* algo.max_sample_rounds with dynamic "
                 "sampling) must be <= 10**6 so runs with different seeds never share boards"
+            )
+        if self.reward_model.aggregate == "per_step" and self.algo.name != "ppo":
+            out.append(
+                "reward_model.aggregate: per_step gives dense per-token rewards, which only PPO's "
+                "value head uses; set algo.name: ppo or pick an aggregation such as min"
             )
         return out

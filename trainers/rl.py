@@ -72,12 +72,28 @@ class EnvSchedule:
         kwargs = self.config.env.kwargs_at(step)
         key = json.dumps(kwargs, sort_keys=True, default=str)
         if key not in self._built:
-            self._built[key] = envs.make(self.config.env.id, **kwargs)
+            self._built[key] = _with_reward_model(
+                self.config, envs.make(self.config.env.id, **kwargs)
+            )
         return self._built[key]
 
 
 def _eval_env(config: RLConfig):
-    return envs.make(config.env.id, **{**config.env.kwargs, **config.eval.env_kwargs})
+    env = envs.make(config.env.id, **{**config.env.kwargs, **config.eval.env_kwargs})
+    return _with_reward_model(config, env)
+
+
+def _with_reward_model(config: RLConfig, env):
+    """``env`` rewarded by ``config.reward_model`` (an ORM or PRM), when one is set."""
+    rm = config.reward_model
+    if rm.path is None:
+        return env
+    from envs.reward_model import RewardModelEnv
+    from trainers.rm_actor import reward_scorer
+
+    device = rm.device if rm.device != "auto" else str(resolve_device(config.model.device))
+    scorer = reward_scorer(rm.path, device, rm.batch_size, rm.actor, rm.num_gpus)
+    return RewardModelEnv(env, scorer, rm.aggregate, rm.weight, rm.grader_weight)
 
 
 def _evaluate(

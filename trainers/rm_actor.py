@@ -1,0 +1,83 @@
+"""Where a reward model runs during RL: in the learner's process, or as a Ray actor.
+
+``reward_scorer(path, device, actor, ...)`` loads a saved ORM/PRM once per process (cached) and
+returns an object with the scorer interface that :class:`envs.reward_model.RewardModelEnv` calls
+(``kind``, ``format``, ``score_many``, ``score_solutions``).
+
+With ``actor=True`` the model lives in a Ray actor that reserves ``num_gpus`` (a GPU of its own
+beside the rollout pool on a cluster; 0 on a CPU) and ``num_cpus``; :class:`RemoteScorer` forwards
+each batched call to it, so one scoring request per RL step crosses the process boundary.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from assay.errors import ConfigError
+
+
+class _ScorerActor:
+    """Body of the reward-model actor (wrapped by ``ray.remote`` on start)."""
+
+    def __init__(self, path: str, device: str, batch_size: int, threads: int):
+        import torch
+
+        from rewards.rm import load_reward_model
+
+        torch.set_num_threads(max(1, threads))
+        self.model = load_reward_model(path, device=device)
+        self.model.batch_size = batch_size
+
+    def describe(self) -> tuple[str, Any]:
+        return self.model.kind, self.model.format
+
+    def score_many(self, pairs):
+        return self.model.score_many(pairs)
+
+    def score_solutions(self, pairs):
+        return self.model.score_solutions(pairs)
+
+
+class RemoteScorer:
+    """The scorer interface, answered by a Ray actor."""
+
+    def __init__(self, path: str, device: str, batch_size: int, num_gpus: float, num_cpus: float):
+        try:
+            import ray
+        except ImportError as err:
+            raise ConfigError("reward_model.actor needs Ray: pip install 'ray>=2.40'.") from err
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False)
+        self._ray = ray
+        remote = ray.remote(num_gpus=num_gpus, num_cpus=num_cpus)(_ScorerActor)
+        self.actor = remote.remote(path, device, batch_size, int(num_cpus))
+        self.kind, self.format = ray.get(self.actor.describe.remote())
+
+    def score_many(self, pairs):
+        return self._ray.get(self.actor.score_many.remote(list(pairs)))
+
+    def score_solutions(self, pairs):
+        return self._ray.get(self.actor.score_solutions.remote(list(pairs)))
+
+    def close(self) -> None:
+        self._ray.kill(self.actor)
+
+
+@cache
+def reward_scorer(
+    path: str,
+    device: str = "cpu",
+    batch_size: int = 16,
+    actor: bool = False,
+    num_gpus: float = 0.0,
+    num_cpus: float = 1.0,
+):
+    """The reward model at ``path``, local or behind a Ray actor; loaded once per process."""
+    if actor:
+        return RemoteScorer(path, device, batch_size, num_gpus, num_cpus)
+    from rewards.rm import load_reward_model
+
+    model = load_reward_model(path, device=device)
+    model.batch_size = batch_size
+    return model
