@@ -70,6 +70,7 @@ def rm_data(args: argparse.Namespace) -> int:
         paths = generate_rm_data(
             engine, tokenizer, env, args.out, args.problems, sampling, labels,
             args.mc_rollouts, args.step_split, args.batch_size, args.mc_limit,
+            args.include_reference,
         )  # fmt: skip
     finally:
         engine.close()
@@ -248,6 +249,8 @@ def add_parsers(sub, evaluate) -> None:
     data.add_argument("--split", default="train", help="split to sample problems from")
     data.add_argument("--labels", default="arith", help="step labels: arith, mc (comma-separated)")
     data.add_argument("--mc-rollouts", type=int, default=8, help="continuations per step (mc)")
+    data.add_argument("--include-reference", action="store_true",
+                      help="add each problem's reference solution as a correct row")  # fmt: skip
     data.add_argument("--mc-limit", type=int, help="MC-label only the first N solutions")
     data.add_argument(
         "--step-split", default="newline", help="newline, paragraph, step_k, sentence"

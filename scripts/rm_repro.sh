@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The small-scale ORM/PRM reproduction in docs/reward-models.md, on a CPU:
-#   bash scripts/rm_repro.sh [OUT]      (about 70-80 minutes on a 2-core CPU; resumable phases)
+#   bash scripts/rm_repro.sh [OUT]      (about an hour on a 2-core CPU; the data phase resumes)
 # SmolLM2-135M-Instruct is the policy and the reward-model backbone; GSM8K train problems give
 # the RM data, GSM8K test problems the best-of-N table and the RL evaluations.
 set -euo pipefail
@@ -9,9 +9,10 @@ ASSAY=${ASSAY:-.venv/bin/assay}
 mkdir -p "$OUT"
 
 # 1. Data: 4 solutions to each of 64 train problems, graded; arithmetic step labels for all,
-#    Monte-Carlo labels (4 continuations per step) for the first 48 solutions.
-$ASSAY rm data --problems 64 --samples 4 --max-new-tokens 192 --labels arith,mc \
-  --mc-rollouts 4 --mc-limit 48 --out "$OUT/data"
+#    Monte-Carlo labels (4 continuations per step) for the first 8 solutions; the reference
+#    solutions join as correct rows (SmolLM2 solves about 1% of them).
+$ASSAY rm data --problems 64 --samples 4 --max-new-tokens 192 --labels arith,mc --include-reference \
+  --mc-rollouts 4 --mc-limit 8 --out "$OUT/data"
 
 # 2. Reward models on the SmolLM2 backbone.
 $ASSAY rm train --kind orm --data "$OUT/data/orm" --epochs 2 --lr 2e-5 --out "$OUT/orm"

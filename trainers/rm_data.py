@@ -22,8 +22,10 @@ prefix is the whole solution, so its label is the solution's own correctness.
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +62,7 @@ def mc_step_labels(
             text = "\n".join(steps[: k + 1]) + "\n"
             prefixes.append((i, k, text))
             requests.append(prompt_ids[i] + tokenizer(text, add_special_tokens=False)["input_ids"])
-    groups = (
-        engine.generate(requests, Sampling(**{**sampling.__dict__, "n": m})) if requests else []
-    )
+    groups = engine.generate(requests, replace(sampling, n=m)) if requests else []
     texts = [
         prefix + c.text
         for (_, _, prefix), group in zip(prefixes, groups, strict=True)
@@ -82,6 +82,7 @@ def mc_step_labels(
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of ``path`` up to the first line an interruption cut short."""
     if not path.exists():
         return []
     rows = []
@@ -89,8 +90,23 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            break  # a line cut by an interruption: everything after it is redone
+            break
     return rows
+
+
+def _resume(path: Path, rows: list[dict[str, Any]]):
+    """Rewrite ``path`` with exactly ``rows`` (temp file + rename, so a crash loses nothing
+    already written) and return it opened for appending."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+    return path.open("a")
+
+
+def _seeded(sampling: Sampling, offset: int) -> Sampling:
+    """Each batch gets its own seed, so results do not depend on where a run was resumed."""
+    return sampling if sampling.seed is None else replace(sampling, seed=sampling.seed + offset)
 
 
 def sample_solutions(
@@ -105,36 +121,29 @@ def sample_solutions(
     ``out/samples.jsonl`` (resumed when it exists)."""
     path = out / "samples.jsonl"
     done = _read_jsonl(path)
-    done = [r for r in done if sum(d["index"] == r["index"] for d in done) == sampling.n]
+    per_problem = Counter(r["index"] for r in done)
+    done = [r for r in done if per_problem[r["index"]] == sampling.n]  # whole problems only
     start = max((r["index"] for r in done), default=-1) + 1
     problems = min(problems, len(env.problems))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:  # rewrite only whole problems, then append
-        f.writelines(json.dumps(r) + "\n" for r in done)
+    with _resume(path, done) as f:
         for first in tqdm(range(start, problems, batch_size), desc="sample", unit="batch"):
             indices = list(range(first, min(first + batch_size, problems)))
             prompts = [env.reset(options={"index": i})[0] for i in indices]
-            seeded = (
-                sampling
-                if sampling.seed is None
-                else Sampling(**{**sampling.__dict__, "seed": sampling.seed + first})
-            )
-            groups = engine.generate(prompts, seeded)
-            texts = [c.text for g in groups for c in g]
-            grades = grade_many(
-                texts, [env.problems[i].answer for i in indices for _ in range(sampling.n)]
-            )
-            for j, (i, prompt) in enumerate(zip(indices, prompts, strict=True)):
-                for s in range(sampling.n):
-                    g = grades[j * sampling.n + s]
+            groups = engine.generate(prompts, _seeded(sampling, first))
+            golds = [env.problems[i].answer for i in indices for _ in range(sampling.n)]
+            grades = iter(grade_many([c.text for g in groups for c in g], golds))
+            for i, prompt, group in zip(indices, prompts, groups, strict=True):
+                problem = env.problems[i]
+                for s, completion in enumerate(group):
+                    g = next(grades)
                     row = {
                         "index": i,
                         "sample": s,
-                        "problem_id": env.problems[i].id,
-                        "problem": env.problems[i].question,
+                        "problem_id": problem.id,
+                        "problem": problem.question,
                         "prompt": prompt,
-                        "solution": groups[j][s].text,
-                        "gold": env.problems[i].answer,
+                        "solution": completion.text,
+                        "gold": problem.answer,
                         "answer": g.answer,
                         "correct": bool(g.correct),
                     }
@@ -142,6 +151,29 @@ def sample_solutions(
                     f.write(json.dumps(row) + "\n")
             f.flush()
     return done
+
+
+def _check_settings(out: Path, env, sampling: Sampling, split: str) -> None:
+    """Samples are only reused by a run with the same env and sampling settings."""
+    spec = getattr(env, "spec", None)
+    settings = json.loads(json.dumps({
+        "env": getattr(spec, "id", type(env).__name__),
+        "env_kwargs": getattr(spec, "kwargs", None),
+        "sampling": asdict(sampling),
+        "step_split": split,
+    }, default=str))  # fmt: skip
+    path = out / "rm_data.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in settings if before.get(k) != settings[k])
+        if changed:
+            raise ConfigError(
+                f"{out} holds data made with other settings ({', '.join(changed)}); "
+                "use a new --out or delete it."
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def generate_rm_data(
@@ -156,10 +188,14 @@ def generate_rm_data(
     split: str = "newline",
     batch_size: int = 8,
     mc_limit: int | None = None,
+    include_reference: bool = False,
 ) -> dict[str, Path]:
     """Write the ORM and PRM datasets (see the module docstring); returns their folders.
     ``mc_limit`` labels only the first that many solutions by Monte-Carlo (the costly part: about
-    ``steps * mc_rollouts`` continuations per solution)."""
+    ``steps * mc_rollouts`` continuations per solution). ``include_reference`` adds each
+    problem's reference solution (GSM8K's worked answer, restyled as the env asks) as one more
+    correct row (``sample`` -1) to the ORM and arithmetic-labelled data, for policies that are
+    rarely right; it is never Monte-Carlo labelled."""
     import datasets
 
     unknown = sorted(set(labels) - set(LABEL_SOURCES))
@@ -167,7 +203,9 @@ def generate_rm_data(
         raise ConfigError(
             f"Unknown step-label source(s) {unknown}; known: {', '.join(LABEL_SOURCES)}."
         )
-    rows = sample_solutions(engine, env, out, problems, sampling, batch_size)
+    _check_settings(out, env, sampling, split)
+    sampled = sample_solutions(engine, env, out, problems, sampling, batch_size)
+    rows = sampled + (_reference_rows(env, sampled) if include_reference else [])
     paths = {"orm": out / "orm"}
     orm_rows = [{k: r[k] for k in ("problem", "solution", "correct", "gold", "answer", "index", "sample")}
                 for r in rows]  # fmt: skip
@@ -180,10 +218,22 @@ def generate_rm_data(
         ]  # fmt: skip
         paths["prm_arith"] = _save(prm, out / "prm_arith")
     if "mc" in labels:
-        chosen = rows[:mc_limit] if mc_limit else rows
+        chosen = sampled[:mc_limit] if mc_limit else sampled
         prm = _mc_rows(engine, tokenizer, chosen, out, mc_rollouts, sampling, split, batch_size)
         paths["prm_mc"] = _save(prm, out / "prm_mc")
     return paths
+
+
+def _reference_rows(env, sampled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i in sorted({r["index"] for r in sampled}):
+        problem = env.problems[i]
+        solution = env.reference_solution(problem)
+        if solution is not None:
+            out.append({"index": i, "sample": -1, "problem_id": problem.id,
+                        "problem": problem.question, "prompt": None, "solution": solution,
+                        "gold": problem.answer, "answer": problem.answer, "correct": True})  # fmt: skip
+    return out
 
 
 def _prm_base(row: dict[str, Any], split: str) -> dict[str, Any]:
@@ -205,19 +255,17 @@ def _save(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def _mc_rows(engine, tokenizer, rows, out, m, sampling, split, batch_size) -> list[dict[str, Any]]:
     path = out / "mc.jsonl"
-    done = _read_jsonl(path)
-    with path.open("w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in done)
+    done = _read_jsonl(path)[: len(rows)]
+    with _resume(path, done) as f:
         todo = rows[len(done) :]
         for first in tqdm(range(0, len(todo), batch_size), desc="mc labels", unit="batch"):
             chunk = todo[first : first + batch_size]
             bases = [_prm_base(r, split) for r in chunk]
-            items = [
-                (r["prompt"], b["steps"], r["gold"], r["correct"])
-                for r, b in zip(chunk, bases, strict=True)
-            ]
+            items = [(r["prompt"], b["steps"], r["gold"], r["correct"])
+                     for r, b in zip(chunk, bases, strict=True)]  # fmt: skip
+            seeded = _seeded(sampling, len(done))
             for base, mc in zip(
-                bases, mc_step_labels(engine, tokenizer, items, m, sampling), strict=True
+                bases, mc_step_labels(engine, tokenizer, items, m, seeded), strict=True
             ):
                 row = {**base, "labels": mc.soft, "hard_labels": mc.hard, "source": "mc"}
                 done.append(row)

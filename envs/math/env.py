@@ -99,6 +99,11 @@ class MathEnv(TextEnv):
     def _worked(self, problem: Problem) -> str:
         return self._restyle(strip_calculator(problem.solution), problem.answer)
 
+    def reference_solution(self, problem: Problem) -> str | None:
+        """The dataset's worked solution in this env's answer style (None when the split has no
+        solutions, as MATH train)."""
+        return self._worked(problem) if problem.solution.strip() else None
+
     def _restyle(self, steps: str, answer: str) -> str:
         if self.answer_style == "boxed":
             return f"{steps}\nThe final answer is $\\boxed{{{answer}}}$."

@@ -100,3 +100,29 @@ def test_sampling_resumes_after_the_last_whole_problem(tmp_path):
     assert policy.requests == 2  # problems 1 and 2 only
     assert [(r["index"], r["sample"]) for r in again] == [(r["index"], r["sample"]) for r in first]
     assert all(json.loads(x) for x in path.read_text().splitlines())
+
+
+def test_data_made_with_other_settings_is_not_mixed_in(tmp_path):
+    from assay.errors import ConfigError
+
+    env = envs.make("math-gsm8k-v0", split="train")
+    args = (TOKENIZER, env, tmp_path, 1)
+    generate_rm_data(ScriptedPolicy({0: 1.0}), *args, sampling=Sampling(n=2, temperature=0.7))
+    with pytest.raises(ConfigError, match="sampling"):
+        generate_rm_data(ScriptedPolicy({0: 1.0}), *args, sampling=Sampling(n=2, temperature=1.0))
+
+
+def test_reference_solutions_join_as_correct_rows_without_mc_labels(tmp_path):
+    env = envs.make("math-gsm8k-v0", split="train")
+    paths = generate_rm_data(
+        ScriptedPolicy({0: 0.0, 1: 0.0}, gold="-1"), TOKENIZER, env, tmp_path, problems=2,
+        sampling=Sampling(n=1), labels=("arith", "mc"), mc_rollouts=1, include_reference=True,
+    )  # fmt: skip
+    orm = datasets.load_from_disk(str(paths["orm"]))
+    refs = [r for r in orm if r["sample"] == -1]
+    assert [r["index"] for r in refs] == [0, 1] and all(r["correct"] for r in refs)
+    assert refs[0]["solution"].endswith(f"The answer is {env.problems[0].answer}.")
+    assert "<<" not in refs[0]["solution"]  # calculator annotations removed
+    arith = datasets.load_from_disk(str(paths["prm_arith"]))
+    assert all(set(r["labels"]) == {1.0} for r in arith if r["sample"] == -1)
+    assert len(datasets.load_from_disk(str(paths["prm_mc"]))) == 2
