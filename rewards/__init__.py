@@ -8,13 +8,14 @@ from rewards.codenames import (
     score_guess_answer,
 )
 from rewards.rm.aggregate import aggregate
-from rewards.trl import as_trl_reward
+from rewards.trl import as_trl_reward, as_trl_reward_model
 
 __all__ = [
     "INVALID_REWARD",
     "GuessScore",
     "aggregate",
     "as_trl_reward",
+    "as_trl_reward_model",
     "guess_reward",
     "parse_guesses",
     "score_guess_answer",

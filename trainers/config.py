@@ -423,7 +423,8 @@ class RewardModelConfig:
     batch_size: int = 16
     """Answers per reward-model forward pass."""
     device: str = "auto"
-    """Where the reward model runs: ``cpu``, ``cuda``... or ``auto`` (the policy's device)."""
+    """Where the reward model runs: ``cpu``, ``cuda``... or ``auto``: the policy's device, or
+    for an actor its own GPU when ``num_gpus`` > 0 and the CPU otherwise."""
     actor: bool = False
     """Run the reward model in a Ray actor beside the rollout pool (on a GPU of its own when
     ``num_gpus`` > 0) instead of in the learner's process."""

@@ -91,7 +91,12 @@ def _with_reward_model(config: RLConfig, env):
     from envs.reward_model import RewardModelEnv
     from trainers.rm_actor import reward_scorer
 
-    device = rm.device if rm.device != "auto" else str(resolve_device(config.model.device))
+    if rm.device != "auto":
+        device = rm.device
+    elif rm.actor:  # Ray shows an actor only the GPUs it reserved
+        device = "cuda" if rm.num_gpus > 0 else "cpu"
+    else:
+        device = str(resolve_device(config.model.device))
     scorer = reward_scorer(rm.path, device, rm.batch_size, rm.actor, rm.num_gpus)
     return RewardModelEnv(env, scorer, rm.aggregate, rm.weight, rm.grader_weight)
 

@@ -63,3 +63,10 @@ def test_bad_specs_say_what_is_accepted():
         load_prm_rows("nonsense")
     with pytest.raises(ConfigError, match="No file"):
         load_prm_rows("prm800k:/does/not/exist.jsonl")
+
+
+def test_the_full_sets_from_an_unreachable_hub_fail_with_one_sentence():
+    with pytest.raises(
+        ConfigError, match="Could not load tasksource/PRM800K from the Hugging Face"
+    ):
+        load_prm_rows("prm800k:hub", limit=2)

@@ -66,3 +66,27 @@ def test_arithmetic_labels_are_prefix_labels_and_use_the_outcome():
     assert arithmetic_labels(fine, correct=True) == [1.0, 1.0, 1.0]
     assert arithmetic_labels(fine, correct=False) == [1.0, 1.0, 0.0]
     assert arithmetic_labels(fine) == [1.0, 1.0, 1.0]
+
+
+def test_a_reward_model_as_one_batched_trl_reward_function():
+    from rewards.rm import RMFormat
+    from rewards.trl import as_trl_reward_model
+
+    class FakePRM:
+        kind, format, calls = "prm", RMFormat(), 0
+
+        def score_solutions(self, pairs):
+            FakePRM.calls += 1
+            return [[0.9, 0.4] if p == "hard" else [0.8] for p, _ in pairs]
+
+    func = as_trl_reward_model(FakePRM(), aggregate="min")
+    completions = [
+        [{"role": "assistant", "content": "a\nb"}],
+        [{"role": "assistant", "content": "c"}],
+    ]
+    assert func(completions, problem=["hard", "easy"]) == [0.4, 0.8]
+    prompts = [[{"role": "user", "content": "hard"}], [{"role": "user", "content": "easy"}]]
+    assert func(completions, prompts=prompts) == [0.4, 0.8]
+    assert FakePRM.calls == 2 and func.__name__ == "prm_min"
+    with pytest.raises(ConfigError, match="one number per completion"):
+        as_trl_reward_model(FakePRM(), aggregate="per_step")
