@@ -20,15 +20,16 @@ from assay.errors import AssayError
 
 def _engine(args: argparse.Namespace):
     """The policy's generation engine: one HF engine, or a Ray pool of ``--replicas``."""
-    from assay.models import load_causal_lm
+    from assay.models import load_causal_lm, load_tokenizer_and_dir
     from trainers.rollout import HFEngine
 
-    model, tokenizer = load_causal_lm(args.policy, dtype=args.dtype, device=args.device)
-    if args.replicas > 1:
+    if args.replicas > 1:  # the replicas hold the policy; this process only needs its tokenizer
         from trainers.pool import EngineSpec, RolloutPool
 
+        tokenizer = load_tokenizer_and_dir(args.policy)[0]
         spec = EngineSpec(args.policy, dtype=args.dtype, device=args.device)
         return RolloutPool(spec, replicas=args.replicas), tokenizer
+    model, tokenizer = load_causal_lm(args.policy, dtype=args.dtype, device=args.device)
     return HFEngine(model, tokenizer, batch_size=args.batch_size * args.samples), tokenizer
 
 
@@ -100,6 +101,19 @@ def _load_rows(spec: str) -> list[dict]:
     return load_prm_rows(spec)
 
 
+def _step_split(args: argparse.Namespace) -> str:
+    """The splitter the data was made with (``rm_data.json`` beside it), which the PRM must
+    score with; an explicit ``--step-split`` that disagrees is refused."""
+    made = Path(args.data).parent / "rm_data.json"
+    recorded = json.loads(made.read_text()).get("step_split") if made.exists() else None
+    if recorded and args.step_split and args.step_split != recorded:
+        raise AssayError(
+            f"{args.data} was split into steps with {recorded!r}; a PRM trained on it must score "
+            f"with the same splitter, not --step-split {args.step_split}."
+        )
+    return args.step_split or recorded or "newline"
+
+
 def rm_train(args: argparse.Namespace) -> int:
     from assay.runs import write_json
     from rewards.rm import OutcomeRewardModel, ProcessRewardModel, RMFormat
@@ -120,11 +134,12 @@ def rm_train(args: argparse.Namespace) -> int:
         raise AssayError(
             f"{args.data} holds whole solutions; a PRM trains on (problem, steps, labels) rows."
         )
+    split = _step_split(args)
     train_rows, held_rows = _split_by_problem(rows, args.holdout, args.seed)
     config = RMTrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed
     )
-    fmt = RMFormat(split=args.step_split, max_length=args.max_length)
+    fmt = RMFormat(split=split, max_length=args.max_length)
     if args.kind == "orm":
         model = OutcomeRewardModel.from_backbone(
             args.backbone, fmt, seed=args.seed, device=args.device
@@ -138,7 +153,7 @@ def rm_train(args: argparse.Namespace) -> int:
             args.backbone, fmt, num_labels=args.num_labels, seed=args.seed, device=args.device
         )
         before = prm_step_accuracy(model, held_rows)
-        history = train_prm(model, train_rows, config)
+        history = train_prm(model, train_rows, config, label_key=args.label_field)
         after = prm_step_accuracy(model, held_rows)
         metric = "held-out step accuracy"
     model.save(args.out)
@@ -271,7 +286,11 @@ def add_parsers(sub, evaluate) -> None:
     train.add_argument("--loss", choices=("classification", "pairwise"), default="classification",
                        help="ORM loss (pairwise: Bradley-Terry through TRL's RewardTrainer)")  # fmt: skip
     train.add_argument("--num-labels", type=int, choices=(2, 3), default=2, help="PRM classes")
-    train.add_argument("--step-split", default="newline", help="step splitter the PRM uses")
+    train.add_argument(
+        "--step-split", help="step splitter the PRM scores with (default: the data's, or newline)"
+    )
+    train.add_argument("--label-field", default="labels",
+                       help="PRM targets: labels (soft MC / arithmetic / human) or hard_labels")  # fmt: skip
     train.add_argument("--max-length", type=int, default=1024)
     train.add_argument("--epochs", type=int, default=2)
     train.add_argument("--batch-size", type=int, default=8)

@@ -8,10 +8,11 @@ per-step PRM rewards.
 
 where ``rm_score`` is the ORM's probability that the answer is right, or the PRM's step scores
 aggregated by ``aggregate`` (``rewards.rm.aggregate``: min, prod, mean, last, max, geomean).
-With ``aggregate="per_step"`` the episode reward is ``grader_weight * env_reward`` and each step's
-score times ``weight`` goes in ``info["step_rewards"]`` (``[[char_end, reward], ...]``), which
-the PPO learner places on the token that ends each step (the "fine-grained" delivery of
-Lightman et al. / Wu et al.). ``info`` keeps the env's own keys (e.g. ``correct``, so training
+With ``aggregate="per_step"`` the episode reward is ``grader_weight * env_reward`` and each
+step's reward (:func:`dense_rewards`: the change in PRM score by default, or the score itself)
+times ``weight`` goes in ``info["step_rewards"]`` (``[[char_end, reward], ...]``), which the PPO
+learner places on the token that ends each step (the "fine-grained" delivery of Lightman et al.
+/ Wu et al.). ``info`` keeps the env's own keys (e.g. ``correct``, so training
 curves still show accuracy) and adds ``rm_score`` (the aggregated score; the mean step score for
 ``per_step``) and ``grader_reward``.
 
@@ -30,6 +31,27 @@ from assay.errors import ConfigError
 from envs.core import score_answers
 from rewards.rm.aggregate import aggregate, check_aggregation, step_rewards
 
+DENSE_MODES = ("delta", "score")
+DENSE_START = 0.5
+"""The score before the first step for ``dense="delta"``: an uninformed PRM's verdict."""
+
+
+def dense_rewards(step_scores: list[float], mode: str = "delta") -> list[float]:
+    """Per-step rewards from per-step scores s_1..s_K.
+
+    - ``delta``: r_k = s_k - s_{k-1} with s_0 = 0.5, potential-based shaping (Ng et al. 1999):
+      the rewards sum to s_K - 0.5 whatever K is, so extra steps earn nothing by themselves;
+    - ``score``: r_k = s_k, the PRM's score on every step (Lightman et al.'s fine-grained
+      reward). Every step adds a positive reward, so a policy can gain by writing more steps.
+
+    >>> [round(r, 2) for r in dense_rewards([0.9, 0.4, 0.7])]
+    [0.4, -0.5, 0.3]
+    """
+    if mode == "score":
+        return list(step_scores)
+    previous = [DENSE_START, *step_scores[:-1]]
+    return [s - p for s, p in zip(step_scores, previous, strict=True)]
+
 
 class RewardModelEnv:
     """A single-turn env whose reward comes (partly) from a reward model; see the module
@@ -42,8 +64,12 @@ class RewardModelEnv:
         aggregate: str = "min",
         weight: float = 1.0,
         grader_weight: float = 0.0,
+        dense: str = "delta",
     ):
         check_aggregation(aggregate)
+        if dense not in DENSE_MODES:
+            raise ConfigError(f"dense must be one of {', '.join(DENSE_MODES)}, got {dense!r}.")
+        self.dense = dense
         if scorer.kind == "orm" and aggregate == "per_step":
             raise ConfigError("aggregate=per_step needs a PRM; an ORM gives one score per answer.")
         self.env = env
@@ -99,8 +125,8 @@ class RewardModelEnv:
             elif self.aggregate == "per_step":
                 split = self.scorer.format.split
                 info["rm_score"] = sum(score) / len(score) if score else 0.0
-                dense = step_rewards(answer, score, split)
-                info["step_rewards"] = [[end, self.weight * s] for end, s in dense]
+                placed = step_rewards(answer, dense_rewards(score, self.dense), split)
+                info["step_rewards"] = [[end, self.weight * r] for end, r in placed]
             else:
                 info["rm_score"] = float(aggregate(score, self.aggregate))
                 reward += self.weight * info["rm_score"]

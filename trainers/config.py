@@ -417,6 +417,10 @@ class RewardModelConfig:
     or ``per_step`` (dense rewards at each step's last token; needs ``algo.name: ppo``)."""
     weight: float = 1.0
     """Weight of the reward-model score in the reward."""
+    dense: Literal["delta", "score"] = "delta"
+    """With ``per_step``: each step's reward is the change in PRM score (``delta``; they sum to
+    the last score minus 0.5, so extra steps earn nothing) or the score itself (``score``, the
+    paper's fine-grained reward, which pays for every extra step)."""
     grader_weight: float = 0.0
     """Weight of the env's verifiable reward (the math grader), mixed in: reward =
     weight * rm_score + grader_weight * env_reward."""
@@ -483,9 +487,10 @@ class RLConfig:
                 "train.steps * algo.prompts_per_step (* algo.max_sample_rounds with dynamic "
                 "sampling) must be <= 10**6 so runs with different seeds never share boards"
             )
-        if self.reward_model.aggregate == "per_step" and self.algo.name != "ppo":
+        if self.reward_model.aggregate == "per_step" and self.algo.setting("advantage") != "gae":
             out.append(
                 "reward_model.aggregate: per_step gives dense per-token rewards, which only PPO's "
-                "value head uses; set algo.name: ppo or pick an aggregation such as min"
+                "value head (advantage gae) uses; set algo.name: ppo or pick an aggregation such "
+                "as min"
             )
         return out

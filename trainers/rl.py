@@ -62,8 +62,9 @@ class EnvSchedule:
     """The training env at each step: ``env.kwargs`` updated by ``env.schedule`` phases (a
     curriculum). Envs are built once per distinct set of options."""
 
-    def __init__(self, config: RLConfig):
+    def __init__(self, config: RLConfig, world: World | None = None):
         self.config = config
+        self.world = world
         self._built: dict[str, Any] = {}
         for step in [1, *(phase["step"] for phase in config.env.schedule)]:
             self.at(step)  # bad options in any phase fail now, not hours into a run
@@ -72,18 +73,18 @@ class EnvSchedule:
         kwargs = self.config.env.kwargs_at(step)
         key = json.dumps(kwargs, sort_keys=True, default=str)
         if key not in self._built:
-            self._built[key] = _with_reward_model(
-                self.config, envs.make(self.config.env.id, **kwargs)
-            )
+            env = envs.make(self.config.env.id, **kwargs)
+            self._built[key] = _with_reward_model(self.config, env, self.world)
         return self._built[key]
 
 
 def _eval_env(config: RLConfig):
-    env = envs.make(config.env.id, **{**config.env.kwargs, **config.eval.env_kwargs})
-    return _with_reward_model(config, env)
+    """The held-out env, always with its own (verifiable) reward: a learned reward trains the
+    policy, but evaluation and the best checkpoint go by the ground truth."""
+    return envs.make(config.env.id, **{**config.env.kwargs, **config.eval.env_kwargs})
 
 
-def _with_reward_model(config: RLConfig, env):
+def _with_reward_model(config: RLConfig, env, world: World | None = None):
     """``env`` rewarded by ``config.reward_model`` (an ORM or PRM), when one is set."""
     rm = config.reward_model
     if rm.path is None:
@@ -96,9 +97,9 @@ def _with_reward_model(config: RLConfig, env):
     elif rm.actor:  # Ray shows an actor only the GPUs it reserved
         device = "cuda" if rm.num_gpus > 0 else "cpu"
     else:
-        device = str(resolve_device(config.model.device))
+        device = str(resolve_device(config.model.device, world))
     scorer = reward_scorer(rm.path, device, rm.batch_size, rm.actor, rm.num_gpus)
-    return RewardModelEnv(env, scorer, rm.aggregate, rm.weight, rm.grader_weight)
+    return RewardModelEnv(env, scorer, rm.aggregate, rm.weight, rm.grader_weight, rm.dense)
 
 
 def _evaluate(
@@ -322,7 +323,7 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     _check_world(config, world)
     if not world.main:
         log = _silent
-    schedule = EnvSchedule(config)  # bad env options fail before any loading
+    schedule = EnvSchedule(config, world)  # bad env options fail before any loading
     if config.eval.episodes:
         _check_best_metric(config, _eval_env(config))
     Trackers.check(config.log.tensorboard, config.log.wandb)  # on every rank: none waits alone

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -147,11 +148,13 @@ def _train_pairwise(orm: OutcomeRewardModel, rows, config: RMTrainConfig) -> lis
 
 # --- PRM -----------------------------------------------------------------------------------------
 def prm_examples(
-    prm: ProcessRewardModel, rows: Sequence[dict[str, Any]]
+    prm: ProcessRewardModel, rows: Sequence[dict[str, Any]], label_key: str = "labels"
 ) -> list[tuple[list[int], list[int], list[float]]]:
     """(input ids, step-tag positions, per-step targets) from PRM rows. 2-class targets are the
-    ``labels`` in [0, 1]; 3-class targets are the ``ratings`` (-1, 0, 1) as classes 0, 1, 2."""
-    out = []
+    ``label_key`` values in [0, 1] (``labels``; ``hard_labels`` for hard MC labels); 3-class
+    targets are the ``ratings`` (-1, 0, 1) as classes 0, 1, 2. Rows longer than the model's
+    ``max_length`` are skipped with a warning."""
+    out, too_long = [], 0
     for r in rows:
         if prm.num_labels == 3:
             if "ratings" not in r:
@@ -160,22 +163,35 @@ def prm_examples(
                 )
             targets = [float(x + 1) for x in r["ratings"]]
         else:
-            targets = [float(x) for x in r["labels"]]
+            if label_key not in r:
+                raise ConfigError(f"PRM rows have no {label_key!r} field (they have {sorted(r)}).")
+            targets = [float(x) for x in r[label_key]]
         ids, positions = prm.encode(r["problem"], r["steps"])
         if len(targets) != len(positions):
             raise ConfigError(f"A PRM row has {len(r['steps'])} steps but {len(targets)} labels.")
-        if positions:
+        if -1 in positions:
+            too_long += 1
+        elif positions:
             out.append((ids, positions, targets))
+    if too_long:
+        warnings.warn(
+            f"Skipped {too_long} PRM rows longer than max_length={prm.format.max_length} tokens.",
+            stacklevel=2,
+        )
     return out
 
 
 def train_prm(
-    prm: ProcessRewardModel, rows: Sequence[dict[str, Any]], config: RMTrainConfig | None = None
+    prm: ProcessRewardModel,
+    rows: Sequence[dict[str, Any]],
+    config: RMTrainConfig | None = None,
+    label_key: str = "labels",
 ) -> list[float]:
-    """Train ``prm`` in place on step labels; returns the mean loss of each epoch."""
+    """Train ``prm`` in place on step labels (``label_key``, see :func:`prm_examples`); returns
+    the mean loss of each epoch."""
     config = config or RMTrainConfig()
     config.check()
-    examples = prm_examples(prm, rows)
+    examples = prm_examples(prm, rows, label_key)
 
     def batch_loss(batch) -> tuple[torch.Tensor, int]:
         logits = prm.forward([ids for ids, _, _ in batch]).float()  # (B, T, C)

@@ -39,26 +39,54 @@ class _ScorerActor:
         return self.model.score_solutions(pairs)
 
 
-class RemoteScorer:
-    """The scorer interface, answered by a Ray actor."""
+CALL_TIMEOUT_S = 600.0
+"""Longest a batch may take to score before the run stops with an error (not a hang)."""
 
-    def __init__(self, path: str, device: str, batch_size: int, num_gpus: float, num_cpus: float):
+
+class RemoteScorer:
+    """The scorer interface, answered by a Ray actor. A dead actor is restarted by Ray (up to
+    ``max_restarts`` times) and its call retried; a call that takes over ``timeout`` seconds
+    raises instead of hanging the run."""
+
+    def __init__(
+        self,
+        path: str,
+        device: str,
+        batch_size: int,
+        num_gpus: float,
+        num_cpus: float,
+        timeout: float = CALL_TIMEOUT_S,
+        max_restarts: int = 3,
+    ):
         try:
             import ray
         except ImportError as err:
             raise ConfigError("reward_model.actor needs Ray: pip install 'ray>=2.40'.") from err
         if not ray.is_initialized():
             ray.init(include_dashboard=False, log_to_driver=False)
-        self._ray = ray
-        remote = ray.remote(num_gpus=num_gpus, num_cpus=num_cpus)(_ScorerActor)
-        self.actor = remote.remote(path, device, batch_size, int(num_cpus))
-        self.kind, self.format = ray.get(self.actor.describe.remote())
+        self._ray, self.timeout = ray, timeout
+        remote = ray.remote(
+            num_gpus=num_gpus,
+            num_cpus=num_cpus,
+            max_restarts=max_restarts,
+            max_task_retries=max_restarts,
+        )(_ScorerActor)
+        self.actor = remote.remote(path, device, batch_size, max(1, int(num_cpus)))
+        self.kind, self.format = self._get(self.actor.describe.remote())
+
+    def _get(self, ref):
+        try:
+            return self._ray.get(ref, timeout=self.timeout)
+        except self._ray.exceptions.GetTimeoutError:
+            raise TimeoutError(
+                f"The reward-model actor did not answer within {self.timeout:.0f} s."
+            ) from None
 
     def score_many(self, pairs):
-        return self._ray.get(self.actor.score_many.remote(list(pairs)))
+        return self._get(self.actor.score_many.remote(list(pairs)))
 
     def score_solutions(self, pairs):
-        return self._ray.get(self.actor.score_solutions.remote(list(pairs)))
+        return self._get(self.actor.score_solutions.remote(list(pairs)))
 
     def close(self) -> None:
         self._ray.kill(self.actor)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from assay.errors import ConfigError
 from rewards.math import grade_many
-from rewards.rm import arithmetic_labels, split_steps
+from rewards.rm import arithmetic_labels, split_steps, step_spans
 from trainers.rollout import GenerationEngine, Sampling, encode_prompts
 
 LABEL_SOURCES = ("arith", "mc")
@@ -48,18 +48,22 @@ class MCLabels:
 def mc_step_labels(
     engine: GenerationEngine,
     tokenizer,
-    items: Sequence[tuple[list[dict], list[str], str, bool]],
+    items: Sequence[tuple[list[dict], str, str, bool]],
     m: int,
     sampling: Sampling,
+    split: str = "newline",
 ) -> list[MCLabels]:
-    """Monte-Carlo labels for each (prompt messages, steps, gold answer, solution correct) item
-    (see the module docstring). All prefixes of all items go to the engine in one call."""
+    """Monte-Carlo labels for the steps of each (prompt messages, solution, gold answer, solution
+    correct) item (see the module docstring). The prefix of step k is the solution's own text
+    up to the end of step k, so the policy continues exactly what it wrote. All prefixes of all
+    items go to the engine in one call."""
     prompt_ids = encode_prompts(tokenizer, [messages for messages, _, _, _ in items])
+    spans = [step_spans(solution, split) for _, solution, _, _ in items]
     prefixes: list[tuple[int, int, str]] = []  # (item, step, prefix text)
     requests: list[list[int]] = []
-    for i, (_, steps, _, _) in enumerate(items):
-        for k in range(len(steps) - 1):
-            text = "\n".join(steps[: k + 1]) + "\n"
+    for i, (_, solution, _, _) in enumerate(items):
+        for k, (_, end) in enumerate(spans[i][:-1]):
+            text = solution[:end]
             prefixes.append((i, k, text))
             requests.append(prompt_ids[i] + tokenizer(text, add_special_tokens=False)["input_ids"])
     groups = engine.generate(requests, replace(sampling, n=m)) if requests else []
@@ -70,13 +74,13 @@ def mc_step_labels(
     ]
     golds = [items[i][2] for i, _, _ in prefixes for _ in range(m)]
     grades = iter(grade_many(texts, golds))
-    out = [MCLabels([0.0] * len(steps), [0.0] * len(steps)) for _, steps, _, _ in items]
+    out = [MCLabels([0.0] * len(s), [0.0] * len(s)) for s in spans]
     for i, k, _ in prefixes:
         right = sum(next(grades).correct for _ in range(m))
         out[i].soft[k] = right / m
         out[i].hard[k] = float(right > 0)
-    for i, (_, steps, _, correct) in enumerate(items):
-        if steps:
+    for i, (_, _, _, correct) in enumerate(items):
+        if spans[i]:
             out[i].soft[-1] = out[i].hard[-1] = float(correct)
     return out
 
@@ -105,7 +109,7 @@ def _resume(path: Path, rows: list[dict[str, Any]]):
 
 
 def _seeded(sampling: Sampling, offset: int) -> Sampling:
-    """Each batch gets its own seed, so results do not depend on where a run was resumed."""
+    """Each batch gets its own seed (an offset of the base seed), so batches differ."""
     return sampling if sampling.seed is None else replace(sampling, seed=sampling.seed + offset)
 
 
@@ -153,14 +157,15 @@ def sample_solutions(
     return done
 
 
-def _check_settings(out: Path, env, sampling: Sampling, split: str) -> None:
-    """Samples are only reused by a run with the same env and sampling settings."""
+def _check_settings(out: Path, env, sampling: Sampling, split: str, mc_rollouts: int) -> None:
+    """Samples and labels are only reused by a run with the same settings."""
     spec = getattr(env, "spec", None)
     settings = json.loads(json.dumps({
         "env": getattr(spec, "id", type(env).__name__),
         "env_kwargs": getattr(spec, "kwargs", None),
         "sampling": asdict(sampling),
         "step_split": split,
+        "mc_rollouts": mc_rollouts,
     }, default=str))  # fmt: skip
     path = out / "rm_data.json"
     if path.exists():
@@ -203,7 +208,7 @@ def generate_rm_data(
         raise ConfigError(
             f"Unknown step-label source(s) {unknown}; known: {', '.join(LABEL_SOURCES)}."
         )
-    _check_settings(out, env, sampling, split)
+    _check_settings(out, env, sampling, split, mc_rollouts)
     sampled = sample_solutions(engine, env, out, problems, sampling, batch_size)
     rows = sampled + (_reference_rows(env, sampled) if include_reference else [])
     paths = {"orm": out / "orm"}
@@ -254,21 +259,21 @@ def _save(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def _mc_rows(engine, tokenizer, rows, out, m, sampling, split, batch_size) -> list[dict[str, Any]]:
+    """MC-labelled PRM rows for ``rows``; labels already in ``mc.jsonl`` (keyed by problem index
+    and sample) are reused and never deleted, whatever subset this run asks for."""
     path = out / "mc.jsonl"
-    done = _read_jsonl(path)[: len(rows)]
-    with _resume(path, done) as f:
-        todo = rows[len(done) :]
+    done = {(r["index"], r["sample"]): r for r in _read_jsonl(path)}
+    todo = [r for r in rows if (r["index"], r["sample"]) not in done]
+    with _resume(path, list(done.values())) as f:
         for first in tqdm(range(0, len(todo), batch_size), desc="mc labels", unit="batch"):
             chunk = todo[first : first + batch_size]
-            bases = [_prm_base(r, split) for r in chunk]
-            items = [(r["prompt"], b["steps"], r["gold"], r["correct"])
-                     for r, b in zip(chunk, bases, strict=True)]  # fmt: skip
+            items = [(r["prompt"], r["solution"], r["gold"], r["correct"]) for r in chunk]
             seeded = _seeded(sampling, len(done))
-            for base, mc in zip(
-                bases, mc_step_labels(engine, tokenizer, items, m, seeded), strict=True
-            ):
-                row = {**base, "labels": mc.soft, "hard_labels": mc.hard, "source": "mc"}
-                done.append(row)
+            labels = mc_step_labels(engine, tokenizer, items, m, seeded, split)
+            for r, mc in zip(chunk, labels, strict=True):
+                row = {**_prm_base(r, split), "labels": mc.soft, "hard_labels": mc.hard,
+                       "source": "mc"}  # fmt: skip
+                done[r["index"], r["sample"]] = row
                 f.write(json.dumps(row) + "\n")
             f.flush()
-    return done
+    return [done[r["index"], r["sample"]] for r in rows]

@@ -46,7 +46,8 @@ class RMFormat:
     step_tag: str = "\n"
     """Text of the token that closes every step (must be one token)."""
     max_length: int = 1024
-    """ORM inputs longer than this keep their last ``max_length`` tokens."""
+    """Inputs longer than this keep their last ``max_length`` tokens. A PRM step whose tag is
+    cut off gets position -1: it scores 0.0, and training skips such rows."""
     neutral: Literal["positive", "negative"] = "positive"
     """With a 3-class PRM, whether P(neutral) counts toward a step's score."""
 
@@ -90,7 +91,8 @@ class RMFormat:
         for step in steps:
             ids += tokenizer(step.strip(), add_special_tokens=False)["input_ids"] + [tag]
             positions.append(len(ids) - 1)
-        return ids, positions
+        cut = max(0, len(ids) - self.max_length)
+        return ids[cut:], [p - cut if p >= cut else -1 for p in positions]
 
 
 def _pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,7 +220,7 @@ class ProcessRewardModel(_RewardModel):
                 continue
             good = self.good_probability(self.forward([encoded[i][0] for i in chunk]))  # (B, T)
             for row, i in enumerate(chunk):
-                out[i] = good[row, encoded[i][1]].tolist()
+                out[i] = [good[row, p].item() if p >= 0 else 0.0 for p in encoded[i][1]]
         return out
 
     def score_steps(self, problem: str, steps: Sequence[str]) -> list[float]:

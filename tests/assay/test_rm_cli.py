@@ -35,6 +35,14 @@ def test_rm_train_refuses_data_of_the_other_kind(trained, capsys):
     assert code == 2 and "a PRM trains on (problem, steps, labels) rows" in capsys.readouterr().err
 
 
+def test_rm_train_keeps_the_datas_step_splitter(trained, capsys):
+    code = main(["rm", "train", "--kind", "prm", "--backbone", "tiny-random-llama", "--data",
+                 str(trained / "data" / "prm_arith"), "--step-split", "sentence",
+                 "--out", str(trained / "y")])  # fmt: skip
+    assert code == 2
+    assert "split into steps with 'newline'" in capsys.readouterr().err
+
+
 def test_eval_rerank_table_and_reuse_of_samples(trained, capsys):
     out = trained / "rerank"
     args = ["eval", "rerank", "--policy", "tiny-random-llama", "--problems", "2", "--n", "2",

@@ -68,10 +68,16 @@ def test_prm_aggregation_and_the_problem_text_the_model_reads():
 
 def test_per_step_rewards_land_on_the_last_token_of_each_step():
     prm = FakePRM()
-    env = RewardModelEnv(envs.make("math-gsm8k-v0"), prm, aggregate="per_step", weight=2.0)
     answer = "First 3 + 4 = 7.\nThen 7 * 2 = 14.\nThe answer is 14."
-    ((reward, info),) = env.score_many([(0, answer)])
+    delta = RewardModelEnv(envs.make("math-gsm8k-v0"), prm, aggregate="per_step", weight=2.0)
+    ((reward, info),) = delta.score_many([(0, answer)])
     assert reward == 0.0  # all of it is dense
+    # the change in score from 0.5: sums to 2 * (0.5 - 0.5) whatever the number of steps
+    assert [r for _, r in info["step_rewards"]] == pytest.approx([0.8, -0.4, -0.4])
+    env = RewardModelEnv(
+        envs.make("math-gsm8k-v0"), prm, aggregate="per_step", weight=2.0, dense="score"
+    )
+    ((reward, info),) = env.score_many([(0, answer)])
     assert [r for _, r in info["step_rewards"]] == pytest.approx([1.8, 1.4, 1.0])
 
     tokenizer = load_tokenizer()
@@ -102,5 +108,10 @@ def test_per_step_is_refused_for_an_orm_and_outside_ppo():
         RewardModelEnv(envs.make("math-gsm8k-v0"), FakeORM(), aggregate="per_step")
     with pytest.raises(ConfigError, match="algo.name: ppo"):
         load_config(RLConfig, overrides=["reward_model.aggregate=per_step", "algo.name=grpo"])
+    with pytest.raises(ConfigError, match="advantage gae"):
+        load_config(
+            RLConfig,
+            overrides=["reward_model.aggregate=per_step", "algo.name=ppo", "algo.advantage=grpo"],
+        )
     with pytest.raises(ConfigError, match="aggregate must be one of"):
         load_config(RLConfig, overrides=["reward_model.aggregate=median"])

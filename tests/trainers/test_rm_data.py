@@ -23,13 +23,15 @@ class ScriptedPolicy:
         self.p, self.gold, self.solutions = p, gold, list(solutions)
         self.rng = random.Random(seed)
         self.requests = 0
+        self.seen = []
 
     def generate(self, prompts, sampling):
         self.requests += len(prompts)
         out = []
         for prompt in prompts:
             ids = prompt if isinstance(prompt, list) and isinstance(prompt[0], int) else [0]
-            k = TOKENIZER.decode(ids).count("STEP")
+            self.seen.append(TOKENIZER.decode(ids))
+            k = self.seen[-1].count("STEP")
             group = []
             for _ in range(sampling.n):
                 if k == 0 and self.solutions:
@@ -50,7 +52,7 @@ def test_mc_labels_estimate_the_policys_success_probability():
     policy = ScriptedPolicy(p)
     steps = ["STEP one.", "STEP two.", "STEP three.", "STEP four, answer 7."]
     messages = [{"role": "user", "content": "What is 3 + 4?"}]
-    items = [(messages, steps, "7", True), (messages, steps[:2], "7", False)]
+    items = [(messages, "\n".join(steps), "7", True), (messages, "\n".join(steps[:2]), "7", False)]
     labels = mc_step_labels(policy, TOKENIZER, items, m=400, sampling=Sampling(max_new_tokens=8))
     soft, hard = labels[0].soft, labels[0].hard
     assert soft[:3] == pytest.approx([0.8, 0.3, 0.0], abs=0.07)
@@ -62,9 +64,10 @@ def test_mc_labels_estimate_the_policys_success_probability():
 def test_mc_labels_with_few_rollouts_are_fractions_of_m():
     policy = ScriptedPolicy({1: 0.5})
     messages = [{"role": "user", "content": "q"}]
-    (labels,) = mc_step_labels(policy, TOKENIZER, [(messages, ["STEP a", "STEP b"], "7", False)],
-                               m=4, sampling=Sampling())  # fmt: skip
+    (labels,) = mc_step_labels(policy, TOKENIZER, [(messages, "STEP a. STEP b", "7", False)],
+                               m=4, sampling=Sampling(), split="sentence")  # fmt: skip
     assert labels.soft[0] in (0.0, 0.25, 0.5, 0.75, 1.0) and labels.soft[1] == 0.0
+    assert policy.seen[0].endswith("assistant\nSTEP a.")  # the policy's own text, as written
     assert labels.hard[0] == float(labels.soft[0] > 0)
 
 
@@ -126,3 +129,20 @@ def test_reference_solutions_join_as_correct_rows_without_mc_labels(tmp_path):
     arith = datasets.load_from_disk(str(paths["prm_arith"]))
     assert all(set(r["labels"]) == {1.0} for r in arith if r["sample"] == -1)
     assert len(datasets.load_from_disk(str(paths["prm_mc"]))) == 2
+
+
+def test_mc_labels_on_disk_survive_a_smaller_limit(tmp_path):
+    env = envs.make("math-gsm8k-v0", split="train")
+    run = lambda limit: generate_rm_data(  # noqa: E731
+        ScriptedPolicy({0: 1.0, 1: 0.5}, solutions=["STEP x\nThe answer is 1."] * 4), TOKENIZER,
+        env, tmp_path, problems=2, sampling=Sampling(n=2), labels=("mc",), mc_rollouts=2,
+        mc_limit=limit,
+    )  # fmt: skip
+    run(3)
+    assert len((tmp_path / "mc.jsonl").read_text().splitlines()) == 3
+    assert len(datasets.load_from_disk(str(run(1)["prm_mc"]))) == 1
+    assert len((tmp_path / "mc.jsonl").read_text().splitlines()) == 3  # nothing deleted
+    policy = ScriptedPolicy({1: 0.5})
+    generate_rm_data(policy, TOKENIZER, env, tmp_path, problems=2, sampling=Sampling(n=2),
+                     labels=("mc",), mc_rollouts=2, mc_limit=4)  # fmt: skip
+    assert policy.requests == 1  # only the fourth solution was labelled

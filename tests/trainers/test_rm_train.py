@@ -129,3 +129,21 @@ def test_preference_pairs_only_pair_solutions_of_the_same_problem():
     pairs = preference_pairs(rows, per_problem=8)
     assert sorted((a["solution"], b["solution"]) for a, b in pairs) == [("a", "b"), ("a", "c")]
     assert len(preference_pairs(rows, per_problem=1)) == 1
+
+
+def test_long_prm_inputs_keep_their_end_and_cut_steps_score_zero():
+    from trainers.rm import prm_examples
+
+    prm = ProcessRewardModel.from_backbone("tiny-random-llama", RMFormat(max_length=5))
+    steps = ["one two three four five six seven", "eight nine", "ten"]
+    ids, positions = prm.encode("A problem with a long statement?", steps)
+    assert len(ids) == 5 and positions == [-1, 2, 4]  # "eight nine\nten\n" is kept
+    scores = prm.score_steps("A problem with a long statement?", steps)
+    assert scores[0] == 0.0 and 0 < scores[-1] < 1
+    rows = [{"problem": "p", "steps": steps, "labels": [1.0] * 3, "hard_labels": [1.0] * 3},
+            {"problem": "p", "steps": ["ten"], "labels": [0.0], "hard_labels": [1.0]}]  # fmt: skip
+    with pytest.warns(UserWarning, match="Skipped 1 PRM rows longer than max_length=5"):
+        examples = prm_examples(prm, rows)
+    assert [targets for _, _, targets in examples] == [[0.0]]
+    with pytest.warns(UserWarning):
+        assert prm_examples(prm, rows, label_key="hard_labels")[0][2] == [1.0]
