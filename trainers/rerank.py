@@ -123,10 +123,18 @@ def plot_best_of_n(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for s in dict.fromkeys(r["selector"] for r in rows):
+    selectors = list(dict.fromkeys(r["selector"] for r in rows))
+    scorers = list(dict.fromkeys(s.split(":", 1)[-1] for s in selectors if ":" in s))
+    colours = plt.get_cmap("tab10" if len(scorers) <= 8 else "tab20")
+    for s in selectors:
         pts = sorted((r["n"], r["accuracy"]) for r in rows if r["selector"] == s)
-        style = "--" if s.startswith("weighted:") else ("-." if s == "oracle" else "-")
-        ax.plot([n for n, _ in pts], [a for _, a in pts], style, marker="o", ms=3, label=s)
+        if ":" in s:  # a scorer's ranked and weighted lines share its colour
+            colour, style = colours(2 + scorers.index(s.split(":", 1)[1])), "-"
+            style = "--" if s.startswith("weighted:") else "-"
+        else:
+            colour, style = ("black", "-.") if s == "oracle" else (colours(0), ":")
+        ax.plot([n for n, _ in pts], [a for _, a in pts], style, color=colour, marker="o", ms=3,
+                label=s)  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_xlabel("N (solutions sampled per problem)")
     ax.set_ylabel("accuracy of the selected solution")
