@@ -33,6 +33,34 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def check_settings(path: Path, settings: dict[str, Any], what: str) -> None:
+    """Record ``settings`` at ``path``, or, when a record exists, refuse different ones: output
+    folders that resume (rollouts, reward-model data) are never mixed across settings."""
+    from assay.errors import ConfigError
+
+    settings = json.loads(json.dumps(settings, default=str))
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in settings if before.get(k) != settings[k])
+        if changed:
+            raise ConfigError(
+                f"{path.parent} holds {what} made with other settings ({', '.join(changed)}); "
+                "use a new --out or delete it."
+            )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, settings)
+
+
+def env_identity(env) -> dict[str, Any]:
+    """The registered id and options an env was made with (what a resumed run must match)."""
+    spec = getattr(env, "spec", None)
+    return {
+        "env": getattr(spec, "id", type(env).__name__),
+        "env_kwargs": getattr(spec, "kwargs", None),
+    }
+
+
 def new_run_dir(output_dir: str | Path, job: str, name: str | None = None) -> Path:
     """Create ``output_dir/name`` (default ``<job>-<YYYYmmdd-HHMMSS>``) with its subfolders."""
     name = name or f"{job}-{time.strftime('%Y%m%d-%H%M%S')}"

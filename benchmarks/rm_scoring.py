@@ -3,7 +3,7 @@ and reward-model data generation through one engine and through the Ray rollout 
 
     python benchmarks/rm_scoring.py [--solutions 64] [--backbone smollm2-135m-instruct]
 
-- ORM: ``OutcomeRewardModel.score_many`` (length-sorted batches of 16) vs transformers'
+- ORM: ``OutcomeRewardModel.score_many`` (length-sorted batches, 4 on a CPU) vs transformers'
   ``pipeline("text-classification")`` on the same model and the same templated text, one
   solution per call (how an ORM is usually applied in a best-of-N loop).
 - PRM: ``ProcessRewardModel.score_solutions`` (every step of a solution read from one forward

@@ -28,8 +28,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from assay.errors import ConfigError
-from assay.runs import write_json
+from assay.runs import check_settings, env_identity
 from trainers.episodes import Episode, run_episodes
 from trainers.rollout import GenerationEngine, Sampling
 
@@ -108,29 +107,15 @@ def _rows(episode: Episode, sample: int) -> list[dict[str, Any]]:
 def _check_manifest(out_dir: Path, n, samples, sampling, seed_offset, shard_size, make_env):
     """Shards are only reused by a run with the same settings; a different run must not silently
     mix with them."""
-    env = make_env()
-    spec = getattr(env, "spec", None)
     manifest = {
         "n": n,
         "samples": samples,
         "seed_offset": seed_offset,
         "shard_size": shard_size,
         "sampling": asdict(sampling),
-        "env": getattr(spec, "id", type(env).__name__),
-        "env_kwargs": getattr(spec, "kwargs", None),
+        **env_identity(make_env()),
     }
-    manifest = json.loads(json.dumps(manifest, default=str))
-    path = out_dir / "rollout.json"
-    if path.exists():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in manifest if before.get(k) != manifest[k])
-        if changed:
-            raise ConfigError(
-                f"{out_dir} holds rollouts made with other settings ({', '.join(changed)}); "
-                "use a new --out or delete it."
-            )
-    else:
-        write_json(path, manifest)
+    check_settings(out_dir / "rollout.json", manifest, "rollouts")
 
 
 def _first_answer(messages: list[dict]) -> int:

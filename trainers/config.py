@@ -424,8 +424,8 @@ class RewardModelConfig:
     grader_weight: float = 0.0
     """Weight of the env's verifiable reward (the math grader), mixed in: reward =
     weight * rm_score + grader_weight * env_reward."""
-    batch_size: int = 16
-    """Answers per reward-model forward pass."""
+    batch_size: int | None = None
+    """Answers per reward-model forward pass; none: 4 on a CPU, 16 on a GPU."""
     device: str = "auto"
     """Where the reward model runs: ``cpu``, ``cuda``... or ``auto``: the policy's device, or
     for an actor its own GPU when ``num_gpus`` > 0 and the CPU otherwise."""
@@ -443,8 +443,8 @@ class RewardModelConfig:
             out.append(f"aggregate must be one of {', '.join(NAMES)}, got {self.aggregate!r}")
         if self.weight < 0 or self.grader_weight < 0:
             out.append("weight and grader_weight must be >= 0")
-        if self.batch_size < 1:
-            out.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            out.append(f"batch_size must be >= 1 or null, got {self.batch_size}")
         if self.num_gpus < 0:
             out.append(f"num_gpus must be >= 0, got {self.num_gpus}")
         return out

@@ -20,7 +20,7 @@ from assay.errors import ConfigError
 class _ScorerActor:
     """Body of the reward-model actor (wrapped by ``ray.remote`` on start)."""
 
-    def __init__(self, path: str, device: str, batch_size: int, threads: int):
+    def __init__(self, path: str, device: str, batch_size: int | None, threads: int):
         import torch
 
         from rewards.rm import load_reward_model
@@ -52,7 +52,7 @@ class RemoteScorer:
         self,
         path: str,
         device: str,
-        batch_size: int,
+        batch_size: int | None,
         num_gpus: float,
         num_cpus: float,
         timeout: float = CALL_TIMEOUT_S,
@@ -96,7 +96,7 @@ class RemoteScorer:
 def reward_scorer(
     path: str,
     device: str = "cpu",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     actor: bool = False,
     num_gpus: float = 0.0,
     num_cpus: float = 1.0,

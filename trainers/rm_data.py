@@ -32,6 +32,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from assay.errors import ConfigError
+from assay.runs import check_settings, env_identity
 from rewards.math import grade_many
 from rewards.rm import arithmetic_labels, split_steps, step_spans
 from trainers.rollout import GenerationEngine, Sampling, encode_prompts
@@ -157,30 +158,6 @@ def sample_solutions(
     return done
 
 
-def _check_settings(out: Path, env, sampling: Sampling, split: str, mc_rollouts: int) -> None:
-    """Samples and labels are only reused by a run with the same settings."""
-    spec = getattr(env, "spec", None)
-    settings = json.loads(json.dumps({
-        "env": getattr(spec, "id", type(env).__name__),
-        "env_kwargs": getattr(spec, "kwargs", None),
-        "sampling": asdict(sampling),
-        "step_split": split,
-        "mc_rollouts": mc_rollouts,
-    }, default=str))  # fmt: skip
-    path = out / "rm_data.json"
-    if path.exists():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in settings if before.get(k) != settings[k])
-        if changed:
-            raise ConfigError(
-                f"{out} holds data made with other settings ({', '.join(changed)}); "
-                "use a new --out or delete it."
-            )
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings, indent=2) + "\n")
-
-
 def generate_rm_data(
     engine: GenerationEngine,
     tokenizer,
@@ -208,7 +185,9 @@ def generate_rm_data(
         raise ConfigError(
             f"Unknown step-label source(s) {unknown}; known: {', '.join(LABEL_SOURCES)}."
         )
-    _check_settings(out, env, sampling, split, mc_rollouts)
+    settings = {**env_identity(env), "sampling": asdict(sampling), "step_split": split,
+                "mc_rollouts": mc_rollouts}  # fmt: skip
+    check_settings(out / "rm_data.json", settings, "reward-model data")
     sampled = sample_solutions(engine, env, out, problems, sampling, batch_size)
     rows = sampled + (_reference_rows(env, sampled) if include_reference else [])
     paths = {"orm": out / "orm"}

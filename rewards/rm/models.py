@@ -108,13 +108,27 @@ def _pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.
 class _RewardModel:
     kind: Kind
 
-    def __init__(self, model, tokenizer, fmt: RMFormat | None = None, batch_size: int = 16):
+    def __init__(
+        self, model, tokenizer, fmt: RMFormat | None = None, batch_size: int | None = None
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.format = fmt or RMFormat()
         self.batch_size = batch_size
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
+
+    @property
+    def batch_size(self) -> int:
+        """Inputs per forward pass: as set, or 4 on a CPU (larger padded batches were slower on
+        a 2-core CPU: 3.4 vs 4.1 SmolLM2 solutions/s at 16 vs 4) and 16 on a GPU."""
+        if self._batch_size is not None:
+            return self._batch_size
+        return 4 if self.device.type == "cpu" else 16
+
+    @batch_size.setter
+    def batch_size(self, value: int | None) -> None:
+        self._batch_size = value
 
     @property
     def device(self) -> torch.device:
