@@ -324,16 +324,22 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     if not world.main:
         log = _silent
     schedule = EnvSchedule(config, world)  # bad env options fail before any loading
-    if config.eval.episodes:
-        _check_best_metric(config, _eval_env(config))
-    Trackers.check(config.log.tensorboard, config.log.wandb)  # on every rank: none waits alone
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    run_dir, learner, start_step = _open_run(config, resume_dir, log, world)
     try:
-        return _run_phases(learner, schedule, config, run_dir, start_step, log)
+        if config.eval.episodes:
+            _check_best_metric(config, _eval_env(config))
+        Trackers.check(config.log.tensorboard, config.log.wandb)  # on every rank
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        run_dir, learner, start_step = _open_run(config, resume_dir, log, world)
+        try:
+            return _run_phases(learner, schedule, config, run_dir, start_step, log)
+        finally:
+            learner.close()
     finally:
-        learner.close()
+        if config.reward_model.path is not None:  # reward-model actors give their resources back
+            from trainers.rm_actor import close_scorers
+
+            close_scorers()
 
 
 def _check_world(config: RLConfig, world: World) -> None:

@@ -11,7 +11,6 @@ each batched call to it, so one scoring request per RL step crosses the process 
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from assay.errors import ConfigError
@@ -92,7 +91,9 @@ class RemoteScorer:
         self._ray.kill(self.actor)
 
 
-@cache
+_SCORERS: dict[tuple, Any] = {}
+
+
 def reward_scorer(
     path: str,
     device: str = "cpu",
@@ -101,11 +102,25 @@ def reward_scorer(
     num_gpus: float = 0.0,
     num_cpus: float = 1.0,
 ):
-    """The reward model at ``path``, local or behind a Ray actor; loaded once per process."""
-    if actor:
-        return RemoteScorer(path, device, batch_size, num_gpus, num_cpus)
-    from rewards.rm import load_reward_model
+    """The reward model at ``path``, local or behind a Ray actor; loaded once per process (the
+    training and evaluation envs share it) until :func:`close_scorers`."""
+    key = (str(path), device, batch_size, actor, num_gpus, num_cpus)
+    if key not in _SCORERS:
+        if actor:
+            _SCORERS[key] = RemoteScorer(path, device, batch_size, num_gpus, num_cpus)
+        else:
+            from rewards.rm import load_reward_model
 
-    model = load_reward_model(path, device=device)
-    model.batch_size = batch_size
-    return model
+            model = load_reward_model(path, device=device)
+            model.batch_size = batch_size
+            _SCORERS[key] = model
+    return _SCORERS[key]
+
+
+def close_scorers() -> None:
+    """Free every reward model loaded by :func:`reward_scorer`; actors give their CPUs and GPUs
+    back to Ray (a run's end must not leave them holding resources)."""
+    for scorer in _SCORERS.values():
+        if isinstance(scorer, RemoteScorer):
+            scorer.close()
+    _SCORERS.clear()

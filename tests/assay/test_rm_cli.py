@@ -8,6 +8,16 @@ import pytest
 from assay.cli import main
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _ray_stopped_after():
+    """Commands here start a local Ray cluster (actors, pools); later modules start their own."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("rm")
@@ -84,6 +94,9 @@ def test_rl_with_a_learned_reward(trained, tmp_path, extra):
     (record,) = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert {"rm_score", "grader_reward", "correct"} <= set(record)
     assert 0.0 <= record["rm_score"] <= 1.0
+    from trainers.rm_actor import _SCORERS
+
+    assert not _SCORERS  # the run released its reward model (and any actor's CPUs)
 
 
 @pytest.mark.slow
