@@ -91,16 +91,6 @@ def _split_by_problem(rows: list[dict], holdout: float, seed: int) -> tuple[list
     return [r for r in rows if r["problem"] not in held], [r for r in rows if r["problem"] in held]
 
 
-def _load_rows(spec: str) -> list[dict]:
-    from rewards.rm import load_prm_rows
-
-    if Path(spec).is_dir():
-        import datasets
-
-        return [dict(r) for r in datasets.load_from_disk(spec)]
-    return load_prm_rows(spec)
-
-
 def _step_split(args: argparse.Namespace) -> str:
     """The splitter the data was made with (``rm_data.json`` beside it), which the PRM must
     score with; an explicit ``--step-split`` that disagrees is refused."""
@@ -116,7 +106,7 @@ def _step_split(args: argparse.Namespace) -> str:
 
 def rm_train(args: argparse.Namespace) -> int:
     from assay.runs import write_json
-    from rewards.rm import OutcomeRewardModel, ProcessRewardModel, RMFormat
+    from rewards.rm import OutcomeRewardModel, ProcessRewardModel, RMFormat, load_prm_rows
     from trainers.rm import (
         RMTrainConfig,
         orm_ranking_accuracy,
@@ -125,7 +115,7 @@ def rm_train(args: argparse.Namespace) -> int:
         train_prm,
     )
 
-    rows = _load_rows(args.data)
+    rows = load_prm_rows(args.data)  # also reads any saved `datasets` folder (orm/)
     if args.kind == "orm" and rows and "solution" not in rows[0]:
         raise AssayError(
             f"{args.data} holds step labels; an ORM trains on (problem, solution, correct) rows."

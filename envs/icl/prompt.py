@@ -63,12 +63,7 @@ def _example_segments(demo_input, inline, label, layout: Layout, test=False, pre
         lines.append([("format", layout.label_prefix.rstrip())])
     elif label is not None:
         lines.append([("format", layout.label_prefix), ("demo_label", label)])
-    out: list[tuple[str, str]] = []
-    for i, line in enumerate(lines):
-        if i:
-            out.append(("format", layout.sep))
-        out += line
-    return out
+    return _joined(lines, layout.sep)
 
 
 def segments(parts: Parts, layout: Layout = Layout()) -> list[tuple[str, str]]:
@@ -87,11 +82,16 @@ def segments(parts: Parts, layout: Layout = Layout()) -> list[tuple[str, str]]:
     blocks.append(
         _example_segments(parts.test_input, parts.test_inline, None, layout, True, "test")
     )
+    return _joined(blocks, layout.demo_sep)
+
+
+def _joined(groups: list[list[tuple[str, str]]], sep: str) -> list[tuple[str, str]]:
+    """The groups' pieces in order, with a ``format`` piece ``sep`` between groups."""
     out: list[tuple[str, str]] = []
-    for i, block in enumerate(blocks):
+    for i, group in enumerate(groups):
         if i:
-            out.append(("format", layout.demo_sep))
-        out += block
+            out.append(("format", sep))
+        out += group
     return out
 
 
