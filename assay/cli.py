@@ -8,6 +8,8 @@ assay rm train --kind orm|prm --data DIR --out DIR
 assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N]
 assay codenames export --task guess --n 4000 --out DIR
 assay play codenames [--seat red/spymaster=human] [--watch] [--seed N]
+assay pretrain --config configs/pretrain_tiny.yaml [method=relora max_steps=N ...] [--resume] [--nproc N]
+assay pretrain sweep / prune / zeroshot ...  (see assay/pretrain_commands.py)
 assay icl probe --models NAME --tasks sst2,agnews --corruptions all --seeds 3 --out DIR
 assay envs list
 assay envs check ID [option=value ...]
@@ -25,10 +27,7 @@ from assay.errors import AssayError, CheckpointError
 
 def _launch_ranks(args: argparse.Namespace) -> int:
     """Run this same command as ``args.nproc`` processes under torchrun (data-parallel)."""
-    import os
-    import subprocess
-
-    from trainers.weight_sync import free_port
+    from assay.distributed import launch_ranks
 
     if args.nproc < 1:
         raise AssayError(f"--nproc must be >= 1, got {args.nproc}.")
@@ -37,11 +36,7 @@ def _launch_ranks(args: argparse.Namespace) -> int:
         command += ["--config", str(args.config)]
     if args.resume is not None:
         command += ["--resume", args.resume]
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.nproc}",
-                f"--master_port={free_port()}", "-m", "assay.cli"]  # fmt: skip
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
-    return subprocess.run([*launcher, *command, *args.overrides], env=env).returncode
+    return launch_ranks(args.nproc, [*command, *args.overrides])
 
 
 def _train_rl(args: argparse.Namespace) -> int:
@@ -245,7 +240,7 @@ def _icl_probe(args: argparse.Namespace) -> int:
         raise AssayError(f"--corruptions: unknown {bad[0]!r}; see envs.icl.list_corruptions().")
     models = args.models.split(",")
     if args.checkpoints is not None:
-        from trainers.checkpoint import list_checkpoints
+        from assay.checkpoints import list_checkpoints
 
         models = [str(p) for p in list_checkpoints(args.checkpoints)]
         if not models:
@@ -334,9 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     math_eval.add_argument("--output-dir", type=Path, default=Path("runs"))
     math_eval.set_defaults(func=_eval_math)
 
-    from assay import rm_commands
+    from assay import pretrain_commands, rm_commands
 
     rm_commands.add_parsers(sub, evaluate)
+    pretrain_commands.add_parsers(sub)
 
     rollout = sub.add_parser("rollout", help="play episodes and save them as a dataset")
     rollout.add_argument("--model", default="smollm2-135m-instruct", help="model registry name")
@@ -434,7 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from assay.pretrain_commands import route
+
+    args = build_parser().parse_args(route(sys.argv[1:] if argv is None else list(argv)))
     try:
         return args.func(args)
     except AssayError as err:

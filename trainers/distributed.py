@@ -13,54 +13,14 @@ NCCL (GPU). Ray stays the tool for the rollout pool, whose workers come and go.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from assay.distributed import World, barrier, current_world, init_world
 
-@dataclass(frozen=True)
-class World:
-    rank: int = 0
-    size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.size > 1
-
-
-def init_world() -> World:
-    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE``,
-    ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``...), or a world of one when it is absent."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
-        return World()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        # Rank 0 alone evaluates and writes checkpoints while the others wait at a barrier:
-        # allow that much longer than the default 10 (NCCL) or 30 (gloo) minutes.
-        timeout = timedelta(minutes=float(os.environ.get("ASSAY_DIST_TIMEOUT_MIN", "120")))
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local_rank)  # one GPU per rank, before NCCL touches any
-            device = torch.device("cuda", local_rank)
-            dist.init_process_group(backend="nccl", timeout=timeout, device_id=device)
-        else:
-            dist.init_process_group(backend="gloo", timeout=timeout)
-    return World(dist.get_rank(), dist.get_world_size(), local_rank)
-
-
-def current_world() -> World:
-    if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    return World()
+__all__ = ["World", "barrier", "current_world", "init_world"]
 
 
 def _device() -> torch.device:
@@ -116,8 +76,3 @@ def sum_gradients(params: list[torch.nn.Parameter], world: World) -> None:
         n = g.numel()
         p.grad = flat[offset : offset + n].view_as(g).to(g.dtype)
         offset += n
-
-
-def barrier(world: World) -> None:
-    if world.active:
-        dist.barrier()

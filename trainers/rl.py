@@ -18,16 +18,16 @@ import torch
 from tqdm.auto import tqdm
 
 import envs
-from assay.config import dump_yaml
-from assay.models import load_causal_lm
-from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
-from assay.trackers import Trackers
-from trainers.checkpoint import (
+from assay.checkpoints import (
     latest_checkpoint,
     load_trainer_state,
     save_checkpoint,
     save_to,
 )
+from assay.config import dump_yaml
+from assay.models import load_causal_lm
+from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
+from assay.trackers import Trackers
 from trainers.config import RLConfig
 from trainers.distributed import World, all_gather_objects, barrier, init_world
 from trainers.evaluate import EvalResult, evaluate_policy

@@ -73,8 +73,8 @@ def test_a_sweep_resumes_and_reports_deltas_against_all(tmp_path, tiny_lm):
 
 
 def test_assay_icl_probe_over_the_checkpoints_of_a_run(tmp_path, tiny_lm):
+    from assay.checkpoints import save_checkpoint
     from assay.cli import main
-    from trainers.checkpoint import save_checkpoint
     from trainers.icl_probe import checkpoint_step
 
     model, tokenizer = tiny_lm

@@ -28,22 +28,36 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(
-    run_dir: Path, step: int, model, tokenizer, trainer_state: dict[str, Any], keep: int = 1
+    run_dir: Path,
+    step: int,
+    model,
+    tokenizer,
+    trainer_state: dict[str, Any],
+    keep: int = 1,
+    state_dict: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the checkpoint of ``step`` atomically and prune all but the newest ``keep``."""
+    """Write the checkpoint of ``step`` atomically and prune all but the newest ``keep``
+    (``state_dict``, when given, is what ``save_pretrained`` writes instead of the model's own)."""
     target = checkpoint_path(run_dir, step)
-    save_to(target, step, model, tokenizer, trainer_state)
+    save_to(target, step, model, tokenizer, trainer_state, state_dict=state_dict)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
 
 
-def save_to(target: Path, step: int, model, tokenizer, trainer_state: dict[str, Any]) -> Path:
+def save_to(
+    target: Path,
+    step: int,
+    model,
+    tokenizer,
+    trainer_state: dict[str, Any],
+    state_dict: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint to ``target`` atomically, replacing what was there."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         torch.save({"step": step, **trainer_state}, tmp / STATE_FILE)
         stale = None
