@@ -4,6 +4,7 @@ assay pretrain --config configs/pretrain_tiny.yaml [method=relora max_steps=200 
 assay pretrain sweep --config configs/pretrain_tiny.yaml --sizes llama-1m,llama-3m --tokens 1e5,2e5 --out DIR
 assay pretrain prune --config configs/pretrain_tiny.yaml --rounds 3 --fraction 0.2 --out DIR
 assay pretrain zeroshot --models RUN_DIR/final,smollm2-135m-instruct [--limit 200] --out DIR
+assay pretrain seen --run RUN_DIR "a phrase" ["another phrase" ...]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from assay.errors import AssayError, CheckpointError
 
-ACTIONS = ("sweep", "prune", "zeroshot")
+ACTIONS = ("sweep", "prune", "zeroshot", "seen")
 
 
 def route(argv: list[str]) -> list[str]:
@@ -104,6 +105,16 @@ def _zeroshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seen(args: argparse.Namespace) -> int:
+    from pretraining.trace import trace_phrases
+
+    for row in trace_phrases(args.run, args.phrases):
+        step = row["first_step"]
+        when = "never read" if step is None else f"first read at step {step}"
+        print(f"{row['phrase']!r}: {when}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     pre = sub.add_parser("pretrain", help="pretrain a LLaMA-style model (full rank or low rank)")
     pre.add_argument("--config", type=Path, help="e.g. configs/pretrain_tiny.yaml")
@@ -138,3 +149,10 @@ def add_parsers(sub) -> None:
     zs.add_argument("--vocab-file", type=Path, default=None, help="a word list instead")
     zs.add_argument("--out", type=Path, required=True)
     zs.set_defaults(func=_zeroshot)
+
+    seen = sub.add_parser(
+        "pretrain-seen", help="(assay pretrain seen) first step a phrase was read"
+    )
+    seen.add_argument("--run", type=Path, required=True, help="a pretraining run directory")
+    seen.add_argument("phrases", nargs="+")
+    seen.set_defaults(func=_seen)

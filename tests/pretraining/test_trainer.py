@@ -83,6 +83,40 @@ def test_training_lowers_the_loss_logs_exposure_and_saves_loadable_models(tmp_pa
     assert (run / "plots" / "training.png").exists()
 
 
+def test_seen_traces_a_phrase_to_the_first_step_that_read_it(tmp_path, capsys):
+    args = tiny(tmp_path, **{"train.max_steps": 8, "run_name": "r"})
+    assert main(["pretrain", "--config", CONFIG, *args]) == 0
+    run = tmp_path / "r"
+    from transformers import AutoTokenizer
+
+    from pretraining.trace import trace_phrases
+
+    tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
+    windows = np.load(run / "data" / "windows.npy")
+    exposure = [json.loads(x) for x in (run / "exposure.jsonl").read_text().splitlines()]
+    read_at = {}
+    for row in exposure:
+        for w in row["windows"]:
+            read_at.setdefault(w, row["step"])
+    # Text from the middle of a window read at the last step: first read then or earlier.
+    window = exposure[-1]["windows"][0]
+    phrase = tokenizer.decode(windows[window][10:18])
+    [traced] = trace_phrases(run, [phrase])
+    assert traced["first_step"] is not None and traced["first_step"] <= read_at[window]
+    # Brute force: the earliest step whose windows hold the phrase's tokens contiguously.
+    ids = tokenizer(phrase, add_special_tokens=False)["input_ids"]
+    steps = [
+        read_at[w]
+        for w in read_at
+        if any(windows[w][i : i + len(ids)].tolist() == ids for i in range(33 - len(ids)))
+    ]
+    assert traced["first_step"] == min(steps)
+    assert main(["pretrain", "seen", "--run", str(run), phrase, "zqxj vwuk qqq"]) == 0
+    out = capsys.readouterr().out
+    assert f"first read at step {traced['first_step']}" in out
+    assert "'zqxj vwuk qqq': never read" in out
+
+
 METHODS = ["relora", "galore", "fira", "cola", "sltrain"]
 
 
@@ -210,3 +244,29 @@ def test_zeroshot_compares_models_on_the_simple_subsets(tmp_path):
     assert scored and all(0 <= r["accuracy"] <= 1 and r["n_scored"] <= 4 for r in scored)
     assert all(r["n_simple"] <= r["n_total"] for r in rows)
     assert (out / "zeroshot.png").exists()
+
+
+def test_simplified_language_runs_train_on_in_vocabulary_text_only(tmp_path):
+    from transformers import AutoTokenizer
+
+    from pretraining.corpus import load_corpus
+    from pretraining.simplify import count_oov, oov_rate, simple_vocabulary
+
+    settings = {"run_name": "s", "max_steps": 2, "data.simplify.enabled": "true"}
+    args = tiny(tmp_path, **settings, **{"data.max_train_tokens": "null"})  # every span packed
+    assert main(["pretrain", "--config", CONFIG, *args]) == 0
+    meta = json.loads((tmp_path / "s" / "data" / "meta.json").read_text())
+    assert meta["simplified_spans"] > 0 and meta["vocabulary"] == 20000
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "s" / "tokenizer")
+    windows = np.load(tmp_path / "s" / "data" / "windows.npy")
+    vocab = simple_vocabulary()
+    stream = windows.reshape(-1).tolist()
+    spans, piece = [], []
+    for token in stream:  # the spans, split at the EOS between documents
+        if token == tokenizer.eos_token_id:
+            spans.append(tokenizer.decode(piece))
+            piece = []
+        else:
+            piece.append(token)
+    counts = np.array([count_oov(span, vocab) for span in spans]).sum(axis=0)  # (words, oov)
+    assert counts[1] / counts[0] <= 0.01 < oov_rate(" ".join(load_corpus("wikitext2")), vocab)
