@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from assay.errors import AssayError, CheckpointError
+from assay.errors import AssayError
 
 
 def _launch_ranks(args: argparse.Namespace) -> int:
@@ -45,21 +45,17 @@ def _train_rl(args: argparse.Namespace) -> int:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch_ranks(args)
     from assay.config import load_config
-    from assay.runs import latest_run_dir
+    from assay.runs import find_resume_dir
     from trainers.config import RLConfig
     from trainers.rl import run_rl
 
     resume_dir = None
     if args.resume is not None:
-        if args.resume == "latest":
-            probe = load_config(RLConfig, args.config, args.overrides)
-            resume_dir = latest_run_dir(probe.train.output_dir, "rl")
-            if resume_dir is None:
-                raise CheckpointError(f"No run to resume under {probe.train.output_dir!r}.")
-        else:
-            resume_dir = Path(args.resume)
-        if not (resume_dir / "config.yaml").exists():
-            raise CheckpointError(f"{str(resume_dir)!r} is not a run directory (no config.yaml).")
+        resume_dir = find_resume_dir(
+            args.resume,
+            "rl",
+            lambda: load_config(RLConfig, args.config, args.overrides).train.output_dir,
+        )
         # A resumed run keeps its own config; overrides may extend it (e.g. train.steps=200).
         config = load_config(RLConfig, resume_dir / "config.yaml", args.overrides)
     else:

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from assay.errors import AssayError, CheckpointError
+from assay.errors import AssayError
 
 ACTIONS = ("sweep", "prune", "zeroshot", "seen")
 
@@ -44,21 +44,13 @@ def _pretrain(args: argparse.Namespace) -> int:
         command += ["--resume", args.resume] if args.resume is not None else []
         return launch_ranks(args.nproc, [*command, *args.overrides])
     from assay.config import load_config
-    from assay.runs import latest_run_dir
+    from assay.runs import find_resume_dir
     from pretraining.config import PretrainConfig, expand_short
     from pretraining.trainer import run_pretrain
 
     resume_dir = None
     if args.resume is not None:
-        if args.resume == "latest":
-            probe = _load(args)
-            resume_dir = latest_run_dir(probe.train.output_dir, "pretrain")
-            if resume_dir is None:
-                raise CheckpointError(f"No run to resume under {probe.train.output_dir!r}.")
-        else:
-            resume_dir = Path(args.resume)
-        if not (resume_dir / "config.yaml").exists():
-            raise CheckpointError(f"{str(resume_dir)!r} is not a run directory (no config.yaml).")
+        resume_dir = find_resume_dir(args.resume, "pretrain", lambda: _load(args).train.output_dir)
         config = load_config(
             PretrainConfig, resume_dir / "config.yaml", expand_short(args.overrides)
         )

@@ -80,6 +80,33 @@ def latest_run_dir(output_dir: str | Path, job: str) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
+def find_resume_dir(resume: str, job: str, output_dir) -> Path:
+    """The run directory ``--resume`` names: a path, or ``latest`` (the newest ``<job>-*`` run
+    under ``output_dir()``, a callable so the config is read only when needed)."""
+    from assay.errors import CheckpointError
+
+    if resume == "latest":
+        found = latest_run_dir(output_dir(), job)
+        if found is None:
+            raise CheckpointError(f"No {job} run to resume under {str(output_dir())!r}.")
+    else:
+        found = Path(resume)
+    if not (found / "config.yaml").exists():
+        raise CheckpointError(f"{str(found)!r} is not a run directory (no config.yaml).")
+    return found
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure (creating the folder) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 class MetricsLog:
     """Append-only ``metrics.jsonl``: one JSON object per step, flushed as it is written."""
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from assay.errors import AssayError, ConfigError, did_you_mean
+from assay.runs import save_figure
 
 SCOPES = ("global", "layer")
 Masks = dict[str, torch.Tensor]
@@ -368,8 +369,4 @@ def plot_imp(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

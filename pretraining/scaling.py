@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from assay.errors import AssayError, ConfigError
+from assay.runs import save_figure
 
 VARIABLES = ("N", "D", "C")
 RECORD_KEYS = ("n_params", "tokens", "loss")
@@ -395,8 +396,4 @@ def plot_scaling(
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

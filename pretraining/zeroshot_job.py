@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assay.runs import write_json
+from assay.runs import save_figure, write_json
 from pretraining.simplify import DEFAULT_TOP_N, simple_vocabulary
 from pretraining.zeroshot import zeroshot_report
 
@@ -72,5 +72,4 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -4,27 +4,12 @@ sparse support, and both converted into a tiny LLaMA."""
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny_llama import tiny_llama
 
 from assay.errors import ConfigError
 from pretraining.cola import CoLALinear, convert_cola
 from pretraining.relora import dense_state_dict
 from pretraining.sltrain import SLTrainLinear, convert_sltrain
-
-CONFIG = dict(
-    vocab_size=64,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    max_position_embeddings=64,
-)
-
-
-def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(**CONFIG))
 
 
 def token_batch(seed: int = 1) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny_llama import tiny_llama
 
 from assay.errors import ConfigError
 from pretraining.relora import (
@@ -24,11 +24,6 @@ CONFIG = dict(
     max_position_embeddings=64,
 )
 RANK, ALPHA = 4, 8.0  # scale 2: a merge that forgot the scale would change the logits
-
-
-def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(**CONFIG))
 
 
 def token_batch(seed: int = 1) -> torch.Tensor:

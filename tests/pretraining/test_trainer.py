@@ -270,3 +270,26 @@ def test_simplified_language_runs_train_on_in_vocabulary_text_only(tmp_path):
             piece.append(token)
     counts = np.array([count_oov(span, vocab) for span in spans]).sum(axis=0)  # (words, oov)
     assert counts[1] / counts[0] <= 0.01 < oov_rate(" ".join(load_corpus("wikitext2")), vocab)
+
+
+def test_relora_warm_starts_from_a_dense_checkpoint(tmp_path):
+    from assay.config import load_config
+    from pretraining.config import PretrainConfig, expand_short
+    from pretraining.trainer import build
+
+    assert main(["pretrain", "--config", CONFIG, *tiny(tmp_path, run_name="dense")]) == 0
+    dense = state(tmp_path / "dense" / "final")
+    overrides = tiny(tmp_path, **{"method": "relora"})
+    overrides.append(f"method.relora.warm_start={tmp_path / 'dense' / 'final'}")
+    config = load_config(PretrainConfig, CONFIG, expand_short(overrides))
+    model, method = build(config, vocab_size=512)
+    q = model.model.layers[0].self_attn.q_proj
+    assert torch.equal(q.weight, dense["model.layers.0.self_attn.q_proj.weight"])  # frozen W
+    assert not q.weight.requires_grad and torch.count_nonzero(q.lora_B) == 0
+    assert torch.equal(model.lm_head.weight, dense["lm_head.weight"])
+
+
+def test_bf16_autocast_trains(tmp_path):
+    args = tiny(tmp_path, **{"run_name": "bf16", "train.dtype": "bfloat16", "max_steps": 3})
+    assert main(["pretrain", "--config", CONFIG, *args]) == 0
+    assert all(np.isfinite(r["loss"]) for r in records(tmp_path / "bf16"))
