@@ -9,7 +9,9 @@ assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N
 assay codenames export --task guess --n 4000 --out DIR
 assay play codenames [--seat red/spymaster=human] [--watch] [--seed N]
 assay pretrain --config configs/pretrain_tiny.yaml [method=relora max_steps=N ...] [--resume] [--nproc N]
-assay pretrain sweep / prune / zeroshot ...  (see assay/pretrain_commands.py)
+assay pretrain sweep / prune / zeroshot / seen ...  (see assay/pretrain_commands.py)
+assay analyze --runs RUN_DIR,RUN_DIR --suite geometry|grammar|all --out DIR
+assay study lowrank [--config configs/study_lowrank_tiny.yaml]
 assay icl probe --models NAME --tasks sst2,agnews --corruptions all --seeds 3 --out DIR
 assay envs list
 assay envs check ID [option=value ...]
@@ -325,10 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     math_eval.add_argument("--output-dir", type=Path, default=Path("runs"))
     math_eval.set_defaults(func=_eval_math)
 
-    from assay import pretrain_commands, rm_commands
+    from assay import analysis_commands, pretrain_commands, rm_commands
 
     rm_commands.add_parsers(sub, evaluate)
     pretrain_commands.add_parsers(sub)
+    analysis_commands.add_parsers(sub)
 
     rollout = sub.add_parser("rollout", help="play episodes and save them as a dataset")
     rollout.add_argument("--model", default="smollm2-135m-instruct", help="model registry name")

@@ -118,7 +118,7 @@ class PretrainTrainConfig:
     eval_windows: int = 64  # held-out windows scored at each eval
     checkpoint_every: int = 100
     keep_checkpoints: int = 1  # older ones are deleted; the final model is always kept
-    save_steps: list[int] = field(default_factory=list)  # extra checkpoints kept forever
+    save_steps: list[int] = field(default_factory=list)  # extra checkpoints kept forever (0: init)
     seed: int = 0
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on CUDA
     device: str = "auto"

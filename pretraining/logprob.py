@@ -76,6 +76,8 @@ def sequence_logprob(
 ) -> list[float]:
     """Sum of the token log-probs of each text, given the tokenizer's BOS if it has one (else
     the first token is not scored)."""
+    if not texts:
+        return []
     start = _start_ids(tokenizer)
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     sequences = [start + t for t in ids]
@@ -110,6 +112,8 @@ def continuation_logprob(
             f"continuation_logprob got {len(contexts)} contexts but {len(continuations)} "
             "continuations; pass one continuation per context."
         )
+    if not contexts:
+        return []
     seams = [_seam(c, x) for c, x in zip(contexts, continuations, strict=True)]
     context_ids = tokenizer([c for c, _ in seams], add_special_tokens=False)["input_ids"]
     tail_ids = tokenizer([x for _, x in seams], add_special_tokens=False)["input_ids"]

@@ -311,6 +311,10 @@ def run_pretrain(
     per_rank = t.batch_size // world.size
     micro = min(t.micro_batch_size, per_rank)
     windows = torch.as_tensor(corpus.train.windows, dtype=torch.long)
+    if start == 0 and 0 in t.save_steps and world.main:  # the initial weights, for analysis
+        raw = model.module if hasattr(model, "module") else model
+        save_to(run_dir / "checkpoints" / "keep-000000", 0, raw, corpus.tokenizer, {},
+                state_dict=method.dense_state_dict(raw))  # fmt: skip
     bar = tqdm(range(start, t.max_steps), initial=start, total=t.max_steps,
                disable=not world.main, desc=f"pretrain {method.name}")  # fmt: skip
     last_eval: dict[str, float] = {}

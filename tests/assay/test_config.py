@@ -7,13 +7,16 @@ from assay.errors import ConfigError
 from trainers.config import RLConfig
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
-# pretrain_*.yaml configure `assay pretrain`; the rest configure `assay train rl`.
-RL_CONFIGS = [p for p in CONFIGS if not p.name.startswith("pretrain")]
+# pretrain_*.yaml configure `assay pretrain`, study_*.yaml `assay study`; the rest `assay train rl`.
+RL_CONFIGS = [p for p in CONFIGS if not p.name.startswith(("pretrain", "study"))]
 
 
 def _config_class(path: Path):
+    from analysis.study import StudyConfig
     from pretraining.config import PretrainConfig
 
+    if path.name.startswith("study"):
+        return StudyConfig
     return PretrainConfig if path.name.startswith("pretrain") else RLConfig
 
 

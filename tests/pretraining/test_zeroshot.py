@@ -267,3 +267,9 @@ def test_report_skips_tasks_with_label_words_outside_the_vocabulary(tiny_lm):
     assert cb["accuracy"] in (0.0, 0.5, 1.0) and cb["accuracy_calibrated"] in (0.0, 0.5, 1.0)
     with pytest.raises(ConfigError, match="Did you mean 'sst2'"):
         zeroshot_report(model, tokenizer, None, blimp=(), tasks=("sst",))
+
+
+def test_scorers_take_empty_lists(tiny_lm):
+    model, tokenizer = tiny_lm
+    assert sequence_logprob(model, tokenizer, []) == []
+    assert continuation_logprob(model, tokenizer, [], []) == []
