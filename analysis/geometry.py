@@ -88,22 +88,32 @@ def landscape_rows(
     ]
 
 
-def trajectory_interpolation(
+def trajectory_rows(
     subject: Subject, windows, settings: GeometrySettings, plots: Path
-) -> list[dict]:
-    """Barrier heights between consecutive checkpoints of one run."""
+) -> tuple[list[dict], list[dict]]:
+    """Between consecutive checkpoints of one run: the interpolation barrier, and the spectra of
+    the update W_t2 - W_t1 (means over the matrices)."""
     if len(subject.checkpoints) < 2:
-        return []
+        return [], []
     model = load_model(subject.final)
     alphas = alpha_grid(0.5, settings.interpolation_points) + 0.5  # [0, 1]
-    rows, results = [], {}
-    states = [(step, _state(load_model(ref))) for step, ref in subject.checkpoints]
-    for (s_a, a), (s_b, b) in zip(states, states[1:], strict=False):
-        result = interpolate(model, a, b, alphas, windows, progress=False)
-        results[f"{s_a}->{s_b}"] = result
-        rows.append(_barrier_row(subject.label, f"step {s_a} -> {s_b}", result))
+    barriers, updates, results = [], [], {}
+    step_a, state_a = subject.checkpoints[0][0], _state(load_model(subject.checkpoints[0][1]))
+    for step_b, ref in subject.checkpoints[1:]:
+        state_b = _state(load_model(ref))
+        pair = f"step {step_a} -> {step_b}"
+        result = interpolate(model, state_a, state_b, alphas, windows, progress=False)
+        results[f"{step_a}->{step_b}"] = result
+        barriers.append(_barrier_row(subject.label, pair, result))
+        rows = matrix_spectra(state_b, reference=state_a)
+        updates.append({"run": subject.label, "pair": pair,
+                        **{k: sum(r[k] for r in rows) / len(rows) for k in UPDATE_SUMMARY}})  # fmt: skip
+        step_a, state_a = step_b, state_b
     plot_interpolations(results, plots / f"interpolation_{subject.label}.png")
-    return rows
+    return barriers, updates
+
+
+UPDATE_SUMMARY = ("effective_rank", "stable_rank", "rank_ratio", "relative_update_norm")
 
 
 def _barrier_row(run: str, pair: str, result) -> dict:
@@ -125,9 +135,11 @@ def _compatible(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 def cross_run_rows(
     subjects: list[Subject], windows, settings: GeometrySettings, plots: Path
 ) -> tuple[list[dict], list[dict], list[str]]:
-    """Interpolation from the first run's final model to each other run's, and activation
+    """Interpolation from the first run to each other run at every step both saved (after step
+    0, where runs with one seed coincide) and between their final models, and activation
     similarity of each run's final model to the first's; notes say what was skipped and why."""
-    base_model = load_model(subjects[0].final)
+    first = subjects[0]
+    base_model = load_model(first.final)
     base = _state(base_model)
     alphas = alpha_grid(0.5, settings.interpolation_points) + 0.5
     barriers, similarity, notes, results, per_layer = [], [], [], {}, {}
@@ -135,9 +147,17 @@ def cross_run_rows(
         model = load_model(subject.final)
         state = _state(model)
         if _compatible(base, state):
-            result = interpolate(base_model, base, state, alphas, windows, progress=False)
-            results[f"{subjects[0].label}->{subject.label}"] = result
-            barriers.append(_barrier_row(subjects[0].label, f"final -> {subject.label}", result))
+            theirs = dict(subject.checkpoints)
+            common = [(s, r) for s, r in first.checkpoints if s > 0 and s in theirs]
+            for step, ref in common or [(None, first.final)]:
+                a = base if ref == first.final else _state(load_model(ref))
+                b = state if step is None or theirs[step] == subject.final else _state(
+                    load_model(theirs[step])
+                )  # fmt: skip
+                result = interpolate(base_model, a, b, alphas, windows, progress=False)
+                where = "final" if step is None else f"step {step}"
+                results[f"{first.label}->{subject.label} ({where})"] = result
+                barriers.append(_barrier_row(first.label, f"{where} -> {subject.label}", result))
         else:
             notes.append(f"No interpolation {subjects[0].label} -> {subject.label}: the "
                          "parameters differ in names or shapes (e.g. CoLA's factors).")  # fmt: skip

@@ -19,7 +19,7 @@ from analysis.geometry import (
     landscape_rows,
     plot_spectra_by_run,
     spectra_rows,
-    trajectory_interpolation,
+    trajectory_rows,
 )
 from analysis.grammar import (
     GrammarSettings,
@@ -67,7 +67,7 @@ def _geometry(subjects: list[Subject], config: AnalysisConfig, plots: Path) -> d
     windows = eval_windows(
         load_tokenizer(subjects[0]), config.eval_corpus, config.seq_len, config.eval_windows
     )
-    out: dict = {"spectra": [], "updates": [], "landscapes": [], "trajectory": []}
+    out: dict = {"spectra": [], "updates": [], "landscapes": [], "trajectory": [], "steps": []}
     weights_by_run, updates_by_run = {}, {}
     for subject in tqdm(subjects, desc="geometry"):
         weights, updates = spectra_rows(subject)
@@ -75,7 +75,9 @@ def _geometry(subjects: list[Subject], config: AnalysisConfig, plots: Path) -> d
         out["spectra"] += [{"run": subject.label, **r} for r in weights]
         out["updates"] += [{"run": subject.label, **r} for r in updates]
         out["landscapes"] += landscape_rows(subject, windows, settings, plots)
-        out["trajectory"] += trajectory_interpolation(subject, windows, settings, plots)
+        barriers, steps = trajectory_rows(subject, windows, settings, plots)
+        out["trajectory"] += barriers
+        out["steps"] += steps
     plot_spectra_by_run(weights_by_run, plots / "effective_rank.png", "effective_rank")
     plot_spectra_by_run(updates_by_run, plots / "update_effective_rank.png", "effective_rank")
     out["between_runs"], out["similarity"], out["notes"] = cross_run_rows(
@@ -114,7 +116,7 @@ def table(rows: list[dict], columns: list[str]) -> str:
 def _csv_tables(results: dict) -> dict[str, list[dict]]:
     geometry, grammar = results.get("geometry", {}), results.get("grammar", {})
     tables = {k: geometry.get(k, []) for k in ("spectra", "updates", "landscapes", "trajectory",
-                                                "between_runs", "similarity")}  # fmt: skip
+                                                "steps", "between_runs", "similarity")}  # fmt: skip
     tables["blimp"] = grammar.get("blimp", [])
     tables["generalisation"] = [
         {"run": run, **row}
@@ -171,8 +173,12 @@ def _render_geometry(g: dict) -> list[str]:
         parts += ["", "### Interpolation between consecutive checkpoints", "",
                   table(g["trajectory"], ["run", "pair", "loss_a", "loss_b", "barrier",
                                           "relative_barrier", "chord_barrier"])]  # fmt: skip
+    if g["steps"]:
+        parts += ["", "### Updates between consecutive checkpoints (means over matrices)", "",
+                  table(g["steps"], ["run", "pair", "effective_rank", "stable_rank", "rank_ratio",
+                                     "relative_update_norm"])]  # fmt: skip
     if g["between_runs"]:
-        parts += ["", "### Interpolation between runs (final models)", "",
+        parts += ["", "### Interpolation between runs (at each common step)", "",
                   table(g["between_runs"], ["run", "pair", "loss_a", "loss_b", "barrier",
                                             "relative_barrier", "chord_barrier"]),
                   "", "![](plots/interpolation_between_runs.png)"]  # fmt: skip

@@ -65,6 +65,10 @@ def test_geometry_report_covers_every_measurement(runs, tmp_path):
     assert [r["pair"] for r in geometry["trajectory"] if r["run"] == "full"] == [
         "step 0 -> 3", "step 3 -> 6"]  # fmt: skip
     assert {r["run"] for r in geometry["similarity"]} == {"relora"}
+    # Each ReLoRA step between checkpoints is one rank-16 cycle on 64-wide matrices.
+    steps = {(r["run"], r["pair"]): r["rank_ratio"] for r in geometry["steps"]}
+    assert steps[("relora", "step 3 -> 6")] <= 0.25 < steps[("full", "step 3 -> 6")]
+    assert [r["pair"] for r in geometry["between_runs"]] == ["step 3 -> relora", "step 6 -> relora"]
     with (out / "landscapes.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [float(r["expected_sharpness"]) for r in rows] == pytest.approx(
