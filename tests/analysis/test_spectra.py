@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny_llama import tiny_llama
 
 from analysis.spectra import (
     count_above,
@@ -37,20 +37,6 @@ def with_singular_values(rows: int, cols: int, sigma: list[float], seed: int = 0
     r = len(sigma)
     U, V = orthonormal(rows, r, seed), orthonormal(cols, r, seed + 1)
     return U @ torch.diag(torch.tensor(sigma, dtype=torch.float64)) @ V.T
-
-
-def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config)
 
 
 # ---------------------------------------------------------------- one matrix

@@ -14,15 +14,6 @@ from pretraining.relora import (
     wrap_relora,
 )
 
-CONFIG = dict(
-    vocab_size=64,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    max_position_embeddings=64,
-)
 RANK, ALPHA = 4, 8.0  # scale 2: a merge that forgot the scale would change the logits
 
 

@@ -1,5 +1,5 @@
-"""The tiny LLaMA that the pretraining unit tests share (imported as ``from tiny_llama import ...``:
-pytest puts this folder on ``sys.path``)."""
+"""The tiny LLaMA that unit tests share (``from tiny_llama import tiny_llama``: pytest puts
+``tests/``, the folder of the root conftest.py, on ``sys.path``)."""
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
