@@ -114,3 +114,24 @@ def test_study_trains_both_runs_once_and_writes_one_report(tmp_path):
     before = (tmp_path / "s" / "full" / "summary.json").stat().st_mtime
     assert main(args) == 0  # read back, not retrained
     assert (tmp_path / "s" / "full" / "summary.json").stat().st_mtime == before
+
+
+def test_analyze_reads_an_rl_run_directory(tiny_lm, tmp_path):
+    """RL runs keep `checkpoints/step-*` (model, tokenizer, trainer state) and no `final/`."""
+    import copy
+
+    import torch
+
+    from assay.checkpoints import save_checkpoint
+
+    model, tokenizer = copy.deepcopy(tiny_lm[0]), tiny_lm[1]  # the fixture is shared
+    run = tmp_path / "rl-run"
+    for step in (1, 2):
+        with torch.no_grad():
+            model.lm_head.weight.mul_(1.01)  # a different model at each step
+        save_checkpoint(run, step, model, tokenizer, {}, keep=5)
+    out = tmp_path / "rl"
+    assert main(["analyze", "--runs", str(run), "--out", str(out), *SMALL]) == 0
+    geometry = json.loads((out / "metrics.json").read_text())["geometry"]
+    assert json.loads((out / "metrics.json").read_text())["runs"] == {"rl-run": [1, 2]}
+    assert [r["pair"] for r in geometry["trajectory"]] == ["step 1 -> 2"]
