@@ -5,7 +5,8 @@ tokens", so they share this one definition."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from pretraining.trainer import lm_loss
 
 
 def eval_windows(
@@ -28,11 +29,6 @@ def mean_loss(model, windows: torch.Tensor, batch_size: int = 8) -> float:
     device = next(model.parameters()).device
     total = 0.0
     for chunk in windows.split(batch_size):
-        chunk = chunk.to(device)
-        logits = model(input_ids=chunk).logits  # (B, L, V)
-        loss = F.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)).float(), chunk[:, 1:].reshape(-1)
-        )
-        total += float(loss) * len(chunk)
+        total += float(lm_loss(model, chunk.to(device))) * len(chunk)
     model.train(was_training)
     return total / len(windows)

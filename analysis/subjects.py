@@ -53,15 +53,10 @@ def resolve_subject(spec: str) -> Subject:
 
 def load_model(ref: str, device: str = "cpu") -> torch.nn.Module:
     """A checkpoint of any method (CoLA included), a model folder, or a registered/hub name."""
-    from pretraining.trainer import METHOD_FILE, load_pretrained
+    from pretraining.trainer import load_pretrained
 
-    path = Path(ref)
-    if (path / METHOD_FILE).exists():
-        model = load_pretrained(path)
-    elif path.is_dir():
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if Path(ref).is_dir():  # any pretraining method's checkpoint, or any saved model folder
+        model = load_pretrained(ref)
     else:
         from assay.models import load_causal_lm
 

@@ -52,6 +52,38 @@ def current_world() -> World:
     return World()
 
 
+def collective_device() -> torch.device:
+    """Where collectives' buffers live: NCCL needs them on this rank's GPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_sum(value: float, world: World) -> float:
+    if not world.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=collective_device())
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def all_max(value: float, world: World) -> float:
+    if not world.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=collective_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def resolve_device(name: str, world: World | None = None) -> torch.device:
+    """``auto``: this rank's GPU when CUDA is available, else the CPU; any other name as given."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", (world or World()).local_rank)
+        return torch.device("cpu")
+    return torch.device(name)
+
+
 def barrier(world: World) -> None:
     if world.active:
         dist.barrier()

@@ -118,7 +118,7 @@ def _theory_bytes(model, method: str, config) -> int:
 
 def memory_table(size: str, out: Path) -> list[dict]:
     from pretraining.methods import optimizer_state_bytes
-    from pretraining.trainer import _lm_loss, build
+    from pretraining.trainer import build, lm_loss
 
     rows = []
     for method in ("full", "relora", "galore", "fira", "cola", "sltrain"):
@@ -127,7 +127,7 @@ def memory_table(size: str, out: Path) -> list[dict]:
         config.method.cola.rank = config.method.sltrain.rank = 128
         model, m = build(config, 32000)
         batch = torch.randint(0, 32000, (1, 64))
-        _lm_loss(model, batch).backward()
+        lm_loss(model, batch).backward()
         m.optimizer.step()
         total = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -90,8 +91,11 @@ def pack(token_lists: list[list[int]], seq_len: int, eos_id: int) -> PackedData:
     return PackedData(windows=windows, doc_starts=doc_starts)
 
 
+@lru_cache(maxsize=2)  # step_windows asks for the same epoch every step
 def epoch_order(num_windows: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(num_windows)
+    order = np.random.default_rng([seed, epoch]).permutation(num_windows)
+    order.flags.writeable = False  # shared by the cache
+    return order
 
 
 def step_windows(step: int, batch_size: int, num_windows: int, seed: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from assay.checkpoints import latest_checkpoint, load_trainer_state, save_checkpoint, save_to
 from assay.config import dump_yaml, to_dict
-from assay.distributed import World, barrier, init_world
+from assay.distributed import World, all_sum, barrier, init_world, resolve_device
 from assay.paths import cache_dir
 from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from pretraining.config import PretrainConfig
@@ -150,7 +150,8 @@ def _autocast(device: torch.device, dtype: str):
     return contextlib.nullcontext()
 
 
-def _lm_loss(model, input_ids: torch.Tensor) -> torch.Tensor:
+def lm_loss(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of ``input_ids`` (B, L) under ``model``."""
     logits = model(input_ids=input_ids).logits  # (B, L, V)
     return F.cross_entropy(
         logits[:, :-1].reshape(-1, logits.size(-1)).float(), input_ids[:, 1:].reshape(-1)
@@ -169,7 +170,7 @@ def train_step(
             contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         )
         with sync, precision:
-            loss = _lm_loss(model, chunk) / len(chunks)
+            loss = lm_loss(model, chunk) / len(chunks)
             loss.backward()
         total += float(loss.detach())
     params = [p for group in method.optimizer.param_groups for p in group["params"]]
@@ -187,7 +188,7 @@ def evaluate(model, data: PackedData, device, micro: int, precision) -> dict[str
     windows = torch.as_tensor(data.windows, dtype=torch.long)
     for chunk in windows.split(micro):
         with precision:
-            losses.append(float(_lm_loss(model, chunk.to(device))) * len(chunk))
+            losses.append(float(lm_loss(model, chunk.to(device))) * len(chunk))
     model.train()
     loss = sum(losses) / len(windows)
     return {"eval/loss": loss, "eval/ppl": math.exp(min(loss, 50.0))}
@@ -227,6 +228,8 @@ def _corpus(config: PretrainConfig, run_dir: Path, world: World) -> Corpus:
 
 
 def _save(run_dir, step, model, method, scheduler, config, corpus, world, final=False) -> None:
+    """The checkpoint of ``step`` (or ``final/``), plus ``keep-<step>`` when it is in
+    ``train.save_steps``; each holds dense weights (CoLA: its own) and ``assay_pretrain.json``."""
     if not world.main:
         return
     raw = model.module if hasattr(model, "module") else model
@@ -236,33 +239,30 @@ def _save(run_dir, step, model, method, scheduler, config, corpus, world, final=
         "model": raw.state_dict(),
         "rng": torch.get_rng_state(),
     }
-    target = (
-        save_checkpoint(
-            run_dir,
-            step,
-            raw,
-            corpus.tokenizer,
-            state,
-            keep=config.train.keep_checkpoints,
-            state_dict=method.dense_state_dict(raw),
-        )  # fmt: skip
-        if not final
-        else save_to(
-            run_dir / "final",
-            step,
-            raw,
-            corpus.tokenizer,
-            state,
-            state_dict=method.dense_state_dict(raw),
-        )  # fmt: skip
-    )
+    weights = method.dense_state_dict(raw)
+    if final:
+        target = save_to(run_dir / "final", step, raw, corpus.tokenizer, state, state_dict=weights)
+    else:
+        target = save_checkpoint(run_dir, step, raw, corpus.tokenizer, state,
+                                 keep=config.train.keep_checkpoints, state_dict=weights)  # fmt: skip
+    _describe(target, method, config, step)
+    if step in config.train.save_steps:
+        _save_kept(run_dir, step, raw, method, config, corpus, state, weights)
+
+
+def _save_kept(run_dir, step, raw, method, config, corpus, state, weights=None) -> None:
+    """``checkpoints/keep-<step>``: never pruned (``train.save_steps``; 0 = the initial weights)."""
+    weights = method.dense_state_dict(raw) if weights is None else weights
+    target = run_dir / "checkpoints" / f"keep-{step:06d}"
+    save_to(target, step, raw, corpus.tokenizer, state, state_dict=weights)
+    _describe(target, method, config, step)
+
+
+def _describe(target: Path, method: Method, config: PretrainConfig, step: int) -> None:
     info = {"method": method.name, "step": step}
     if method.name == "cola":
         info["rank"] = config.method.cola.rank
     write_json(target / METHOD_FILE, info)
-    if step in config.train.save_steps:
-        save_to(run_dir / "checkpoints" / f"keep-{step:06d}", step, raw, corpus.tokenizer, state,
-                state_dict=method.dense_state_dict(raw))  # fmt: skip
 
 
 def run_pretrain(
@@ -279,7 +279,7 @@ def run_pretrain(
     kept) holds pruned weights at zero throughout (iterative magnitude pruning).
     """
     world = init_world()
-    device = _device(config.train.device, world)
+    device = resolve_device(config.train.device, world)
     run_dir = _run_dir(config, resume_dir, world)
     if world.main and resume_dir is None:
         dump_yaml(config, run_dir / "config.yaml")
@@ -312,9 +312,7 @@ def run_pretrain(
     micro = min(t.micro_batch_size, per_rank)
     windows = torch.as_tensor(corpus.train.windows, dtype=torch.long)
     if start == 0 and 0 in t.save_steps and world.main:  # the initial weights, for analysis
-        raw = model.module if hasattr(model, "module") else model
-        save_to(run_dir / "checkpoints" / "keep-000000", 0, raw, corpus.tokenizer, {},
-                state_dict=method.dense_state_dict(raw))  # fmt: skip
+        _save_kept(run_dir, 0, model, method, config, corpus, {})
     bar = tqdm(range(start, t.max_steps), initial=start, total=t.max_steps,
                disable=not world.main, desc=f"pretrain {method.name}")  # fmt: skip
     last_eval: dict[str, float] = {}
@@ -337,7 +335,7 @@ def run_pretrain(
             **_memory(device),
         )
         if world.active:
-            record["loss"] = _mean_over_ranks(record["loss"], world)
+            record["loss"] = all_sum(record["loss"], world) / world.size
         if corpus.eval is not None and (done % t.eval_every == 0 or done == t.max_steps):
             if world.main:
                 last_eval = evaluate(model, corpus.eval, device, t.micro_batch_size, precision)
@@ -356,22 +354,6 @@ def run_pretrain(
         _finish(run_dir, config, method, params, corpus, last_eval)
     barrier(world)
     return run_dir
-
-
-def _mean_over_ranks(value: float, world: World) -> float:
-    total = torch.tensor([value], dtype=torch.float64)
-    if torch.distributed.get_backend() == "nccl":
-        total = total.cuda()
-    torch.distributed.all_reduce(total)
-    return float(total.item()) / world.size
-
-
-def _device(name: str, world: World) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", world.local_rank)
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def _restore(model, method: Method, scheduler, run_dir: Path) -> int:

@@ -18,39 +18,24 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from assay.distributed import World, barrier, current_world, init_world
+from assay.distributed import (
+    World,
+    all_max,
+    all_sum,
+    barrier,
+    collective_device,
+    current_world,
+    init_world,
+)
 
-__all__ = ["World", "barrier", "current_world", "init_world"]
-
-
-def _device() -> torch.device:
-    """Where collectives' buffers live: NCCL needs them on this rank's GPU."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def all_sum(value: float, world: World) -> float:
-    if not world.active:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=_device())
-    dist.all_reduce(t)
-    return float(t.item())
-
-
-def all_max(value: float, world: World) -> float:
-    if not world.active:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
+__all__ = ["World", "all_max", "all_sum", "barrier", "current_world", "init_world"]
 
 
 def all_gather_rows(tensor: torch.Tensor, world: World) -> torch.Tensor:
     """Concatenate each rank's ``tensor`` (same shape on every rank) along dim 0, in rank order."""
     if not world.active:
         return tensor
-    local = tensor.contiguous().to(_device())
+    local = tensor.contiguous().to(collective_device())
     parts = [torch.empty_like(local) for _ in range(world.size)]
     dist.all_gather(parts, local)
     return torch.cat(parts).to(tensor.device)

@@ -78,14 +78,6 @@ def train_seed(config: RLConfig, step: int, index: int, round_: int = 0) -> int:
     return config.train.seed * SEEDS_PER_RUN_SEED + ((step - 1) * rounds + round_) * pps + index
 
 
-def resolve_device(name: str, world: World | None = None) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", (world or World()).local_rank)
-        return torch.device("cpu")
-    return torch.device(name)
-
-
 def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, bool]:
     """The rollout engine chosen by ``config.rollout`` and whether it holds its own weights
     (then the learner syncs them after each step)."""

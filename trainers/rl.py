@@ -25,6 +25,7 @@ from assay.checkpoints import (
     save_to,
 )
 from assay.config import dump_yaml
+from assay.distributed import resolve_device
 from assay.models import load_causal_lm
 from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from assay.trackers import Trackers
@@ -36,7 +37,6 @@ from trainers.learner import (  # noqa: F401  (re-exported: older imports use tr
     RLLearner,
     Rollout,
     build_engine,
-    resolve_device,
     train_seed,
 )
 
