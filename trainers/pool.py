@@ -5,9 +5,14 @@ survive a replica dying.
     groups = pool.generate(prompts, Sampling(n=8, temperature=0.7))   # same as one engine's
     pool.update_weights(learner.model.state_dict())                    # after each learner step
 
-Each replica is one Ray actor holding an :class:`trainers.rollout.HFEngine`, with the resources
-its :class:`EngineSpec` declares (``num_gpus=1`` for one GPU each). ``ray.init()`` starts a local
-cluster unless one is running or ``address`` names one to join.
+Each replica is one Ray actor holding an :class:`trainers.rollout.HFEngine` or, with
+``EngineSpec(backend="vllm")``, a :class:`trainers.vllm_engine.VLLMEngine`. Every replica gets a
+placement group of its own: one bundle with the resources its :class:`EngineSpec` declares
+(``num_gpus=1`` for one GPU each, a fraction to share one), or, for a tensor-parallel vLLM
+replica, ``tensor_parallel_size`` bundles of one GPU each on one node (``STRICT_PACK``); vLLM's
+Ray executor finds the group it was started in and puts its workers on those bundles. A pool
+whose groups cannot be placed says which resources the cluster lacks instead of waiting.
+``ray.init()`` starts a local cluster unless one is running or ``address`` names one to join.
 
 A batch is cut into chunks of ``chunk_size`` prompts (by default one chunk per replica, the
 largest batches), dealt round-robin to the replicas and collected as they finish (:meth:`RolloutPool.stream` yields them in arrival order). Sampled chunks
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -41,8 +46,40 @@ class EngineSpec:
     dtype: str = "float32"
     device: str = "cpu"
     batch_size: int = 64
+    """HF backend: sequences per ``generate`` call (vLLM schedules its own batches)."""
     num_cpus: float = 1
     num_gpus: float = 0
+    """GPUs per replica (per tensor-parallel rank): 1 for a GPU each, a fraction to share one."""
+    backend: Literal["hf", "vllm"] = "hf"
+    tensor_parallel_size: int = 1
+    """vLLM only: GPUs per replica, each in its own placement-group bundle on one node."""
+    vllm_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Passed to :class:`trainers.vllm_engine.VLLMEngine` (``gpu_memory_utilization``,
+    ``max_model_len``, ``kv_cache_memory_bytes``, ...)."""
+
+    def problems(self, weight_sync: str = "object_store") -> list[str]:
+        out = []
+        if self.backend not in ("hf", "vllm"):
+            out.append(f"backend must be hf or vllm, got {self.backend!r}")
+        if self.tensor_parallel_size < 1:
+            out.append(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
+        if self.tensor_parallel_size > 1 and (self.backend != "vllm" or self.num_gpus != 1):
+            out.append(
+                "tensor_parallel_size > 1 needs backend vllm and num_gpus=1 (one whole GPU per "
+                "tensor-parallel rank)"
+            )
+        if weight_sync == "broadcast" and self.device.startswith("cuda") and self.num_gpus < 1:
+            # Seen on an H200 (NCCL 2.28.9): two ranks on one GPU fail with "invalid usage".
+            out.append(
+                "weight_sync=broadcast over NCCL needs a whole GPU per replica (NCCL refuses two "
+                "ranks on one GPU); replicas sharing a GPU sync through the object store"
+            )
+        return out
+
+    def bundles(self) -> list[dict[str, float]]:
+        """The placement-group bundles one replica reserves (none if it asks for nothing)."""
+        bundle = {k: float(v) for k, v in (("CPU", self.num_cpus), ("GPU", self.num_gpus)) if v}
+        return [dict(bundle) for _ in range(self.tensor_parallel_size)] if bundle else []
 
 
 class _EngineActor:
@@ -53,8 +90,19 @@ class _EngineActor:
         from trainers.rollout import HFEngine
 
         torch.set_num_threads(max(1, int(spec.num_cpus)))
-        model, tokenizer = load_causal_lm(spec.model, dtype=spec.dtype, device=spec.device)
-        self.engine = HFEngine(model, tokenizer, batch_size=spec.batch_size)
+        if spec.backend == "vllm":
+            from trainers.vllm_engine import VLLMEngine
+
+            kwargs = dict(spec.vllm_kwargs)
+            if spec.tensor_parallel_size > 1:  # workers go on this actor's placement group
+                kwargs.update(
+                    tensor_parallel_size=spec.tensor_parallel_size,
+                    distributed_executor_backend="ray",
+                )
+            self.engine = VLLMEngine(spec.model, dtype=spec.dtype, **kwargs)
+        else:
+            model, tokenizer = load_causal_lm(spec.model, dtype=spec.dtype, device=spec.device)
+            self.engine = HFEngine(model, tokenizer, batch_size=spec.batch_size)
         if weights is not None:
             self.engine.update_weights(weights)
 
@@ -70,6 +118,19 @@ class _EngineActor:
 
         self.weight_group = WeightGroup(host, port, rank, world, backend)
         return True
+
+    def placement(self) -> dict[str, Any]:
+        """Where this replica runs: its placement group, node and process."""
+        import os
+
+        import ray
+
+        context = ray.get_runtime_context()
+        return {
+            "placement_group": context.get_placement_group_id(),
+            "node": context.get_node_id(),
+            "pid": os.getpid(),
+        }
 
     def receive_weights(self, manifest) -> bool:
         self.engine.update_weights(self.weight_group.receive(manifest))
@@ -87,6 +148,7 @@ class RolloutPool:
         address: str | None = None,
         max_restarts: int = 3,
         weight_sync: Literal["object_store", "broadcast"] = "object_store",
+        start_timeout_s: float = 120.0,
     ):
         try:
             import ray
@@ -94,29 +156,65 @@ class RolloutPool:
             raise ConfigError(
                 "RolloutPool needs Ray: pip install 'ray>=2.40' (or use one local engine)."
             ) from err
+        problems = spec.problems(weight_sync)
         if replicas < 1 or chunk_size < 0:
-            raise ConfigError(
+            problems.append(
                 f"replicas must be >= 1 and chunk_size >= 0 (0: one chunk per replica), "
-                f"got {replicas} and {chunk_size}."
+                f"got {replicas} and {chunk_size}"
             )
+        if weight_sync not in ("object_store", "broadcast"):
+            problems.append(f"weight_sync must be object_store or broadcast, got {weight_sync!r}")
+        if problems:
+            raise ConfigError("RolloutPool: " + "; ".join(problems) + ".")
         self._ray = ray
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self.spec, self.chunk_size, self.max_restarts = spec, chunk_size, max_restarts
-        self._remote = ray.remote(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)(_EngineActor)
-        if weight_sync not in ("object_store", "broadcast"):
-            raise ConfigError(
-                f"weight_sync must be object_store or broadcast, got {weight_sync!r}."
-            )
+        # A tensor-parallel replica's actor only drives vLLM: its GPU workers hold the GPUs.
+        actor_gpus = spec.num_gpus if spec.tensor_parallel_size == 1 else 0
+        self._remote = ray.remote(num_cpus=spec.num_cpus, num_gpus=actor_gpus)(_EngineActor)
         self.weight_sync = weight_sync
         self._weights_ref = None
         self._latest: dict[str, torch.Tensor] | None = None  # broadcast mode: for restarts
         self._group = None  # broadcast mode: this process's WeightGroup (rank 0)
-        self.actors = [self._start() for _ in range(replicas)]
+        self.actors: list = []
+        self.groups: list = []  # filled one by one, so a failure can release what it holds
+        for replica in range(replicas):
+            self.groups.append(self._placement_group(replica, start_timeout_s))
+        self.actors = [self._start(k) for k in range(replicas)]
         self.restarts = 0
 
-    def _start(self):
-        return self._remote.remote(self.spec, self._weights_ref)
+    def _placement_group(self, replica: int, timeout_s: float):
+        """Reserve one replica's bundles, or say what the cluster lacks (Ray would wait)."""
+        from ray.util.placement_group import placement_group, remove_placement_group
+
+        if not self.spec.bundles():  # a replica that reserves nothing needs no group
+            return None
+        group = placement_group(self.spec.bundles(), strategy="STRICT_PACK")
+        ready, _ = self._ray.wait([group.ready()], timeout=timeout_s)
+        if not ready:
+            remove_placement_group(group)
+            self.close()
+            raise ConfigError(
+                f"RolloutPool: replica {replica + 1} needs {self.spec.bundles()} on one node, "
+                f"and the cluster could not give it in {timeout_s:.0f} s (free now: "
+                f"{self._ray.available_resources()}); ask for fewer replicas or resources."
+            )
+        return group
+
+    def _start(self, replica: int):
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        if self.groups[replica] is None:
+            return self._remote.remote(self.spec, self._weights_ref)
+        strategy = PlacementGroupSchedulingStrategy(
+            placement_group=self.groups[replica],
+            placement_group_bundle_index=0,
+            placement_group_capture_child_tasks=True,  # vLLM's TP workers join the group
+        )
+        return self._remote.options(scheduling_strategy=strategy).remote(
+            self.spec, self._weights_ref
+        )
 
     def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         """``sampling.n`` completions per prompt, in prompt order."""
@@ -168,7 +266,7 @@ class RolloutPool:
         self._ray.kill(self.actors[replica], no_restart=True)
         if self.weight_sync == "broadcast" and self._latest is not None:
             self._weights_ref = self._ray.put(self._latest)
-        self.actors[replica] = self._start()
+        self.actors[replica] = self._start(replica)  # same placement group, same resources
         self.restarts += 1
         self._group = None  # its old member is gone: form the group again before the next sync
 
@@ -231,6 +329,11 @@ class RolloutPool:
         self._ray.get(joins)
 
     def close(self) -> None:
+        from ray.util.placement_group import remove_placement_group
+
         for actor in self.actors:
             self._ray.kill(actor, no_restart=True)
-        self.actors = []
+        for group in self.groups:
+            if group is not None:
+                remove_placement_group(group)
+        self.actors, self.groups = [], []

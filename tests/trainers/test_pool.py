@@ -6,6 +6,7 @@ import copy
 import pytest
 import torch
 
+from assay.errors import ConfigError
 from trainers.pool import EngineSpec, RolloutPool
 from trainers.rollout import HFEngine, Sampling
 
@@ -92,3 +93,31 @@ def test_broadcast_weight_sync_and_a_restart_that_reforms_the_group(pool, tiny_l
         assert _ids(broadcasting.generate(PROMPTS, GREEDY)) == reference
     finally:
         broadcasting.close()
+
+
+def test_each_replica_runs_in_its_own_placement_group_and_restarts_there(pool):
+    from ray.util import placement_group_table
+
+    where = [ray.get(a.placement.remote()) for a in pool.actors]
+    groups = [g.id.hex() for g in pool.groups]
+    assert [w["placement_group"] for w in where] == groups and len(set(groups)) == 2
+    for group in pool.groups:
+        assert placement_group_table(group)["bundles"] == {0: {"CPU": 1.0}}
+    ray.kill(pool.actors[1], no_restart=True)
+    list(pool.stream(PROMPTS[:4], GREEDY))  # finds the dead replica and restarts it
+    again = ray.get(pool.actors[1].placement.remote())
+    assert again["placement_group"] == groups[1] and again["pid"] != where[1]["pid"]
+
+
+def test_a_pool_the_cluster_cannot_place_says_what_it_lacks(pool):
+    del pool  # its replicas hold both CPUs of the test cluster
+    before = {g["placement_group_id"] for g in _live_groups()}
+    with pytest.raises(ConfigError, match=r"replica 1 needs \[\{'CPU': 1.0\}\].*free now"):
+        RolloutPool(EngineSpec("tiny-random-llama"), replicas=1, start_timeout_s=1)
+    assert {g["placement_group_id"] for g in _live_groups()} == before  # nothing left behind
+
+
+def _live_groups():
+    from ray.util import placement_group_table
+
+    return [g for g in placement_group_table().values() if g["state"] != "REMOVED"]

@@ -52,6 +52,7 @@ def test_off_policy_trains_on_the_batch_generated_one_step_earlier(tiny_lm):
     assert first["engine_logprob_gap"] < 1e-4  # step 1: engine and learner both at the start
     assert second["engine_logprob_gap"] > 1e-3  # step 2: the learner moved on by one update
     assert second["is_weight_mean"] > 0 and 0 <= second["is_weight_capped"] <= 1
+    assert second["weight_sync_s"] > 0  # the engine got step 1's weights at step 2
 
 
 def test_truncated_weights_scale_each_tokens_term():
@@ -71,9 +72,11 @@ def test_truncated_weights_scale_each_tokens_term():
     torch.testing.assert_close(loss, -(0.5 + 1 / 9) / 2 * torch.ones(()))  # ratio 1: -mean(w * A)
 
 
-def test_vllm_with_several_replicas_is_a_config_error():
-    with pytest.raises(ConfigError, match="replicas > 1 runs HF engines on Ray"):
-        _config(**{"rollout.backend": "vllm", "rollout.replicas": 2})
+def test_tensor_parallel_hf_engines_are_a_config_error():
+    with pytest.raises(ConfigError, match="tensor_parallel_size > 1 needs backend vllm"):
+        _config(**{"rollout.tensor_parallel_size": 2})
+    config = _config(**{"rollout.backend": "vllm", "rollout.replicas": 2})  # a vLLM pool
+    assert config.rollout.replicas == 2
 
 
 @pytest.mark.slow
@@ -97,3 +100,19 @@ def test_a_ray_pool_learner_syncs_its_replicas_after_each_step(tiny_lm):
     finally:
         learner.close()
         ray.shutdown()
+
+
+def test_pool_specs_that_cannot_work_are_refused_before_any_replica_starts():
+    from trainers.pool import EngineSpec
+
+    assert EngineSpec("m").problems() == []
+    assert EngineSpec("m", num_cpus=0).bundles() == []  # reserves nothing: no placement group
+    assert EngineSpec("m", backend="vllm", num_gpus=1, tensor_parallel_size=2).bundles() == [
+        {"CPU": 1.0, "GPU": 1.0},
+        {"CPU": 1.0, "GPU": 1.0},
+    ]
+    (tp_on_hf,) = EngineSpec("m", num_gpus=1, tensor_parallel_size=2).problems()
+    assert "needs backend vllm and num_gpus=1" in tp_on_hf
+    (shared,) = EngineSpec("m", device="cuda", num_gpus=0.5).problems("broadcast")
+    assert "NCCL refuses two ranks on one GPU" in shared
+    assert EngineSpec("m", device="cuda", num_gpus=0.5).problems("object_store") == []
