@@ -117,22 +117,22 @@ def _eval_math(args: argparse.Namespace) -> int:
 def _rollout(args: argparse.Namespace) -> int:
     import envs
     from assay.config import parse_overrides
-    from assay.models import load_causal_lm
     from trainers.collect import collect_rollouts
-    from trainers.rollout import HFEngine, Sampling
+    from trainers.pool import open_engine
+    from trainers.rollout import Sampling
 
     if args.n < 1 or args.samples < 1 or args.replicas < 1:
         raise AssayError("--n, --samples and --replicas must be positive.")
     options = parse_overrides(args.env_options)
     envs.make(args.env, **options)  # bad env options fail before any model loads
-    model, tokenizer = load_causal_lm(args.model, dtype=args.dtype, device=args.device)
-    if args.replicas > 1:
-        from trainers.pool import EngineSpec, RolloutPool
-
-        spec = EngineSpec(args.model, dtype=args.dtype, device=args.device)
-        engine = RolloutPool(spec, replicas=args.replicas)
-    else:
-        engine = HFEngine(model, tokenizer)
+    engine, tokenizer = open_engine(
+        args.model,
+        backend=args.backend,
+        replicas=args.replicas,
+        dtype=args.dtype,
+        device=args.device,
+        tensor_parallel_size=args.tensor_parallel_size,
+    )
     sampling = Sampling(
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
@@ -342,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--temperature", type=float, default=0.7)
     rollout.add_argument("--max-new-tokens", type=int, default=256)
     rollout.add_argument("--seed", type=int, default=0)
+    rollout.add_argument("--backend", choices=["hf", "vllm"], default="hf")
     rollout.add_argument("--replicas", type=int, default=1, help="engines on a Ray pool if > 1")
+    rollout.add_argument(
+        "--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per engine"
+    )
     rollout.add_argument("--shard-size", type=int, default=64, help="seeds per saved shard")
     rollout.add_argument("--dtype", default="float32")
     rollout.add_argument("--device", default="cpu")

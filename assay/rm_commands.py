@@ -19,18 +19,17 @@ from assay.errors import AssayError
 
 
 def _engine(args: argparse.Namespace):
-    """The policy's generation engine: one HF engine, or a Ray pool of ``--replicas``."""
-    from assay.models import load_causal_lm, load_tokenizer_and_dir
-    from trainers.rollout import HFEngine
+    """The policy's generation engine: one HF or vLLM engine, or a Ray pool of ``--replicas``."""
+    from trainers.pool import open_engine
 
-    if args.replicas > 1:  # the replicas hold the policy; this process only needs its tokenizer
-        from trainers.pool import EngineSpec, RolloutPool
-
-        tokenizer = load_tokenizer_and_dir(args.policy)[0]
-        spec = EngineSpec(args.policy, dtype=args.dtype, device=args.device)
-        return RolloutPool(spec, replicas=args.replicas), tokenizer
-    model, tokenizer = load_causal_lm(args.policy, dtype=args.dtype, device=args.device)
-    return HFEngine(model, tokenizer, batch_size=args.batch_size * args.samples), tokenizer
+    return open_engine(
+        args.policy,
+        backend=args.backend,
+        replicas=args.replicas,
+        dtype=args.dtype,
+        device=args.device,
+        batch_size=args.batch_size * args.samples,
+    )
 
 
 def _math_env(args: argparse.Namespace, split: str):
@@ -238,6 +237,7 @@ def _policy_args(p: argparse.ArgumentParser, problems: int, samples: int) -> Non
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=8, help="problems per generate call")
+    p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="policy engines")
     p.add_argument("--replicas", type=int, default=1, help="policy engines on a Ray pool if > 1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32")

@@ -83,8 +83,8 @@ def _rows(episode: Episode, sample: int) -> list[dict[str, Any]]:
     for agent, t in episode.trajectories.items():
         if not t.turns:
             continue  # an agent that only received a reward, never acted
-        first_prompt = t.messages[: _first_answer(t.messages)]
-        answers = [m["content"] for m in t.messages if m["role"] == "assistant"]
+        first_prompt = t.messages[: t.policy_messages[0]]
+        answers = [t.messages[i]["content"] for i in t.policy_messages]
         out.append(
             {
                 "seed": episode.seed,
@@ -116,7 +116,3 @@ def _check_manifest(out_dir: Path, n, samples, sampling, seed_offset, shard_size
         **env_identity(make_env()),
     }
     check_settings(out_dir / "rollout.json", manifest, "rollouts")
-
-
-def _first_answer(messages: list[dict]) -> int:
-    return next(i for i, m in enumerate(messages) if m["role"] == "assistant")

@@ -33,6 +33,9 @@ class Trajectory:
     train_mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    policy_messages: list[int] = field(default_factory=list)
+    """Indices in ``messages`` of the policy's own answers (an env's prompt may hold example
+    assistant turns, which are not the policy's)."""
     reward: float = 0.0
     turns: int = 0
 
@@ -167,6 +170,7 @@ def _apply_turn(env, episode: Episode, agent: str, completion, tokenizer) -> lis
     trajectory.token_ids += completion.token_ids
     trajectory.train_mask += [1] * len(completion.token_ids)
     trajectory.logprobs += completion.logprobs or [0.0] * len(completion.token_ids)
+    trajectory.policy_messages.append(len(trajectory.messages))
     trajectory.messages = trajectory.messages + [{"role": "assistant", "content": completion.text}]
     trajectory.turns += 1
     observation, reward, terminated, truncated, info = env.step(completion.text)

@@ -337,3 +337,42 @@ class RolloutPool:
             if group is not None:
                 remove_placement_group(group)
         self.actors, self.groups = [], []
+
+
+def open_engine(
+    model: str,
+    *,
+    backend: Literal["hf", "vllm"] = "hf",
+    replicas: int = 1,
+    dtype: str = "float32",
+    device: str = "cpu",
+    tensor_parallel_size: int = 1,
+    batch_size: int = 64,
+):
+    """``(engine, tokenizer)`` for the commands that generate (``assay rollout``, ``assay rm
+    data``): one HF or vLLM engine, or a Ray pool of ``replicas`` of either."""
+    from assay.models import load_causal_lm, load_tokenizer_and_dir
+
+    if replicas > 1:  # the replicas hold the weights; this process needs only the tokenizer
+        gpus = 1.0 if device.startswith("cuda") else 0.0  # a whole GPU per replica
+        spec = EngineSpec(
+            model,
+            dtype=dtype,
+            device=device,
+            batch_size=batch_size,
+            num_gpus=gpus,
+            backend=backend,
+            tensor_parallel_size=tensor_parallel_size,
+        )
+        return RolloutPool(spec, replicas=replicas), load_tokenizer_and_dir(model)[0]
+    if backend == "vllm":
+        from trainers.vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(model, dtype=dtype, tensor_parallel_size=tensor_parallel_size)
+        return engine, load_tokenizer_and_dir(model)[0]
+    if tensor_parallel_size > 1:
+        raise ConfigError("--tensor-parallel-size > 1 needs --backend vllm.")
+    from trainers.rollout import HFEngine
+
+    loaded, tokenizer = load_causal_lm(model, dtype=dtype, device=device)
+    return HFEngine(loaded, tokenizer, batch_size=batch_size), tokenizer

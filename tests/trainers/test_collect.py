@@ -6,6 +6,7 @@ import datasets
 
 import envs
 from assay.cli import main
+from assay.models import load_tokenizer_and_dir
 from trainers.collect import collect_rollouts
 from trainers.rollout import HFEngine, Sampling
 
@@ -52,6 +53,15 @@ def test_the_rollout_command(tmp_path, capsys):
     ds = datasets.load_from_disk(str(tmp_path / "dataset"))
     assert len(ds) == 6 and set(ds["reward"]) == {-1.0}  # a random model never answers in form
     assert "6 trajectories" in capsys.readouterr().out
+    # The env's prompt holds a solved example turn (an assistant message): the row's prompt is
+    # the whole observation and its completion only what the policy wrote.
+    tokenizer = load_tokenizer_and_dir("tiny-random-llama")[0]
+    for row in ds:
+        observation = envs.make("codenames-guess-v0", difficulty="far").reset(seed=row["seed"])[0]
+        assert any(m["role"] == "assistant" for m in observation)
+        assert row["prompt"] == observation
+        policy = [t for t, m in zip(row["token_ids"], row["train_mask"], strict=True) if m]
+        assert row["completion"] == tokenizer.decode(policy, skip_special_tokens=True)
 
 
 def test_bad_env_options_fail_before_loading(tmp_path, capsys):
@@ -71,3 +81,11 @@ def test_resuming_with_other_settings_is_refused(tmp_path, tiny_lm):
     collect_rollouts(engine, make, tokenizer, tmp_path, n=2, samples=1, sampling=sampling)
     with pytest.raises(ConfigError, match=r"other settings \(n\)"):
         collect_rollouts(engine, make, tokenizer, tmp_path, n=3, samples=1, sampling=sampling)
+
+
+def test_tensor_parallel_hf_rollouts_are_refused_in_one_sentence(tmp_path, capsys):
+    code = main(["rollout", "--env", "codenames-guess-v0", "--out", str(tmp_path),
+                 "--model", "tiny-random-llama", "--tensor-parallel-size", "2"])  # fmt: skip
+    assert (
+        code == 2 and "--tensor-parallel-size > 1 needs --backend vllm" in capsys.readouterr().err
+    )
