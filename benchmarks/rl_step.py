@@ -46,6 +46,8 @@ def time_assay(
             f"algo.name={algo}",
             f"model.name={name}",
             f"rollout.replicas={replicas}",
+            # Replicas share the GPU(s) with the learner when there is not one GPU each.
+            f"rollout.placement={'colocated' if 0 < torch.cuda.device_count() <= replicas else 'separate'}",
             f"algo.group_size={GROUP}",
             f"algo.prompts_per_step={PROMPTS}",
             f"sampling.max_new_tokens={MAX_NEW}",
@@ -55,14 +57,17 @@ def time_assay(
     )
     learner = RLLearner(config, model, tokenizer)
     env = envs.make("codenames-guess-v0", **ENV_KWARGS)
-    times, lengths, rounds = [], [], []
+    times, lengths, rounds, parts = [], [], [], []
     for step in range(1, steps + 2):
         metrics = learner.step(env, step)
         if step > 1:  # step 1 is the warm-up
             times.append(metrics["step_time_s"])
             lengths.append(metrics["completion_len"])
             rounds.append(metrics.get("sample_rounds", 1))
+            parts.append((metrics["rollout_time_s"], metrics.get("weight_sync_s", 0.0)))
     learner.close()
+    rollout_s, sync_s = (statistics.mean(p) for p in zip(*parts, strict=True))
+    print(f"assay {algo}: rollout {rollout_s:.2f} s/step, weight sync {sync_s:.2f} s/step")
     return times, statistics.mean(lengths), statistics.mean(rounds)
 
 

