@@ -216,6 +216,17 @@ def rollout_benchmark(name: str) -> None:
     subprocess.run([*command, "--tokens", size[2]], check=True, timeout=300)
 
 
+PROMPTS = [[{"role": "user", "content": f"Tell a story about {i}."}] for i in range(8)]
+GREEDY = Sampling(temperature=0.0, max_new_tokens=32)
+
+
+def greedy_reference(name: str):
+    """The bf16 model on this device and one HF engine's greedy answers to ``PROMPTS``."""
+    model, tokenizer = load_causal_lm(name, "bfloat16", DEVICE)
+    groups = HFEngine(model, tokenizer).generate(PROMPTS, GREEDY)
+    return model, [g[0].token_ids for g in groups]
+
+
 @check
 def pool_on_one_gpu(name: str) -> None:
     """Two pool replicas sharing this GPU return what one engine returns, after a weight sync,
@@ -227,10 +238,7 @@ def pool_on_one_gpu(name: str) -> None:
         return
     from trainers.pool import EngineSpec, RolloutPool
 
-    prompts = [[{"role": "user", "content": f"Tell a story about {i}."}] for i in range(8)]
-    greedy = Sampling(temperature=0.0, max_new_tokens=32)
-    model, tokenizer = load_causal_lm(name, "bfloat16", DEVICE)
-    reference = [g[0].token_ids for g in HFEngine(model, tokenizer).generate(prompts, greedy)]
+    model, reference = greedy_reference(name)
     ray.init(include_dashboard=False, log_to_driver=False)
     gpus = 0.4 if DEVICE == "cuda" else 0
     spec = EngineSpec(name, dtype="bfloat16", device=DEVICE, num_gpus=gpus)
@@ -240,14 +248,14 @@ def pool_on_one_gpu(name: str) -> None:
         start = time.perf_counter()
         pool.update_weights(model.state_dict())
         sync_s = time.perf_counter() - start
-        same = [g[0].token_ids for g in pool.generate(prompts, greedy)] == reference
+        same = [g[0].token_ids for g in pool.generate(PROMPTS, GREEDY)] == reference
         seen: dict[int, list[int]] = {}
-        for index, group in pool.stream(prompts, greedy):
+        for index, group in pool.stream(PROMPTS, GREEDY):
             if not seen:
                 ray.kill(pool.actors[0], no_restart=True)
             seen.setdefault(index, []).append(group[0].token_ids)
-        once = sorted(seen) == list(range(len(prompts))) and all(len(v) == 1 for v in seen.values())
-        kept = [seen[i][0] for i in range(len(prompts))] == reference
+        once = sorted(seen) == list(range(len(PROMPTS))) and all(len(v) == 1 for v in seen.values())
+        kept = [seen[i][0] for i in range(len(PROMPTS))] == reference
     finally:
         pool.close()
         ray.shutdown()
@@ -268,17 +276,14 @@ def vllm_engine(name: str) -> None:
         return
     from trainers.vllm_engine import VLLMEngine
 
-    prompts = [[{"role": "user", "content": f"Tell a story about {i}."}] for i in range(8)]
-    greedy = Sampling(temperature=0.0, max_new_tokens=32)
-    model, tokenizer = load_causal_lm(name, "bfloat16", DEVICE)
-    reference = [g[0].token_ids for g in HFEngine(model, tokenizer).generate(prompts, greedy)]
+    model, reference = greedy_reference(name)
     engine = VLLMEngine(name, dtype="bfloat16", gpu_memory_utilization=0.3, max_model_len=1024)
-    outputs = engine.generate(prompts, greedy)
+    outputs = engine.generate(PROMPTS, GREEDY)
     agree = sum(g[0].token_ids == r for g, r in zip(outputs, reference, strict=True))
     engine.update_weights(model.state_dict())
     again = sum(
         g[0].token_ids == o[0].token_ids
-        for g, o in zip(engine.generate(prompts, greedy), outputs, strict=True)
+        for g, o in zip(engine.generate(PROMPTS, GREEDY), outputs, strict=True)
     )
     print(
         f"CHECK vllm_engine greedy_agreement_with_hf={agree}/8 (bf16 kernels differ) "
