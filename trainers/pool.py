@@ -212,9 +212,14 @@ class RolloutPool:
             placement_group_bundle_index=0,
             placement_group_capture_child_tasks=True,  # vLLM's TP workers join the group
         )
-        return self._remote.options(scheduling_strategy=strategy).remote(
-            self.spec, self._weights_ref
-        )
+        options: dict[str, Any] = {"scheduling_strategy": strategy}
+        if self.spec.tensor_parallel_size > 1:
+            # This actor holds no GPU (its vLLM workers take the bundles'). Ray releases that
+            # default RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO to on blank a zero-GPU actor's
+            # CUDA_VISIBLE_DEVICES, and vLLM's engine process then finds no GPU at all
+            # (ray-project/ray#51242); 2.60 leaves it alone. Say so explicitly for any version.
+            options["runtime_env"] = {"env_vars": {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}}
+        return self._remote.options(**options).remote(self.spec, self._weights_ref)
 
     def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         """``sampling.n`` completions per prompt, in prompt order."""
