@@ -48,6 +48,7 @@ def time_assay(
             f"rollout.replicas={replicas}",
             # Replicas share the GPU(s) with the learner when there is not one GPU each.
             f"rollout.placement={'colocated' if 0 < torch.cuda.device_count() <= replicas else 'separate'}",
+            f"rollout.colocated_gpu_share={min(1.0, torch.cuda.device_count() / replicas) or 0.5}",
             f"algo.group_size={GROUP}",
             f"algo.prompts_per_step={PROMPTS}",
             f"sampling.max_new_tokens={MAX_NEW}",

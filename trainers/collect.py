@@ -108,6 +108,9 @@ def _check_manifest(out_dir: Path, n, samples, sampling, seed_offset, shard_size
     """Shards are only reused by a run with the same settings; a different run must not silently
     mix with them."""
     manifest = {
+        # 2: prompt and completion come from the policy's own turns (1 took an env prompt's
+        # example assistant turns for the policy's); a folder of either is never mixed.
+        "row_format": 2,
         "n": n,
         "samples": samples,
         "seed_offset": seed_offset,

@@ -296,6 +296,13 @@ class RolloutConfig:
             out.append(
                 "tensor_parallel_size > 1 needs backend vllm (the HF engine runs on one GPU)"
             )
+        if self.tensor_parallel_size > 1 and self.replicas > 1 and self.placement == "colocated":
+            out.append(
+                "tensor_parallel_size > 1 in a pool needs placement: separate (a whole GPU per "
+                "tensor-parallel rank)"
+            )
+        if self.tensor_parallel_size > 1 and self.weight_sync == "broadcast":
+            out.append("weight_sync: broadcast does not reach tensor-parallel vLLM engines")
         if self.chunk_size < 0:
             out.append(f"chunk_size must be >= 0 (0: one chunk per replica), got {self.chunk_size}")
         if self.is_cap < 1:

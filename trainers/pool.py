@@ -53,7 +53,7 @@ class EngineSpec:
     backend: Literal["hf", "vllm"] = "hf"
     tensor_parallel_size: int = 1
     """vLLM only: GPUs per replica, each in its own placement-group bundle on one node."""
-    vllm_kwargs: dict[str, Any] = field(default_factory=dict)
+    vllm_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
     """Passed to :class:`trainers.vllm_engine.VLLMEngine` (``gpu_memory_utilization``,
     ``max_model_len``, ``kv_cache_memory_bytes``, ...)."""
 
@@ -68,6 +68,12 @@ class EngineSpec:
                 "tensor_parallel_size > 1 needs backend vllm and num_gpus=1 (one whole GPU per "
                 "tensor-parallel rank)"
             )
+        if weight_sync == "broadcast" and self.tensor_parallel_size > 1:
+            # The replica's actor holds no GPU of its own to join a NCCL group from.
+            out.append(
+                "weight_sync=broadcast does not reach tensor-parallel replicas (their GPUs belong "
+                "to vLLM's workers); they sync through the object store"
+            )
         if weight_sync == "broadcast" and self.device.startswith("cuda") and self.num_gpus < 1:
             # Seen on an H200 (NCCL 2.28.9): two ranks on one GPU fail with "invalid usage".
             out.append(
@@ -77,9 +83,20 @@ class EngineSpec:
         return out
 
     def bundles(self) -> list[dict[str, float]]:
-        """The placement-group bundles one replica reserves (none if it asks for nothing)."""
-        bundle = {k: float(v) for k, v in (("CPU", self.num_cpus), ("GPU", self.num_gpus)) if v}
-        return [dict(bundle) for _ in range(self.tensor_parallel_size)] if bundle else []
+        """The placement-group bundles one replica reserves (none if it asks for nothing): the
+        CPUs of its actor in the first, a GPU per tensor-parallel rank."""
+        first = {k: float(v) for k, v in (("CPU", self.num_cpus), ("GPU", self.num_gpus)) if v}
+        if not first:
+            return []
+        return [first] + [
+            {"GPU": float(self.num_gpus)} for _ in range(self.tensor_parallel_size - 1)
+        ]
+
+
+def _older(version: str, than: str) -> bool:
+    from packaging.version import Version
+
+    return Version(version) < Version(than)
 
 
 class _EngineActor:
@@ -117,6 +134,9 @@ class _EngineActor:
         from trainers.weight_sync import WeightGroup
 
         self.weight_group = WeightGroup(host, port, rank, world, backend)
+        return True
+
+    def ping(self) -> bool:
         return True
 
     def placement(self) -> dict[str, Any]:
@@ -157,6 +177,12 @@ class RolloutPool:
                 "RolloutPool needs Ray: pip install 'ray>=2.40' (or use one local engine)."
             ) from err
         problems = spec.problems(weight_sync)
+        if spec.tensor_parallel_size > 1 and _older(ray.__version__, "2.50"):
+            problems.append(
+                f"tensor-parallel replicas need Ray >= 2.50, found {ray.__version__} (older "
+                "releases blank the GPU-less driver actor's CUDA_VISIBLE_DEVICES, and vLLM then "
+                "finds no GPU)"
+            )
         if replicas < 1 or chunk_size < 0:
             problems.append(
                 f"replicas must be >= 1 and chunk_size >= 0 (0: one chunk per replica), "
@@ -177,24 +203,29 @@ class RolloutPool:
         self._weights_ref = None
         self._latest: dict[str, torch.Tensor] | None = None  # broadcast mode: for restarts
         self._group = None  # broadcast mode: this process's WeightGroup (rank 0)
+        self.start_timeout_s = start_timeout_s
         self.actors: list = []
         self.groups: list = []  # filled one by one, so a failure can release what it holds
-        for replica in range(replicas):
-            self.groups.append(self._placement_group(replica, start_timeout_s))
-        self.actors = [self._start(k) for k in range(replicas)]
+        try:
+            for replica in range(replicas):
+                self.groups.append(self._placement_group(replica))
+            self.actors = [self._start(k) for k in range(replicas)]
+        except BaseException:  # a timeout, Ctrl-C, a bad spec: release what was reserved
+            self.close()
+            raise
         self.restarts = 0
 
-    def _placement_group(self, replica: int, timeout_s: float):
+    def _placement_group(self, replica: int):
         """Reserve one replica's bundles, or say what the cluster lacks (Ray would wait)."""
         from ray.util.placement_group import placement_group, remove_placement_group
 
         if not self.spec.bundles():  # a replica that reserves nothing needs no group
             return None
         group = placement_group(self.spec.bundles(), strategy="STRICT_PACK")
+        timeout_s = self.start_timeout_s
         ready, _ = self._ray.wait([group.ready()], timeout=timeout_s)
         if not ready:
             remove_placement_group(group)
-            self.close()
             raise ConfigError(
                 f"RolloutPool: replica {replica + 1} needs {self.spec.bundles()} on one node, "
                 f"and the cluster could not give it in {timeout_s:.0f} s (free now: "
@@ -214,10 +245,10 @@ class RolloutPool:
         )
         options: dict[str, Any] = {"scheduling_strategy": strategy}
         if self.spec.tensor_parallel_size > 1:
-            # This actor holds no GPU (its vLLM workers take the bundles'). Ray releases that
-            # default RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO to on blank a zero-GPU actor's
-            # CUDA_VISIBLE_DEVICES, and vLLM's engine process then finds no GPU at all
-            # (ray-project/ray#51242); 2.60 leaves it alone. Say so explicitly for any version.
+            # This actor holds no GPU (its vLLM workers take the bundles'). With the override on,
+            # Ray blanks a zero-GPU actor's CUDA_VISIBLE_DEVICES and vLLM's engine process finds
+            # no GPU at all (ray-project/ray#51242); Ray 2.60 defaults to off, but a cluster
+            # may turn it on.
             options["runtime_env"] = {"env_vars": {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}}
         return self._remote.options(**options).remote(self.spec, self._weights_ref)
 
@@ -269,9 +300,16 @@ class RolloutPool:
     def _restart(self, replica: int) -> None:
         """Replace a dead replica by a fresh one holding the current weights."""
         self._ray.kill(self.actors[replica], no_restart=True)
+        if self.spec.tensor_parallel_size > 1:
+            # vLLM's GPU workers belong to its engine process, which may outlive the killed
+            # actor; removing the group ends every actor in it and frees the GPUs for sure.
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(self.groups[replica])
+            self.groups[replica] = self._placement_group(replica)
         if self.weight_sync == "broadcast" and self._latest is not None:
             self._weights_ref = self._ray.put(self._latest)
-        self.actors[replica] = self._start(replica)  # same placement group, same resources
+        self.actors[replica] = self._start(replica)  # its own placement group, as before
         self.restarts += 1
         self._group = None  # its old member is gone: form the group again before the next sync
 
@@ -317,7 +355,7 @@ class RolloutPool:
     def _restart_dead(self) -> None:
         for replica, actor in enumerate(self.actors):
             try:
-                self._ray.get(actor.update_weights.remote({}), timeout=60)
+                self._ray.get(actor.ping.remote(), timeout=60)
             except Exception:
                 self._restart(replica)  # starts from self._latest
 
@@ -358,28 +396,40 @@ def open_engine(
     batch_size: int = 64,
 ):
     """``(engine, tokenizer)`` for the commands that generate (``assay rollout``, ``assay rm
-    data``): one HF or vLLM engine, or a Ray pool of ``replicas`` of either."""
+    data``): one HF or vLLM engine, or a Ray pool of ``replicas`` of either.
+
+    Pool replicas on GPUs take one each when there are enough, else an equal share of them. vLLM
+    runs on the GPU whenever there is one (``device`` only places HF engines)."""
     from assay.models import load_causal_lm, load_tokenizer_and_dir
 
-    if replicas > 1:  # the replicas hold the weights; this process needs only the tokenizer
-        gpus = 1.0 if device.startswith("cuda") else 0.0  # a whole GPU per replica
+    if tensor_parallel_size < 1:
+        raise ConfigError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}.")
+    if tensor_parallel_size > 1 and backend != "vllm":
+        raise ConfigError("--tensor-parallel-size > 1 needs --backend vllm.")
+    if replicas > 1:
+        tokenizer = load_tokenizer_and_dir(model)[0]  # a bad name fails before any replica
+        count = torch.cuda.device_count()
+        on_gpu = count > 0 and (backend == "vllm" or device.startswith("cuda"))
+        if tensor_parallel_size > 1 and not on_gpu:
+            raise ConfigError("--tensor-parallel-size > 1 needs GPUs, and none is visible.")
+        gpus = 0.0
+        if on_gpu:
+            gpus = 1.0 if tensor_parallel_size > 1 or count >= replicas else count / replicas
         spec = EngineSpec(
             model,
             dtype=dtype,
-            device=device,
+            device="cuda" if on_gpu else "cpu",
             batch_size=batch_size,
             num_gpus=gpus,
             backend=backend,
             tensor_parallel_size=tensor_parallel_size,
         )
-        return RolloutPool(spec, replicas=replicas), load_tokenizer_and_dir(model)[0]
+        return RolloutPool(spec, replicas=replicas), tokenizer
     if backend == "vllm":
         from trainers.vllm_engine import VLLMEngine
 
         engine = VLLMEngine(model, dtype=dtype, tensor_parallel_size=tensor_parallel_size)
         return engine, load_tokenizer_and_dir(model)[0]
-    if tensor_parallel_size > 1:
-        raise ConfigError("--tensor-parallel-size > 1 needs --backend vllm.")
     from trainers.rollout import HFEngine
 
     loaded, tokenizer = load_causal_lm(model, dtype=dtype, device=device)

@@ -283,8 +283,8 @@ def distinct_tensors(
     and a sync moves less (SmolLM2-135M: 17% less)."""
     seen, out = set(), []
     for name, tensor in named_items(named_tensors):
-        key = (tensor.device, tensor.data_ptr(), tuple(tensor.shape), tensor.stride())
-        if tensor.numel() and key in seen:
+        key = (tensor.device, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape), tensor.stride())
+        if tensor.numel() and not tensor.is_meta and key in seen:
             continue
         seen.add(key)
         out.append((name, tensor))

@@ -117,6 +117,15 @@ def test_a_pool_the_cluster_cannot_place_says_what_it_lacks(pool):
     assert {g["placement_group_id"] for g in _live_groups()} == before  # nothing left behind
 
 
+def test_a_spec_that_cannot_work_is_refused_before_anything_is_reserved(pool):
+    del pool  # only for its Ray cluster
+    before = {g["placement_group_id"] for g in _live_groups()}
+    spec = EngineSpec("tiny-random-llama", num_gpus=1, tensor_parallel_size=2)  # HF has no TP
+    with pytest.raises(ConfigError, match="tensor_parallel_size > 1 needs backend vllm"):
+        RolloutPool(spec, replicas=2)
+    assert {g["placement_group_id"] for g in _live_groups()} == before
+
+
 def _live_groups():
     from ray.util import placement_group_table
 

@@ -151,3 +151,6 @@ def test_a_sync_sends_tied_weights_once_and_the_replica_still_ends_up_equal(tiny
         torch.testing.assert_close(tensor, state[name], rtol=0, atol=0)
     empty = [("a", torch.empty(0)), ("b", torch.empty(0))]  # no memory, nothing to share
     assert [n for n, _ in distinct_tensors(empty)] == ["a", "b"]
+    x = torch.zeros(4)
+    views = [("x", x), ("bits", x.view(torch.int32)), ("slice", x[1:]), ("again", x)]
+    assert [n for n, _ in distinct_tensors(views)] == ["x", "bits", "slice"]

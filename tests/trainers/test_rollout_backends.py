@@ -107,12 +107,22 @@ def test_pool_specs_that_cannot_work_are_refused_before_any_replica_starts():
 
     assert EngineSpec("m").problems() == []
     assert EngineSpec("m", num_cpus=0).bundles() == []  # reserves nothing: no placement group
-    assert EngineSpec("m", backend="vllm", num_gpus=1, tensor_parallel_size=2).bundles() == [
-        {"CPU": 1.0, "GPU": 1.0},
-        {"CPU": 1.0, "GPU": 1.0},
-    ]
+    tp = EngineSpec("m", backend="vllm", device="cuda", num_gpus=1, tensor_parallel_size=3)
+    assert tp.bundles() == [{"CPU": 1.0, "GPU": 1.0}, {"GPU": 1.0}, {"GPU": 1.0}]
+    assert tp.problems() == [] and hash(tp) == hash(tp)
+    (no_group,) = tp.problems("broadcast")
+    assert "does not reach tensor-parallel replicas" in no_group
     (tp_on_hf,) = EngineSpec("m", num_gpus=1, tensor_parallel_size=2).problems()
     assert "needs backend vllm and num_gpus=1" in tp_on_hf
     (shared,) = EngineSpec("m", device="cuda", num_gpus=0.5).problems("broadcast")
     assert "NCCL refuses two ranks on one GPU" in shared
     assert EngineSpec("m", device="cuda", num_gpus=0.5).problems("object_store") == []
+
+
+def test_tensor_parallel_pool_settings_that_cannot_work_are_config_errors():
+    base = {"rollout.backend": "vllm", "rollout.replicas": 2, "rollout.tensor_parallel_size": 2}
+    with pytest.raises(ConfigError, match="needs placement: separate"):
+        _config(**base, **{"rollout.placement": "colocated"})
+    with pytest.raises(ConfigError, match="broadcast does not reach tensor-parallel"):
+        _config(**base, **{"rollout.weight_sync": "broadcast"})
+    assert _config(**base).rollout.tensor_parallel_size == 2

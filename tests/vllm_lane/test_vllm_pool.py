@@ -46,10 +46,11 @@ def test_vllm_replicas_answer_like_the_hf_engine_from_their_placement_groups(poo
 def test_a_weight_update_reaches_both_vllm_replicas(pool):
     model, tokenizer = load_causal_lm(MODEL)
     torch.manual_seed(0)
-    noisy = {
-        k: v + 0.05 * torch.randn_like(v) if v.dim() == 2 else v
-        for k, v in model.state_dict().items()
-    }
+    # Noise per parameter (tied embeddings and LM head share one), as a training step moves them.
+    noisy = {n: p + 0.05 * torch.randn_like(p) if p.dim() == 2 else p for n, p in
+             model.named_parameters()}  # fmt: skip
+    if model.config.tie_word_embeddings:
+        noisy["lm_head.weight"] = noisy["model.embed_tokens.weight"]
     hf = HFEngine(model, tokenizer)
     before = _ids(hf.generate(PROMPTS, GREEDY))
     hf.update_weights(noisy)
