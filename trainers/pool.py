@@ -409,6 +409,8 @@ def open_engine(
     if replicas > 1:
         tokenizer = load_tokenizer_and_dir(model)[0]  # a bad name fails before any replica
         count = torch.cuda.device_count()
+        if device.startswith("cuda") and count == 0:
+            raise ConfigError(f"--device {device}, but no GPU is visible here.")
         on_gpu = count > 0 and (backend == "vllm" or device.startswith("cuda"))
         if tensor_parallel_size > 1 and not on_gpu:
             raise ConfigError("--tensor-parallel-size > 1 needs GPUs, and none is visible.")

@@ -89,3 +89,12 @@ def test_tensor_parallel_hf_rollouts_are_refused_in_one_sentence(tmp_path, capsy
     assert (
         code == 2 and "--tensor-parallel-size > 1 needs --backend vllm" in capsys.readouterr().err
     )
+
+
+def test_a_gpu_pool_without_a_gpu_is_refused_in_one_sentence(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)  # a machine without a GPU
+    code = main(["rollout", "--env", "codenames-guess-v0", "--out", str(tmp_path), "--model",
+                 "tiny-random-llama", "--replicas", "2", "--device", "cuda"])  # fmt: skip
+    assert code == 2 and "--device cuda, but no GPU is visible" in capsys.readouterr().err
