@@ -363,12 +363,9 @@ def generalisation_delay(
 def plot_generalisation(curves: Sequence[dict], path: str | Path) -> Path:
     """Accuracy of the proxy-train (seen) and proxy-validation (unseen) splits over steps, with
     chance and each split's rise step (:func:`generalisation_delay`) marked."""
-    import matplotlib
+    from assay.runs import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from assay.runs import save_figure
+    plt = pyplot()
 
     delay = generalisation_delay(curves)
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -168,12 +168,9 @@ def load_state(path: str | Path, *, dtype: torch.dtype = torch.float32) -> dict[
 
 def plot_interpolations(results: Mapping[str, InterpolationResult], path: str | Path) -> Path:
     """One loss-vs-α curve per label, endpoints marked, saved to ``path``."""
-    import matplotlib
+    from assay.runs import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from assay.runs import save_figure
+    plt = pyplot()
 
     if not results:
         raise ConfigError("plot_interpolations needs at least one result.")

@@ -372,12 +372,9 @@ def landscape(
 
 def plot_landscapes(results: Mapping[str, LandscapeResult], path: str | Path) -> Path:
     """One mean curve with a ±1 std band (over directions) per label, saved to ``path``."""
-    import matplotlib
+    from assay.runs import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from assay.runs import save_figure
+    plt = pyplot()
 
     if not results:
         raise ConfigError("plot_landscapes needs at least one result.")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from assay.errors import AssayError, ConfigError
-from assay.runs import save_figure
+from assay.runs import pyplot, save_figure
 
 WordPair = tuple[int, int]  # (critical word index, licensing word index), whitespace words
 
@@ -389,18 +389,9 @@ def compare_before_after(before: dict, after: dict) -> dict:
 # ---------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_probes(rows_by_label: dict[str, list[dict]], path: str | Path) -> Path:
     """Probe accuracy per layer, one line (± std band) per checkpoint label."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, rows in rows_by_label.items():
         layers = [r["layer"] for r in rows]
@@ -417,7 +408,7 @@ def plot_probes(rows_by_label: dict[str, list[dict]], path: str | Path) -> Path:
 
 def plot_heads(scores: torch.Tensor, path: str | Path) -> Path:
     """Layer × head heatmap of attention scores (e.g. from :func:`head_attention`)."""
-    plt = _pyplot()
+    plt = pyplot()
     layers, heads = scores.shape
     fig, ax = plt.subplots(figsize=(1.0 + 0.4 * heads, 1.0 + 0.3 * layers))
     image = ax.imshow(scores.float().numpy(), aspect="auto", cmap="viridis", origin="lower")

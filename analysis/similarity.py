@@ -228,10 +228,9 @@ def plot_similarity(
     metric: str = "linear_cka",
 ) -> Path:
     """One line per labelled model: ``metric`` (default linear CKA) against layer."""
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if metric not in SIMILARITY_METRICS:
         raise AssayError(f"Unknown metric {metric!r}; known: {', '.join(SIMILARITY_METRICS)}.")

@@ -320,10 +320,9 @@ def plot_spectra(
     metric: str = "effective_rank",
 ) -> Path:
     """Grouped bars: per projection type, the mean ``metric`` of each labelled model."""
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     known = SPECTRAL_METRICS + UPDATE_METRICS
     if metric not in known:

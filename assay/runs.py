@@ -96,6 +96,16 @@ def find_resume_dir(resume: str, job: str, output_dir) -> Path:
     return found
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (no window, works headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, path: str | Path) -> Path:
     """Save a matplotlib figure (creating the folder) and close it."""
     import matplotlib.pyplot as plt
@@ -140,10 +150,7 @@ def plot_metrics(
 ) -> Path:
     """One panel per metric against ``step``: raw points, a smoothed line (EMA), and a +-1 std
     band where the record holds the spread (``reward_mean`` with ``reward_std``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = 2
     rows = math.ceil(len(keys) / cols)

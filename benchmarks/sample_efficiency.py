@@ -68,10 +68,9 @@ def base_reward(episodes: int) -> float:
 
 
 def plot(results: list[dict], algos: list[str], path: Path) -> None:
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for algo in algos:

@@ -342,11 +342,11 @@ def run_imp(
 def plot_imp(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Loss against the share of weights remaining (log axis, sparser to the right, as in
     Frankle & Carbin's figures), one labelled point per round. Returns ``path``."""
-    import matplotlib
     import matplotlib.ticker
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from assay.runs import pyplot
+
+    plt = pyplot()
 
     remaining = [100.0 * (1.0 - r["sparsity"]) for r in records]
     losses = [r["loss"] for r in records]

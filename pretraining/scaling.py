@@ -366,10 +366,9 @@ def plot_scaling(
 ) -> Path:
     """Three log-log panels (N, D, C): every run in grey, the points each curve is fitted to, and
     the fitted law with its formula as the title. Returns ``path``."""
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     runs = _check_records(records)
     all_x = {"N": runs[:, 0], "D": runs[:, 1], "C": 6.0 * runs[:, 0] * runs[:, 1]}

@@ -52,10 +52,9 @@ def run_zeroshot(
 
 def _plot(rows: list[dict], path: Path) -> None:
     """Grouped bars: one group per evaluation set, one bar per model."""
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     models = list(dict.fromkeys(r["model"] for r in rows))

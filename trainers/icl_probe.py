@@ -195,10 +195,9 @@ def report(results: Path) -> list[dict]:
 def plot_report(rows: list[dict], path: Path) -> Path:
     """One panel per (model, task): each corruption's accuracy change from ``all``, with
     error bars of two jackknife standard errors."""
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = sorted({(r["model"], r["task"]) for r in rows})
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 7), squeeze=False)
@@ -231,10 +230,9 @@ def checkpoint_step(name: str) -> int | None:
 
 def plot_over_checkpoints(rows: list[dict], path: Path) -> Path:
     """Each corruption's accuracy change from ``all`` against the checkpoint's step."""
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tasks = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 4.5), squeeze=False)
@@ -296,10 +294,9 @@ def attention_by_component(model, tokenizer, parts: Parts, layout: Layout | None
 
 def plot_attention(mass: torch.Tensor, path: Path, title: str = "") -> Path:
     """Heatmap of attention mass per layer (rows) and component (columns), mean over heads."""
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     grid = mass.mean(dim=1).numpy()  # (L, C)
     fig, ax = plt.subplots(figsize=(7, 0.35 * grid.shape[0] + 1.8))

@@ -117,10 +117,9 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def plot_best_of_n(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
     """Accuracy against N (log scale), one line per selector; weighted votes dashed."""
-    import matplotlib
+    from assay.runs import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     selectors = list(dict.fromkeys(r["selector"] for r in rows))
