@@ -132,6 +132,7 @@ def _rollout(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         device=args.device,
         tensor_parallel_size=args.tensor_parallel_size,
+        address=args.ray_address,
     )
     sampling = Sampling(
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
@@ -346,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--replicas", type=int, default=1, help="engines on a Ray pool if > 1")
     rollout.add_argument(
         "--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per engine"
+    )
+    rollout.add_argument(
+        "--ray-address", help="Ray cluster for the pool (default: RAY_ADDRESS, else local)"
     )
     rollout.add_argument("--shard-size", type=int, default=64, help="seeds per saved shard")
     rollout.add_argument("--dtype", default="float32")

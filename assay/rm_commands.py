@@ -29,6 +29,7 @@ def _engine(args: argparse.Namespace):
         dtype=args.dtype,
         device=args.device,
         batch_size=args.batch_size * args.samples,
+        address=args.ray_address,
     )
 
 
@@ -239,6 +240,9 @@ def _policy_args(p: argparse.ArgumentParser, problems: int, samples: int) -> Non
     p.add_argument("--batch-size", type=int, default=8, help="problems per generate call")
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="policy engines")
     p.add_argument("--replicas", type=int, default=1, help="policy engines on a Ray pool if > 1")
+    p.add_argument(
+        "--ray-address", help="Ray cluster for the pool (default: RAY_ADDRESS, else local)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default="cpu")

@@ -285,6 +285,9 @@ class RolloutConfig:
     """Pool replicas on GPUs of their own (``separate``: one whole GPU each), or sharing the
     learner's GPUs (``colocated``: each asks Ray for ``colocated_gpu_share`` of a GPU)."""
     colocated_gpu_share: float = 0.5
+    address: str | None = None
+    """The Ray cluster a pool joins (``ray.init(address=...)``: ``auto``, ``ray://host:10001``,
+    ...); unset: ``RAY_ADDRESS`` if set, else a local cluster without the learner's GPU."""
 
     def problems(self) -> list[str]:
         out = []

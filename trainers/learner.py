@@ -107,8 +107,15 @@ def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, 
             tensor_parallel_size=ro.tensor_parallel_size,
             vllm_kwargs={"gpu_memory_utilization": ro.gpu_memory_utilization},
         )
+        # Separate replicas must not land on the learner's GPU in a local cluster.
+        hide = [model.device.index or 0] if device == "cuda" and ro.placement == "separate" else []
         pool = RolloutPool(
-            spec, replicas=ro.replicas, chunk_size=ro.chunk_size, weight_sync=ro.weight_sync
+            spec,
+            replicas=ro.replicas,
+            chunk_size=ro.chunk_size,
+            weight_sync=ro.weight_sync,
+            address=ro.address,
+            hide_gpus=hide,
         )
         return pool, True
     if ro.off_policy:  # generation runs while the learner updates: it needs its own copy

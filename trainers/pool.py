@@ -27,6 +27,7 @@ and its unfinished chunks are run again. Every request is answered exactly once.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -140,9 +141,8 @@ class _EngineActor:
         return True
 
     def placement(self) -> dict[str, Any]:
-        """Where this replica runs: its placement group, node and process."""
-        import os
-
+        """Where this replica runs: its placement group, node, process and the environment
+        variables the pool may set."""
         import ray
 
         context = ray.get_runtime_context()
@@ -150,6 +150,7 @@ class _EngineActor:
             "placement_group": context.get_placement_group_id(),
             "node": context.get_node_id(),
             "pid": os.getpid(),
+            "env": {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", *_REPLICA_ENV)},
         }
 
     def receive_weights(self, manifest) -> bool:
@@ -169,7 +170,12 @@ class RolloutPool:
         max_restarts: int = 3,
         weight_sync: Literal["object_store", "broadcast"] = "object_store",
         start_timeout_s: float = 120.0,
+        hide_gpus: Iterable[int] = (),
     ):
+        """``hide_gpus``: local CUDA device indices the pool must leave alone (the learner's).
+        They are left out of the local Ray cluster when this pool starts one; a cluster that is
+        already running (``address``, ``RAY_ADDRESS``, or ``ray.init`` called before) is used
+        as it is."""
         try:
             import ray
         except ImportError as err:
@@ -194,7 +200,7 @@ class RolloutPool:
             raise ConfigError("RolloutPool: " + "; ".join(problems) + ".")
         self._ray = ray
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            _init_ray(ray, address, tuple(hide_gpus))
         self.spec, self.chunk_size, self.max_restarts = spec, chunk_size, max_restarts
         # A tensor-parallel replica's actor only drives vLLM: its GPU workers hold the GPUs.
         actor_gpus = spec.num_gpus if spec.tensor_parallel_size == 1 else 0
@@ -236,20 +242,17 @@ class RolloutPool:
     def _start(self, replica: int):
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        if self.groups[replica] is None:
-            return self._remote.remote(self.spec, self._weights_ref)
-        strategy = PlacementGroupSchedulingStrategy(
-            placement_group=self.groups[replica],
-            placement_group_bundle_index=0,
-            placement_group_capture_child_tasks=True,  # vLLM's TP workers join the group
-        )
-        options: dict[str, Any] = {"scheduling_strategy": strategy}
-        if self.spec.tensor_parallel_size > 1:
-            # This actor holds no GPU (its vLLM workers take the bundles'). With the override on,
-            # Ray blanks a zero-GPU actor's CUDA_VISIBLE_DEVICES and vLLM's engine process finds
-            # no GPU at all (ray-project/ray#51242); Ray 2.60 defaults to off, but a cluster
-            # may turn it on.
-            options["runtime_env"] = {"env_vars": {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}}
+        options: dict[str, Any] = {}
+        job_env = (self._ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
+        env = replica_env(self.spec, {**os.environ, **job_env})
+        if env:
+            options["runtime_env"] = {"env_vars": env}
+        if self.groups[replica] is not None:
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=self.groups[replica],
+                placement_group_bundle_index=0,
+                placement_group_capture_child_tasks=True,  # vLLM's TP workers join the group
+            )
         return self._remote.options(**options).remote(self.spec, self._weights_ref)
 
     def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
@@ -385,6 +388,57 @@ class RolloutPool:
         self.actors, self.groups = [], []
 
 
+_REPLICA_ENV = ("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "VLLM_CPU_OMP_THREADS_BIND")
+
+
+def replica_env(spec: EngineSpec, user_env: Mapping[str, str]) -> dict[str, str]:
+    """Environment variables a replica's actor needs beyond what ``user_env`` (the driver's and
+    the job's) already sets."""
+    env = {}
+    if spec.tensor_parallel_size > 1:
+        # This actor holds no GPU (its vLLM workers take the bundles'). With the override on,
+        # Ray blanks a zero-GPU actor's CUDA_VISIBLE_DEVICES and vLLM's engine process finds
+        # no GPU at all (ray-project/ray#51242); Ray 2.60 defaults to off, but a cluster
+        # may turn it on.
+        env["RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO"] = "0"
+    cpu_vllm = spec.backend == "vllm" and not spec.device.startswith("cuda")
+    if cpu_vllm and "VLLM_CPU_OMP_THREADS_BIND" not in user_env:
+        # vllm-cpu pins each engine's OpenMP threads to the first NUMA node's cores ("auto"),
+        # so replicas on one machine would all run on the same cores; leave it to the OS.
+        env["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
+    return env
+
+
+def _init_ray(ray, address: str | None, hide_gpus: tuple[int, ...]) -> None:
+    """Join the cluster ``address`` (or ``RAY_ADDRESS``) names, or start a local one. Ray counts
+    every visible GPU as its own, and the learner is not a Ray actor, so a local cluster would
+    hand the learner's GPU to a replica: the GPUs in ``hide_gpus`` are left out of it (the new
+    raylet inherits a ``CUDA_VISIBLE_DEVICES`` without them)."""
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if not hide_gpus or address is not None or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address, **options)
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",") if visible else [str(k) for k in range(torch.cuda.device_count())]
+    keep = [d for k, d in enumerate(devices) if k not in hide_gpus and d.strip()]
+    if not keep:
+        raise ConfigError(
+            f"RolloutPool: every visible GPU ({len(devices)}) is the learner's, so replicas "
+            "with GPUs of their own have none; share the learner's (rollout.placement: "
+            "colocated) or name a cluster with RAY_ADDRESS."
+        )
+    try:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(keep)
+        # "local": a new cluster even where `ray start` left one (that one would count the
+        # learner's GPU); set RAY_ADDRESS to join a running cluster instead.
+        ray.init(address="local", num_gpus=len(keep), **options)
+    finally:
+        if visible is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
+
+
 def open_engine(
     model: str,
     *,
@@ -394,9 +448,11 @@ def open_engine(
     device: str = "cpu",
     tensor_parallel_size: int = 1,
     batch_size: int = 64,
+    address: str | None = None,
 ):
     """``(engine, tokenizer)`` for the commands that generate (``assay rollout``, ``assay rm
-    data``): one HF or vLLM engine, or a Ray pool of ``replicas`` of either.
+    data``): one HF or vLLM engine, or a Ray pool of ``replicas`` of either (on the Ray cluster
+    ``address`` names, else ``RAY_ADDRESS``'s, else a local one).
 
     Pool replicas on GPUs take one each when there are enough, else an equal share of them. vLLM
     runs on the GPU whenever there is one (``device`` only places HF engines)."""
@@ -426,7 +482,7 @@ def open_engine(
             backend=backend,
             tensor_parallel_size=tensor_parallel_size,
         )
-        return RolloutPool(spec, replicas=replicas), tokenizer
+        return RolloutPool(spec, replicas=replicas, address=address), tokenizer
     if backend == "vllm":
         from trainers.vllm_engine import VLLMEngine
 

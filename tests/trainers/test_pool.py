@@ -2,6 +2,7 @@
 replica killed mid-batch is replaced without losing or repeating work."""
 
 import copy
+import os
 
 import pytest
 import torch
@@ -130,3 +131,117 @@ def _live_groups():
     from ray.util import placement_group_table
 
     return [g for g in placement_group_table().values() if g["state"] != "REMOVED"]
+
+
+HIDE_SCRIPT = """
+import json, os, ray
+from trainers.pool import _init_ray
+
+_init_ray(ray, None, (0,))
+
+@ray.remote(num_gpus=1, num_cpus=0)
+class Seat:
+    def where(self):
+        return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+seats = [Seat.remote() for _ in range(2)]
+print(json.dumps({
+    "gpus": ray.cluster_resources().get("GPU", 0),
+    "seats": sorted(ray.get([s.where.remote() for s in seats])),
+    "driver": os.environ["CUDA_VISIBLE_DEVICES"],
+}))
+ray.shutdown()
+"""
+
+
+def test_a_local_cluster_started_for_the_learner_leaves_its_gpu_out(tmp_path):
+    """The learner on GPU 0 of three: the pool's own cluster holds GPUs 1 and 2 only, and the
+    driver's CUDA_VISIBLE_DEVICES is put back. Ray takes the declared GPU ids as they are, so
+    this runs without GPUs (a fresh process: the module's cluster is already up)."""
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["CUDA_VISIBLE_DEVICES"] = "0,1,2"
+    done = subprocess.run(
+        [sys.executable, "-c", HIDE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"gpus": 2.0, "seats": ["1", "2"], "driver": "0,1,2"}
+
+
+def test_separate_replicas_with_only_the_learners_gpu_are_refused_at_once(monkeypatch):
+    from trainers.pool import _init_ray
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ConfigError, match="colocated"):
+        _init_ray(ray, None, (0,))  # refused before any cluster starts
+
+
+def test_the_learner_hides_its_gpu_only_from_separate_replicas(monkeypatch):
+    from types import SimpleNamespace
+
+    import trainers.pool
+    from assay.config import load_config
+    from trainers.config import RLConfig
+    from trainers.learner import build_engine
+
+    made = []
+    monkeypatch.setattr(trainers.pool, "RolloutPool", lambda spec, **kw: made.append(kw))
+    model = SimpleNamespace(device=torch.device("cuda", 1))
+    for placement in ("separate", "colocated"):
+        overrides = ["model.name=tiny-random-llama", "rollout.replicas=2", "rollout.address=auto"]
+        config = load_config(RLConfig, overrides=[*overrides, f"rollout.placement={placement}"])
+        build_engine(config, model, tokenizer=None)
+    assert [kw["hide_gpus"] for kw in made] == [[1], []]
+    assert [kw["address"] for kw in made] == ["auto", "auto"]
+
+
+class _FakeRay:
+    """Records how ``ray.init`` was called and the CUDA_VISIBLE_DEVICES it saw."""
+
+    def __init__(self):
+        self.calls = []
+
+    def init(self, address=None, **kwargs):
+        self.calls.append((address, kwargs.get("num_gpus"), os.environ.get("CUDA_VISIBLE_DEVICES")))
+
+
+def test_a_named_cluster_is_joined_as_it_is_and_only_a_new_one_hides_gpus(monkeypatch):
+    from trainers.pool import _init_ray
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    fake = _FakeRay()
+    _init_ray(fake, "ray://head:10001", (0,))  # a named cluster: its GPUs are its business
+    _init_ray(fake, None, ())  # nothing to hide: Ray's own choice
+    _init_ray(fake, None, (1,))  # a new local cluster without the learner's device 1
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    _init_ray(fake, None, (0,))
+    assert fake.calls == [
+        ("ray://head:10001", None, "4,5,6"),
+        (None, None, "4,5,6"),
+        ("local", 2, "4,6"),
+        (None, None, "4,5,6"),
+    ]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6"  # the driver's, put back
+
+
+def test_replica_env_unpins_cpu_vllm_and_keeps_tensor_parallel_gpus_visible():
+    from trainers.pool import replica_env
+
+    cpu_vllm = EngineSpec("m", backend="vllm")
+    assert replica_env(cpu_vllm, {}) == {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+    assert replica_env(cpu_vllm, {"VLLM_CPU_OMP_THREADS_BIND": "0-3|4-7"}) == {}  # the user's
+    assert replica_env(EngineSpec("m", backend="vllm", device="cuda", num_gpus=1), {}) == {}
+    assert replica_env(EngineSpec("m"), {}) == {}  # HF replicas need nothing
+    tp = EngineSpec("m", backend="vllm", device="cuda", num_gpus=1, tensor_parallel_size=2)
+    assert replica_env(tp, {}) == {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}

@@ -19,8 +19,9 @@ GREEDY = Sampling(temperature=0.0, max_new_tokens=12)
 
 @pytest.fixture(scope="module")
 def pool():
-    # Two engines on two cores: a small KV cache each, and no pinning of both to core 0.
-    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+    # Two engines on two cores: a small KV cache each (the pool itself stops vllm-cpu pinning
+    # both to the same cores).
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1"}
     ray.init(
         num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}
     )
@@ -41,6 +42,7 @@ def test_vllm_replicas_answer_like_the_hf_engine_from_their_placement_groups(poo
         PROMPTS, GREEDY))  # fmt: skip
     where = [ray.get(a.placement.remote()) for a in pool.actors]
     assert [w["placement_group"] for w in where] == [g.id.hex() for g in pool.groups]
+    assert [w["env"]["VLLM_CPU_OMP_THREADS_BIND"] for w in where] == ["nobind", "nobind"]
 
 
 def test_a_weight_update_reaches_both_vllm_replicas(pool):
