@@ -5,7 +5,7 @@ assay eval math --model NAME --env math-gsm8k-v0 [--n 200] [--samples K] [--few-
 assay eval rerank --policy NAME --orm DIR --prm DIR --n 64
 assay rm data --policy NAME --env math-gsm8k-v0 --problems 200 --samples 8 --out DIR
 assay rm train --kind orm|prm --data DIR --out DIR
-assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N]
+assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N] [--seat AGENT=WHO]
 assay codenames export --task guess --n 4000 --out DIR
 assay play codenames [--seat red/spymaster=human] [--watch] [--seed N]
 assay pretrain --config configs/pretrain_tiny.yaml [method=relora max_steps=N ...] [--resume] [--nproc N]
@@ -117,14 +117,15 @@ def _eval_math(args: argparse.Namespace) -> int:
 def _rollout(args: argparse.Namespace) -> int:
     import envs
     from assay.config import parse_overrides
-    from trainers.collect import collect_rollouts
+    from trainers.collect import collect_rollouts, parse_seats, seat_policies
     from trainers.pool import open_engine
     from trainers.rollout import Sampling
 
     if args.n < 1 or args.samples < 1 or args.replicas < 1:
         raise AssayError("--n, --samples and --replicas must be positive.")
     options = parse_overrides(args.env_options)
-    envs.make(args.env, **options)  # bad env options fail before any model loads
+    env = envs.make(args.env, **options)  # bad env options fail before any model loads
+    seat_names = parse_seats(args.seat)
     engine, tokenizer = open_engine(
         args.model,
         backend=args.backend,
@@ -137,7 +138,13 @@ def _rollout(args: argparse.Namespace) -> int:
     sampling = Sampling(
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
+    seat_engines: list = []
     try:
+
+        def open_model(name: str):
+            return open_engine(name, backend=args.backend, dtype=args.dtype, device=args.device)
+
+        seats, seat_engines = seat_policies(seat_names, env, tokenizer, open_model)
         dataset = collect_rollouts(
             engine,
             lambda: envs.make(args.env, **options),
@@ -147,9 +154,12 @@ def _rollout(args: argparse.Namespace) -> int:
             samples=args.samples,
             sampling=sampling,
             shard_size=args.shard_size,
+            seats=seats,
+            seat_names=seat_names,
         )
     finally:
-        engine.close()
+        for opened in [engine, *seat_engines]:
+            opened.close()
     rewards = dataset["reward"]
     print(f"{len(dataset)} trajectories, mean reward {sum(rewards) / max(1, len(rewards)):.3f}")
     print(f"datasets.load_from_disk({str(args.out / 'dataset')!r})")
@@ -350,6 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollout.add_argument(
         "--ray-address", help="Ray cluster for the pool (default: RAY_ADDRESS, else local)"
+    )
+    rollout.add_argument(
+        "--seat",
+        action="append",
+        default=[],
+        metavar="AGENT=WHO",
+        help="another policy for agents matching AGENT (fnmatch, e.g. 'blue/*'): a scripted "
+        "agent of the env (codenames: embedding, random) or a model sharing --model's tokenizer",
     )
     rollout.add_argument("--shard-size", type=int, default=64, help="seeds per saved shard")
     rollout.add_argument("--dtype", default="float32")

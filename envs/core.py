@@ -19,6 +19,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from assay.errors import ConfigError
+
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant")
 
@@ -96,6 +98,18 @@ class TextEnv(gym.Env[list, str]):
     """Numeric ``info`` keys from ``step`` that trainers average and log (e.g. ``target_recall``)."""
     observation_space = ChatMessages()
     action_space = FreeText()
+    possible_agents: tuple[str, ...] = ()
+    """Every agent (``info["agent"]``) that may act, where the env knows them up front."""
+    scripted_kinds: tuple[str, ...] = ()
+    """Scripted agents :meth:`scripted_policy` can make (multi-agent envs: opponents)."""
+
+    def scripted_policy(self, kind: str, agent: str, seed: int = 0):
+        """A scripted agent for the seat ``agent``: ``policy(observation, info) -> str``."""
+        raise ConfigError(
+            f"{type(self).__name__} has no scripted agents"
+            + (f"; it offers {', '.join(self.scripted_kinds)}" if self.scripted_kinds else "")
+            + f" (asked for {kind!r} on {agent!r})."
+        )
 
     @staticmethod
     def make_info(
@@ -108,13 +122,20 @@ class TextEnv(gym.Env[list, str]):
 def score_answers(env, episodes: list[tuple[int, str]]) -> list[tuple[float, dict]]:
     """Reward and info of each single-turn (seed, answer) pair: ``reset(seed=seed)`` then
     ``step(answer)``, or one ``env.score_many(episodes)`` call for envs that batch their scoring
-    (a judge model, an API)."""
+    (a judge model, an API). An env whose episode goes on after that step is refused."""
     batched = getattr(env, "score_many", None)
     if batched is not None:
         return batched(episodes)
     out = []
     for seed, answer in episodes:
         env.reset(seed=seed)
-        _, reward, _, _, info = env.step(answer)
+        _, reward, terminated, truncated, info = env.step(answer)
+        if not (terminated or truncated):
+            name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+            raise ConfigError(
+                f"{name} goes on after the first answer, and single-turn scoring (assay train "
+                "rl, assay eval) would take its first step's reward for the episode's; play "
+                "multi-turn envs with assay rollout or trainers.episodes.run_episodes."
+            )
         out.append((float(reward), info))
     return out

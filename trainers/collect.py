@@ -4,12 +4,17 @@
 
 Episodes are played with :func:`trainers.episodes.run_episodes` (so multi-turn and multi-agent
 envs work) for seeds ``seed_offset .. seed_offset + n - 1``, ``samples`` episodes per seed. Every
-agent trajectory becomes one row:
+token-exact context of an engine-played agent becomes one row (one per agent where observations
+grow; one per turn where the env shows a fresh board each turn):
 
-``seed``, ``sample``, ``agent``, ``prompt`` (the first observation, chat messages),
-``completion`` (the agent's answers, joined by blank lines), ``reward`` (the agent's episode
-reward), ``turns``, ``truncated``, ``token_ids``, ``train_mask``, ``logprobs`` (the token-exact context) and
-``info`` (the env's final ``info`` as JSON).
+``seed``, ``sample``, ``agent``, ``prompt`` (the context's first observation, chat messages),
+``completion`` (the agent's answers in it, joined by blank lines), ``reward`` (the agent's
+episode reward), ``turns``, ``truncated``, ``token_ids``, ``train_mask``, ``logprobs`` (the
+token-exact context) and ``info`` (the env's final ``info`` as JSON).
+
+Seats (``seats={"blue/*": "embedding"}``, ``assay rollout --seat``) give some agents another
+policy: a scripted agent the env offers (``env.scripted_kinds``) or another model with the same
+tokenizer (e.g. a frozen earlier checkpoint); every other agent plays the main engine.
 
 Rows are written in shards of ``shard_size`` seeds under ``DIR/shards/``, each saved whole (to a
 temporary folder, then renamed), so an interrupted run resumes at the first missing shard; at the
@@ -21,16 +26,82 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from assay.errors import AssayError, ConfigError
 from assay.runs import check_settings, env_identity
-from trainers.episodes import Episode, run_episodes
+from trainers.episodes import Episode, Policy, run_episodes
 from trainers.rollout import GenerationEngine, Sampling
+
+
+def parse_seats(items: Sequence[str]) -> dict[str, str]:
+    """``["blue/*=embedding", "red/operative=NAME"]`` -> ``{pattern: who}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        pattern, sep, who = item.partition("=")
+        if not sep or not pattern or not who:
+            raise ConfigError(f"--seat takes AGENT=WHO (e.g. 'blue/*=embedding'), got {item!r}.")
+        out[pattern] = who
+    return out
+
+
+def seat_policies(
+    seats: Mapping[str, str], env, tokenizer, open_model: Callable[[str], tuple[Any, Any]]
+) -> tuple[dict[str, Policy], list[Any]]:
+    """Policies for the seats (patterns over agent names), and the engines opened for them
+    (to close). ``who`` is one of the env's scripted kinds, else a model name for
+    ``open_model(name) -> (engine, tokenizer)``; a model must share ``tokenizer``, as
+    contexts are built with it."""
+    env = getattr(env, "unwrapped", env)
+    known = getattr(env, "possible_agents", ())
+    policies: dict[str, Policy] = {}
+    engines: dict[str, Any] = {}
+    for k, (pattern, who) in enumerate(seats.items()):
+        if known and not any(fnmatchcase(agent, pattern) for agent in known):
+            raise ConfigError(f"--seat {pattern!r} matches no agent; agents: {', '.join(known)}.")
+        if who in getattr(env, "scripted_kinds", ()):
+            policies[pattern] = _per_agent(env, who, seed=k)
+            continue
+        if who not in engines:
+            try:
+                engine, other = open_model(who)
+            except AssayError as err:
+                kinds = ", ".join(getattr(env, "scripted_kinds", ())) or "none"
+                raise ConfigError(
+                    f"--seat {pattern}={who}: not one of the env's scripted agents ({kinds}), "
+                    f"and not a model: {err}"
+                ) from err
+            engines[who] = engine
+            if other.get_vocab() != tokenizer.get_vocab() or (
+                other.chat_template != tokenizer.chat_template
+            ):
+                engine.close()
+                raise ConfigError(
+                    f"--seat {pattern}={who}: that model's tokenizer or chat template differs "
+                    "from the main model's; seats take the env's scripted agents "
+                    f"({', '.join(env.scripted_kinds) or 'none'}) or models that share it."
+                )
+        policies[pattern] = engines[who]
+    return policies, list(engines.values())
+
+
+def _per_agent(env, kind: str, seed: int) -> Policy:
+    """One scripted agent per seat the pattern covers, made when the seat first acts."""
+    made: dict[str, Policy] = {}
+
+    def act(observation, info) -> str:
+        agent = info["agent"]
+        if agent not in made:
+            made[agent] = env.scripted_policy(kind, agent, seed=seed)
+        return made[agent](observation, info)
+
+    return act
 
 
 def collect_rollouts(
@@ -43,20 +114,27 @@ def collect_rollouts(
     sampling: Sampling,
     seed_offset: int = 0,
     shard_size: int = 64,
+    seats: Mapping[str, Policy] | None = None,
+    seat_names: Mapping[str, str] | None = None,
 ):
-    """Play and save ``n * samples`` episodes; returns the joined ``datasets.Dataset``."""
+    """Play and save ``n * samples`` episodes; returns the joined ``datasets.Dataset``.
+    ``seats`` (pattern -> policy, see :func:`seat_policies`) play some agents instead of
+    ``engine``; ``seat_names`` (pattern -> what plays it) go into the manifest."""
     import datasets
 
+    policies = {**(seats or {}), "*": engine} if seats else engine
     shards_dir = out_dir / "shards"
     shards_dir.mkdir(parents=True, exist_ok=True)
-    _check_manifest(out_dir, n, samples, sampling, seed_offset, shard_size, make_env)
+    _check_manifest(
+        out_dir, n, samples, sampling, seed_offset, shard_size, make_env, dict(seat_names or {})
+    )
     starts = list(range(0, n, shard_size))
     for number, start in enumerate(tqdm(starts, desc="rollout", unit="shard")):
         final = shards_dir / f"{number:05d}"
         if final.exists():
             continue  # done in an earlier, interrupted run
         seeds = [seed_offset + s for s in range(start, min(start + shard_size, n))]
-        rows = _play_shard(engine, make_env, tokenizer, seeds, samples, sampling, number)
+        rows = _play_shard(policies, make_env, tokenizer, seeds, samples, sampling, number)
         tmp = shards_dir / f".{number:05d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
@@ -67,11 +145,11 @@ def collect_rollouts(
     return dataset
 
 
-def _play_shard(engine, make_env, tokenizer, seeds, samples, sampling, number) -> list[dict]:
+def _play_shard(policies, make_env, tokenizer, seeds, samples, sampling, number) -> list[dict]:
     all_seeds = [s for s in seeds for _ in range(samples)]
     if sampling.seed is not None:  # a shard's samples do not depend on earlier shards
         sampling = replace(sampling, seed=sampling.seed * 100_003 + number)
-    episodes = run_episodes(engine, make_env, all_seeds, sampling, tokenizer)
+    episodes = run_episodes(policies, make_env, all_seeds, sampling, tokenizer)
     rows = []
     for k, episode in enumerate(episodes):
         rows += _rows(episode, sample=k % samples)
@@ -80,16 +158,14 @@ def _play_shard(engine, make_env, tokenizer, seeds, samples, sampling, number) -
 
 def _rows(episode: Episode, sample: int) -> list[dict[str, Any]]:
     out = []
-    for agent, t in episode.trajectories.items():
-        if not t.turns:
-            continue  # an agent that only received a reward, never acted
+    for t in episode.contexts:
         first_prompt = t.messages[: t.policy_messages[0]]
         answers = [t.messages[i]["content"] for i in t.policy_messages]
         out.append(
             {
                 "seed": episode.seed,
                 "sample": sample,
-                "agent": agent,
+                "agent": t.agent,
                 "prompt": first_prompt,
                 "completion": "\n\n".join(answers),
                 "reward": t.reward,
@@ -104,7 +180,9 @@ def _rows(episode: Episode, sample: int) -> list[dict[str, Any]]:
     return out
 
 
-def _check_manifest(out_dir: Path, n, samples, sampling, seed_offset, shard_size, make_env):
+def _check_manifest(
+    out_dir: Path, n, samples, sampling, seed_offset, shard_size, make_env, seats: dict[str, str]
+):
     """Shards are only reused by a run with the same settings; a different run must not silently
     mix with them."""
     manifest = {
@@ -117,5 +195,6 @@ def _check_manifest(out_dir: Path, n, samples, sampling, seed_offset, shard_size
         "shard_size": shard_size,
         "sampling": asdict(sampling),
         **env_identity(make_env()),
+        **({"seats": seats} if seats else {}),  # absent without seats, as in older folders
     }
     check_settings(out_dir / "rollout.json", manifest, "rollouts")

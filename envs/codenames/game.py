@@ -84,6 +84,8 @@ class CodenamesGameEnv(TextEnv):
     English-word threshold)."""
 
     metric_keys = ()
+    possible_agents = SEATS
+    scripted_kinds = ("embedding", "random")
 
     def __init__(
         self,
@@ -103,6 +105,17 @@ class CodenamesGameEnv(TextEnv):
         self.shaping = {k: float(shaping.get(k, 0.0)) for k in SHAPING_KEYS}
         self.min_zipf = min_zipf
         self.state: GameState | None = None
+
+    def scripted_policy(self, kind: str, agent: str, seed: int = 0):
+        """``embedding`` or ``random`` agent for a seat (``red/spymaster``, ...), as a policy
+        ``(observation, info) -> str`` for :func:`trainers.episodes.run_episodes`."""
+        from envs.codenames.agents import scripted_agent
+
+        role = agent.rpartition("/")[2]
+        if kind not in self.scripted_kinds or role not in ("spymaster", "operative"):
+            return super().scripted_policy(kind, agent, seed)
+        player = scripted_agent(kind, role, seed=seed)
+        return lambda observation, info: player.act(observation, info["view"])
 
     # --- episode -------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -163,3 +163,14 @@ def test_embedding_agents_beat_random_ones_and_games_replay_by_seed():
     first = play_game(env, embedding, seed=11)[2]
     again = play_game(env, embedding, seed=11)[2]
     assert [a for _, a, _ in first] == [a for _, a, _ in again]
+
+
+def test_single_turn_scoring_refuses_the_multi_turn_game():
+    """`assay train rl` and `assay eval` score one answer per episode: on the full game they
+    would take the first clue's step reward for the game's, so they stop with a clear error."""
+    from assay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="goes on after the first answer"):
+        envs.score_answers(envs.make("codenames-game-v0"), [(0, "Clue: ANIMAL 2")])
+    ((reward, info),) = envs.score_answers(envs.make("codenames-guess-v0"), [(0, "Guess: X")])
+    assert info["valid"] is False  # single-turn envs are scored as before

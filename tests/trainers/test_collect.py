@@ -98,3 +98,77 @@ def test_a_gpu_pool_without_a_gpu_is_refused_in_one_sentence(tmp_path, capsys, m
     code = main(["rollout", "--env", "codenames-guess-v0", "--out", str(tmp_path), "--model",
                  "tiny-random-llama", "--replicas", "2", "--device", "cuda"])  # fmt: skip
     assert code == 2 and "--device cuda, but no GPU is visible" in capsys.readouterr().err
+
+
+def test_codenames_games_with_scripted_seats_give_a_row_per_turn(tmp_path, capsys):
+    """The full game shows a fresh board each turn: one row per turn of the model's red seats,
+    none for blue's scripted agents, and each row carries its seat's game result."""
+    code = main(
+        ["rollout", "--model", "tiny-random-llama", "--env", "codenames-game-v0", "--n", "2",
+         "--max-new-tokens", "6", "--temperature", "1.0", "--seat", "blue/*=random",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    ds = datasets.load_from_disk(str(tmp_path / "dataset"))
+    assert set(ds["agent"]) <= {"red/spymaster", "red/operative"} and set(ds["turns"]) == {1}
+    assert len(ds) > 2  # several turns per game
+    for row in ds:
+        final = json.loads(row["info"])
+        if final["winner"] in ("red", "blue"):
+            assert row["reward"] == (1.0 if final["winner"] == "red" else -1.0)
+        assert row["prompt"][0]["role"] == "system" and "Board:" in row["prompt"][-1]["content"]
+    manifest = json.loads((tmp_path / "rollout.json").read_text())
+    assert manifest["seats"] == {"blue/*": "random"}
+    # The same folder with other seats is not mixed in.
+    again = main(["rollout", "--model", "tiny-random-llama", "--env", "codenames-game-v0",
+                  "--n", "2", "--max-new-tokens", "6", "--temperature", "1.0",
+                  "--seat", "blue/*=embedding", "--out", str(tmp_path)])  # fmt: skip
+    assert again == 2 and "seats" in capsys.readouterr().err
+
+
+def test_seats_that_cannot_be_played_are_refused_in_one_sentence(tmp_path, capsys, monkeypatch):
+    base = ["rollout", "--model", "tiny-random-llama", "--env", "codenames-game-v0", "--n", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main([*base, "--seat", "green/*=random"]) == 2
+    assert "matches no agent; agents: red/spymaster" in capsys.readouterr().err
+    assert main([*base, "--seat", "blue/*"]) == 2
+    assert "--seat takes AGENT=WHO" in capsys.readouterr().err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # "random" is no model either, and no hub here
+    assert main(["rollout", "--model", "tiny-random-llama", "--env", "math-gsm8k-v0", "--n", "1",
+                 "--seat", "solver=random", "--out", str(tmp_path / "m")]) == 2  # fmt: skip
+    assert "not one of the env's scripted agents (none), and not a model" in (
+        capsys.readouterr().err)  # fmt: skip
+
+
+def test_a_model_seat_plays_and_is_recorded_and_a_foreign_tokenizer_is_refused(tmp_path, tiny_lm):
+    import copy
+
+    import pytest
+
+    from assay.errors import ConfigError
+    from trainers.collect import seat_policies
+
+    model, tokenizer = tiny_lm
+    env = envs.make("codenames-game-v0")
+    frozen = HFEngine(copy.deepcopy(model), tokenizer)
+    closed = []
+
+    class Closing(HFEngine):
+        def close(self):
+            closed.append(True)
+
+    seats, opened = seat_policies({"blue/*": "frozen"}, env, tokenizer,
+                                  lambda name: (frozen, tokenizer))  # fmt: skip
+    assert seats == {"blue/*": frozen} and opened == [frozen]
+    sampling = Sampling(temperature=1.0, max_new_tokens=6, seed=0)
+    ds = collect_rollouts(HFEngine(model, tokenizer), lambda: envs.make("codenames-game-v0"),
+                          tokenizer, tmp_path, n=1, samples=1, sampling=sampling, seats=seats,
+                          seat_names={"blue/*": "frozen"})  # fmt: skip
+    assert {a.split("/")[0] for a in ds["agent"]} == {"red", "blue"}  # both engines' turns kept
+
+    other = copy.deepcopy(tokenizer)
+    other.chat_template = "{{ messages[0]['content'] }}"
+    with pytest.raises(ConfigError, match="tokenizer or chat template differs"):
+        seat_policies({"blue/*": "other"}, env, tokenizer,
+                      lambda name: (Closing(model, other), other))  # fmt: skip
+    assert closed == [True]

@@ -1,9 +1,8 @@
 """Multi-turn, multi-agent episodes: token-exact contexts, train masks, per-agent rewards."""
 
-import pytest
-
+import envs
 from envs import TextEnv
-from trainers.episodes import TemplateError, run_episodes
+from trainers.episodes import run_episodes
 from trainers.rollout import HFEngine, Sampling
 
 
@@ -72,7 +71,7 @@ def test_two_turn_trajectory_is_token_exact(tiny_lm):
     model, tokenizer = tiny_lm
     engine = Recording(HFEngine(model, tokenizer))
     (episode,) = run_episodes(engine, TwoTurns, [3], SAMPLING, tokenizer)
-    t = episode.trajectories["talker"]
+    (t,) = episode.trajectories["talker"]
     assert (episode.steps, t.turns, t.reward) == (2, 2, 1.5)
     assert _rendered_matches(tokenizer, t)
     generated = [tok for tok, m in zip(t.token_ids, t.train_mask, strict=True) if m]
@@ -92,7 +91,7 @@ def test_two_policies_two_agents_and_per_agent_rewards(tiny_lm):
     for episode in episodes:
         assert episode.rewards == {"a": 1.0, "b": -1.0}
         for agent in ("a", "b"):
-            t = episode.trajectories[agent]
+            (t,) = episode.trajectories[agent]
             assert t.turns == 2 and _rendered_matches(tokenizer, t)
             assert (
                 sum(t.train_mask)
@@ -100,15 +99,72 @@ def test_two_policies_two_agents_and_per_agent_rewards(tiny_lm):
             )
 
 
-def test_an_observation_that_rewrites_history_is_refused(tiny_lm):
-    class Amnesia(TwoTurns):
+def test_a_fresh_observation_starts_a_new_token_exact_context(tiny_lm):
+    class Fresh(TwoTurns):
         def step(self, action):
             observation, *rest = super().step(action)
-            return observation[-1:], *rest  # forgets the conversation
+            return observation[-1:], *rest  # the new turn shows only the latest message
 
     model, tokenizer = tiny_lm
-    with pytest.raises(TemplateError, match="does not extend its previous conversation"):
-        run_episodes(HFEngine(model, tokenizer), Amnesia, [0], SAMPLING, tokenizer)
+    engine = Recording(HFEngine(model, tokenizer))
+    (episode,) = run_episodes(engine, Fresh, [0], SAMPLING, tokenizer)
+    first, second = episode.trajectories["talker"]
+    assert [c.turns for c in episode.contexts] == [1, 1] and episode.rewards == {"talker": 1.5}
+    assert first.reward == second.reward == 1.5  # each context carries the episode's reward
+    assert second.messages[0]["content"].endswith("characters. Again.")
+    # The second turn was generated from the fresh conversation alone, rendered by the template.
+    fresh = tokenizer.apply_chat_template(
+        second.messages[:1], add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+    assert engine.log[1].prompt_ids == fresh == second.token_ids[: len(fresh)]
+    for context, completion in zip(episode.contexts, engine.log, strict=True):
+        assert _rendered_matches(tokenizer, context)
+        generated = [t for t, m in zip(context.token_ids, context.train_mask, strict=True) if m]
+        assert generated == completion.token_ids
+
+
+def test_scripted_agents_by_pattern_act_without_contexts(tiny_lm):
+    model, tokenizer = tiny_lm
+    learner = Recording(HFEngine(model, tokenizer))
+    seen = []
+
+    def echo(observation, info):
+        seen.append(info["agent"])
+        return "pass"
+
+    (episode,) = run_episodes({"[b]": echo, "*": learner}, Relay, [0], SAMPLING, tokenizer)
+    assert seen == ["b", "b"] and len(learner.log) == 2
+    assert [c.agent for c in episode.contexts] == ["a"]
+    assert "b said: pass" in episode.contexts[0].messages[-2]["content"]
+    assert episode.rewards == {"a": 1.0, "b": -1.0} and episode.contexts[0].reward == 1.0
+
+
+def test_a_codenames_game_learner_seats_against_scripted_ones(tiny_lm):
+    """The full game shows each seat a fresh board every turn: the learner's red seats get one
+    token-exact context per turn, blue's scripted agents none, and every context carries its
+    seat's game result."""
+    from envs.codenames.agents import scripted_agent
+
+    model, tokenizer = tiny_lm
+    blue = {
+        f"blue/{role}": scripted_agent("random", role, seed=1)
+        for role in ("spymaster", "operative")
+    }
+    policies = {**{seat: (lambda a: lambda obs, info: a.act(obs, info["view"]))(agent)
+                   for seat, agent in blue.items()}, "red/*": HFEngine(model, tokenizer)}  # fmt: skip
+    episodes = run_episodes(
+        policies, lambda: envs.make("codenames-game-v0"), [0, 1], SAMPLING, tokenizer, max_turns=80
+    )
+    for episode in episodes:
+        assert episode.contexts and {c.agent for c in episode.contexts} <= {
+            "red/spymaster",
+            "red/operative",
+        }
+        assert all(c.turns == 1 and _rendered_matches(tokenizer, c) for c in episode.contexts)
+        assert all(c.reward == episode.rewards[c.agent] for c in episode.contexts)
+        winner = episode.infos[-1].get("winner")
+        if winner in ("red", "blue"):
+            assert episode.rewards["red/spymaster"] == (1.0 if winner == "red" else -1.0)
 
 
 def test_closing_ids_do_not_assume_the_end_of_sequence_token_ends_a_turn(tiny_lm):
