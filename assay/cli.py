@@ -117,7 +117,7 @@ def _eval_math(args: argparse.Namespace) -> int:
 def _rollout(args: argparse.Namespace) -> int:
     import envs
     from assay.config import parse_overrides
-    from trainers.collect import collect_rollouts, parse_seats, seat_policies
+    from trainers.collect import check_seats, collect_rollouts, parse_seats, seat_policies
     from trainers.pool import open_engine
     from trainers.rollout import Sampling
 
@@ -126,6 +126,9 @@ def _rollout(args: argparse.Namespace) -> int:
     options = parse_overrides(args.env_options)
     env = envs.make(args.env, **options)  # bad env options fail before any model loads
     seat_names = parse_seats(args.seat)
+    check_seats(seat_names, env)  # before any model loads
+    if args.max_turns < 1:
+        raise AssayError("--max-turns must be positive.")
     engine, tokenizer = open_engine(
         args.model,
         backend=args.backend,
@@ -141,8 +144,8 @@ def _rollout(args: argparse.Namespace) -> int:
     seat_engines: list = []
     try:
 
-        def open_model(name: str):
-            return open_engine(name, backend=args.backend, dtype=args.dtype, device=args.device)
+        def open_model(name: str):  # one HF engine in this process, beside the main engines
+            return open_engine(name, dtype=args.dtype, device=args.device)
 
         seats, seat_engines = seat_policies(seat_names, env, tokenizer, open_model)
         dataset = collect_rollouts(
@@ -156,12 +159,13 @@ def _rollout(args: argparse.Namespace) -> int:
             shard_size=args.shard_size,
             seats=seats,
             seat_names=seat_names,
+            max_turns=args.max_turns,
         )
     finally:
         for opened in [engine, *seat_engines]:
             opened.close()
-    rewards = dataset["reward"]
-    print(f"{len(dataset)} trajectories, mean reward {sum(rewards) / max(1, len(rewards)):.3f}")
+    rewards = dataset["reward"] if len(dataset) else []
+    print(f"{len(dataset)} rows (contexts), mean reward {sum(rewards) / max(1, len(rewards)):.3f}")
     print(f"datasets.load_from_disk({str(args.out / 'dataset')!r})")
     return 0
 
@@ -359,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per engine"
     )
     rollout.add_argument(
-        "--ray-address", help="Ray cluster for the pool (default: RAY_ADDRESS, else local)"
+        "--ray-address",
+        help="Ray cluster for the pool (default: RAY_ADDRESS, else what ray.init() finds)",
     )
     rollout.add_argument(
         "--seat",
@@ -368,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AGENT=WHO",
         help="another policy for agents matching AGENT (fnmatch, e.g. 'blue/*'): a scripted "
         "agent of the env (codenames: embedding, random) or a model sharing --model's tokenizer",
+    )
+    rollout.add_argument(
+        "--max-turns", type=int, default=256, help="steps per episode before it is cut"
     )
     rollout.add_argument("--shard-size", type=int, default=64, help="seeds per saved shard")
     rollout.add_argument("--dtype", default="float32")

@@ -241,7 +241,8 @@ def _policy_args(p: argparse.ArgumentParser, problems: int, samples: int) -> Non
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="policy engines")
     p.add_argument("--replicas", type=int, default=1, help="policy engines on a Ray pool if > 1")
     p.add_argument(
-        "--ray-address", help="Ray cluster for the pool (default: RAY_ADDRESS, else local)"
+        "--ray-address",
+        help="Ray cluster for the pool (default: RAY_ADDRESS, else what ray.init() finds)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32")

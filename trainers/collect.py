@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from assay.errors import AssayError, ConfigError
 from assay.runs import check_settings, env_identity
-from trainers.episodes import Episode, Policy, run_episodes
+from trainers.episodes import Episode, Policy, policy_for, run_episodes
 from trainers.rollout import GenerationEngine, Sampling
 
 
@@ -51,57 +51,84 @@ def parse_seats(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def check_seats(seats: Mapping[str, str], env, label: str = "--seat") -> None:
+    """Refuse, before any model loads, a pattern that matches none of the env's agents and
+    seats that leave no agent to an engine (nothing would be recorded)."""
+    env = getattr(env, "unwrapped", env)
+    known = getattr(env, "possible_agents", ())
+    if not known:
+        return
+    for pattern in seats:
+        if not any(fnmatchcase(agent, pattern) for agent in known):
+            raise ConfigError(f"{label} {pattern!r} matches no agent; agents: {', '.join(known)}.")
+    kinds = getattr(env, "scripted_kinds", ())
+    whos = {**seats, **({} if "*" in seats else {"*": "the main model"})}
+    if all(policy_for(whos, agent) in kinds for agent in known):
+        raise ConfigError(
+            f"{label}: every agent is played by a scripted agent, so no engine plays and "
+            "nothing is recorded; leave at least one agent to a model."
+        )
+
+
 def seat_policies(
-    seats: Mapping[str, str], env, tokenizer, open_model: Callable[[str], tuple[Any, Any]]
+    seats: Mapping[str, str],
+    env,
+    tokenizer,
+    open_model: Callable[[str], tuple[Any, Any]],
+    label: str = "--seat",
 ) -> tuple[dict[str, Policy], list[Any]]:
     """Policies for the seats (patterns over agent names), and the engines opened for them
     (to close). ``who`` is one of the env's scripted kinds, else a model name for
     ``open_model(name) -> (engine, tokenizer)``; a model must share ``tokenizer``, as
-    contexts are built with it."""
+    contexts are built with it. A failure closes what was opened."""
+    check_seats(seats, env, label)
     env = getattr(env, "unwrapped", env)
-    known = getattr(env, "possible_agents", ())
+    kinds = getattr(env, "scripted_kinds", ())
     policies: dict[str, Policy] = {}
     engines: dict[str, Any] = {}
-    for k, (pattern, who) in enumerate(seats.items()):
-        if known and not any(fnmatchcase(agent, pattern) for agent in known):
-            raise ConfigError(f"--seat {pattern!r} matches no agent; agents: {', '.join(known)}.")
-        if who in getattr(env, "scripted_kinds", ()):
-            policies[pattern] = _per_agent(env, who, seed=k)
-            continue
-        if who not in engines:
-            try:
-                engine, other = open_model(who)
-            except AssayError as err:
-                kinds = ", ".join(getattr(env, "scripted_kinds", ())) or "none"
-                raise ConfigError(
-                    f"--seat {pattern}={who}: not one of the env's scripted agents ({kinds}), "
-                    f"and not a model: {err}"
-                ) from err
-            engines[who] = engine
-            if other.get_vocab() != tokenizer.get_vocab() or (
-                other.chat_template != tokenizer.chat_template
-            ):
-                engine.close()
-                raise ConfigError(
-                    f"--seat {pattern}={who}: that model's tokenizer or chat template differs "
-                    "from the main model's; seats take the env's scripted agents "
-                    f"({', '.join(env.scripted_kinds) or 'none'}) or models that share it."
-                )
-        policies[pattern] = engines[who]
+    try:
+        for k, (pattern, who) in enumerate(seats.items()):
+            if who in kinds:
+                policies[pattern] = ScriptedSeat(env, who, index=k)
+                continue
+            if who not in engines:
+                engines[who] = _open_seat_model(pattern, who, tokenizer, open_model, kinds, label)
+            policies[pattern] = engines[who]
+    except BaseException:
+        for engine in engines.values():
+            engine.close()
+        raise
     return policies, list(engines.values())
 
 
-def _per_agent(env, kind: str, seed: int) -> Policy:
-    """One scripted agent per seat the pattern covers, made when the seat first acts."""
-    made: dict[str, Policy] = {}
+def _open_seat_model(pattern, who, tokenizer, open_model, kinds, label):
+    try:
+        engine, other = open_model(who)
+    except AssayError as err:
+        raise ConfigError(
+            f"{label} {pattern}={who}: not one of the env's scripted agents "
+            f"({', '.join(kinds) or 'none'}), and not a model: {err}"
+        ) from err
+    if other.get_vocab() != tokenizer.get_vocab() or other.chat_template != tokenizer.chat_template:
+        engine.close()
+        raise ConfigError(
+            f"{label} {pattern}={who}: that model's tokenizer or chat template differs from the "
+            f"main model's; seats take the env's scripted agents ({', '.join(kinds) or 'none'}) "
+            "or models that share it."
+        )
+    return engine
 
-    def act(observation, info) -> str:
-        agent = info["agent"]
-        if agent not in made:
-            made[agent] = env.scripted_policy(kind, agent, seed=seed)
-        return made[agent](observation, info)
 
-    return act
+class ScriptedSeat:
+    """A seat played by the env's scripted agent ``kind``: one per episode and agent, seeded by
+    the episode's seed and sample, so a shard plays the same whatever ran before it."""
+
+    def __init__(self, env, kind: str, index: int):
+        self.env, self.kind, self.index = env, kind, index
+
+    def for_episode(self, agent: str, seed: int, sample: int) -> Policy:
+        episode_seed = (seed * 1_000_003 + sample * 7_919 + self.index) % 2**32
+        return self.env.scripted_policy(self.kind, agent, seed=episode_seed)
 
 
 def collect_rollouts(
@@ -116,17 +143,30 @@ def collect_rollouts(
     shard_size: int = 64,
     seats: Mapping[str, Policy] | None = None,
     seat_names: Mapping[str, str] | None = None,
+    max_turns: int = 256,
 ):
-    """Play and save ``n * samples`` episodes; returns the joined ``datasets.Dataset``.
+    """Play and save ``n * samples`` episodes (each cut after ``max_turns`` steps, and marked
+    truncated); returns the joined ``datasets.Dataset``.
     ``seats`` (pattern -> policy, see :func:`seat_policies`) play some agents instead of
     ``engine``; ``seat_names`` (pattern -> what plays it) go into the manifest."""
     import datasets
 
-    policies = {**(seats or {}), "*": engine} if seats else engine
+    policies: Policy | dict[str, Policy] = engine
+    if seats:
+        policies = dict(seats)
+        policies.setdefault("*", engine)  # a '*' seat of the user's wins
     shards_dir = out_dir / "shards"
     shards_dir.mkdir(parents=True, exist_ok=True)
     _check_manifest(
-        out_dir, n, samples, sampling, seed_offset, shard_size, make_env, dict(seat_names or {})
+        out_dir,
+        n,
+        samples,
+        sampling,
+        seed_offset,
+        shard_size,
+        make_env,
+        dict(seat_names or {}),
+        max_turns,
     )
     starts = list(range(0, n, shard_size))
     for number, start in enumerate(tqdm(starts, desc="rollout", unit="shard")):
@@ -134,7 +174,9 @@ def collect_rollouts(
         if final.exists():
             continue  # done in an earlier, interrupted run
         seeds = [seed_offset + s for s in range(start, min(start + shard_size, n))]
-        rows = _play_shard(policies, make_env, tokenizer, seeds, samples, sampling, number)
+        rows = _play_shard(
+            policies, make_env, tokenizer, seeds, samples, sampling, number, max_turns
+        )
         tmp = shards_dir / f".{number:05d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
@@ -145,11 +187,13 @@ def collect_rollouts(
     return dataset
 
 
-def _play_shard(policies, make_env, tokenizer, seeds, samples, sampling, number) -> list[dict]:
+def _play_shard(
+    policies, make_env, tokenizer, seeds, samples, sampling, number, max_turns
+) -> list[dict]:
     all_seeds = [s for s in seeds for _ in range(samples)]
     if sampling.seed is not None:  # a shard's samples do not depend on earlier shards
         sampling = replace(sampling, seed=sampling.seed * 100_003 + number)
-    episodes = run_episodes(policies, make_env, all_seeds, sampling, tokenizer)
+    episodes = run_episodes(policies, make_env, all_seeds, sampling, tokenizer, max_turns)
     rows = []
     for k, episode in enumerate(episodes):
         rows += _rows(episode, sample=k % samples)
@@ -181,7 +225,15 @@ def _rows(episode: Episode, sample: int) -> list[dict[str, Any]]:
 
 
 def _check_manifest(
-    out_dir: Path, n, samples, sampling, seed_offset, shard_size, make_env, seats: dict[str, str]
+    out_dir: Path,
+    n,
+    samples,
+    sampling,
+    seed_offset,
+    shard_size,
+    make_env,
+    seats: dict[str, str],
+    max_turns: int,
 ):
     """Shards are only reused by a run with the same settings; a different run must not silently
     mix with them."""
@@ -193,6 +245,7 @@ def _check_manifest(
         "samples": samples,
         "seed_offset": seed_offset,
         "shard_size": shard_size,
+        "max_turns": max_turns,
         "sampling": asdict(sampling),
         **env_identity(make_env()),
         **({"seats": seats} if seats else {}),  # absent without seats, as in older folders

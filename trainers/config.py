@@ -287,7 +287,8 @@ class RolloutConfig:
     colocated_gpu_share: float = 0.5
     address: str | None = None
     """The Ray cluster a pool joins (``ray.init(address=...)``: ``auto``, ``ray://host:10001``,
-    ...); unset: ``RAY_ADDRESS`` if set, else a local cluster without the learner's GPU."""
+    ...); unset: ``RAY_ADDRESS`` if set, else a new local cluster without the learner's GPU
+    (a learner on a GPU with ``placement: separate``) or whatever ``ray.init()`` finds."""
 
     def problems(self) -> list[str]:
         out = []

@@ -15,7 +15,9 @@ token-exact as a grown one.
 
 Policies: an engine (its contexts are recorded) or a scripted agent, any callable
 ``(observation, info) -> str`` (nothing recorded), chosen per agent by name or ``fnmatch``
-pattern (``{"red/*": learner, "*": frozen}``).
+pattern (``{"red/*": learner, "*": frozen}``). A scripted agent with state (a random one) is
+better given as a factory with ``for_episode(agent, seed, sample) -> callable``: each episode
+then gets its own, seeded by the episode, so results do not depend on what else was played.
 
 Rewards: a step's ``info["rewards"]`` (a dict agent -> reward) if the env gives one, else the
 step's reward goes to the agent that acted; each agent's rewards are summed over the episode
@@ -65,6 +67,10 @@ class Episode:
     """The env truncated it, or ``max_turns`` ran out before it ended."""
     rewards: dict[str, float] = field(default_factory=dict)
     """Each agent's reward summed over the episode (scripted agents too)."""
+    sample: int = 0
+    """Which play of ``seed`` this is (0 for the first episode of a seed in the call)."""
+    scripted: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """This episode's own scripted agents (from factories), by agent."""
 
     @property
     def trajectories(self) -> dict[str, list[Trajectory]]:
@@ -140,9 +146,11 @@ def run_episodes(
         raise ValueError("run_episodes samples one answer per turn; play more seeds for groups.")
     envs_ = [make_env() for _ in seeds]
     episodes, live = [], []
+    plays: dict[int, int] = {}
     for env, seed in zip(envs_, seeds, strict=True):
         observation, info = env.reset(seed=seed)
-        episode = Episode(seed, [], 0, [info])
+        plays[seed] = plays.get(seed, -1) + 1
+        episode = Episode(seed, [], 0, [info], sample=plays[seed])
         episodes.append(episode)
         live.append((env, episode, observation, info))
     for round_number in range(max_turns):
@@ -184,6 +192,12 @@ def _play_round(live, policies, sampling: Sampling, tokenizer) -> list:
         agent = info["agent"]
         policy = policy_for(policies, agent)
         if not _is_engine(policy):
+            if hasattr(policy, "for_episode"):
+                if agent not in episode.scripted:
+                    episode.scripted[agent] = policy.for_episode(
+                        agent, episode.seed, episode.sample
+                    )
+                policy = episode.scripted[agent]
             actions[k] = policy(observation, info)
             continue
         context = episode.current(agent)

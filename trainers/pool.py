@@ -150,7 +150,7 @@ class _EngineActor:
             "placement_group": context.get_placement_group_id(),
             "node": context.get_node_id(),
             "pid": os.getpid(),
-            "env": {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", *_REPLICA_ENV)},
+            "env": {k: os.environ.get(k) for k in _SHOWN_ENV},
         }
 
     def receive_weights(self, manifest) -> bool:
@@ -244,7 +244,7 @@ class RolloutPool:
 
         options: dict[str, Any] = {}
         job_env = (self._ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
-        env = replica_env(self.spec, {**os.environ, **job_env})
+        env = replica_env(self.spec, os.environ, job_env)
         if env:
             options["runtime_env"] = {"env_vars": env}
         if self.groups[replica] is not None:
@@ -388,12 +388,20 @@ class RolloutPool:
         self.actors, self.groups = [], []
 
 
-_REPLICA_ENV = ("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "VLLM_CPU_OMP_THREADS_BIND")
+_SHOWN_ENV = (  # what placement() reports: the pool's variables and what they sit beside
+    "CUDA_VISIBLE_DEVICES",
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO",
+    "VLLM_CPU_OMP_THREADS_BIND",
+    "VLLM_CPU_KVCACHE_SPACE",
+)
 
 
-def replica_env(spec: EngineSpec, user_env: Mapping[str, str]) -> dict[str, str]:
-    """Environment variables a replica's actor needs beyond what ``user_env`` (the driver's and
-    the job's) already sets."""
+def replica_env(
+    spec: EngineSpec, driver_env: Mapping[str, str], job_env: Mapping[str, str]
+) -> dict[str, str]:
+    """Environment variables a replica's actor gets beyond the Ray job's ``runtime_env``. A
+    value set in the driver's environment is passed on explicitly: on a remote cluster the
+    workers never see the driver's environment."""
     env = {}
     if spec.tensor_parallel_size > 1:
         # This actor holds no GPU (its vLLM workers take the bundles'). With the override on,
@@ -402,10 +410,10 @@ def replica_env(spec: EngineSpec, user_env: Mapping[str, str]) -> dict[str, str]
         # may turn it on.
         env["RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO"] = "0"
     cpu_vllm = spec.backend == "vllm" and not spec.device.startswith("cuda")
-    if cpu_vllm and "VLLM_CPU_OMP_THREADS_BIND" not in user_env:
+    if cpu_vllm and "VLLM_CPU_OMP_THREADS_BIND" not in job_env:
         # vllm-cpu pins each engine's OpenMP threads to the first NUMA node's cores ("auto"),
         # so replicas on one machine would all run on the same cores; leave it to the OS.
-        env["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
+        env["VLLM_CPU_OMP_THREADS_BIND"] = driver_env.get("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     return env
 
 
@@ -420,7 +428,7 @@ def _init_ray(ray, address: str | None, hide_gpus: tuple[int, ...]) -> None:
         return
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     devices = visible.split(",") if visible else [str(k) for k in range(torch.cuda.device_count())]
-    keep = [d for k, d in enumerate(devices) if k not in hide_gpus and d.strip()]
+    keep = [d.strip() for k, d in enumerate(devices) if k not in hide_gpus and d.strip()]
     if not keep:
         raise ConfigError(
             f"RolloutPool: every visible GPU ({len(devices)}) is the learner's, so replicas "

@@ -26,6 +26,7 @@ from assay.checkpoints import (
 )
 from assay.config import dump_yaml
 from assay.distributed import resolve_device
+from assay.errors import ConfigError
 from assay.models import load_causal_lm
 from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from assay.trackers import Trackers
@@ -324,6 +325,7 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     if not world.main:
         log = _silent
     schedule = EnvSchedule(config, world)  # bad env options fail before any loading
+    _check_single_turn(config, schedule.at(1))
     try:
         if config.eval.episodes:
             _check_best_metric(config, _eval_env(config))
@@ -340,6 +342,18 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
             from trainers.rm_actor import close_scorers
 
             close_scorers()
+
+
+def _check_single_turn(config: RLConfig, env) -> None:
+    """The learner trains one answer per episode: an env with several agents is refused before
+    any model loads (others that go on after one answer are refused at the first step)."""
+    agents = getattr(getattr(env, "unwrapped", env), "possible_agents", ())
+    if len(agents) > 1:
+        raise ConfigError(
+            f"{config.env.id} has {len(agents)} agents ({', '.join(agents)}) and several turns "
+            "per episode; assay train rl trains single-turn envs. Play it with assay rollout "
+            "(--seat for the other agents)."
+        )
 
 
 def _check_world(config: RLConfig, world: World) -> None:

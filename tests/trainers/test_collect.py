@@ -52,7 +52,7 @@ def test_the_rollout_command(tmp_path, capsys):
     assert code == 0
     ds = datasets.load_from_disk(str(tmp_path / "dataset"))
     assert len(ds) == 6 and set(ds["reward"]) == {-1.0}  # a random model never answers in form
-    assert "6 trajectories" in capsys.readouterr().out
+    assert "6 rows (contexts)" in capsys.readouterr().out
     # The env's prompt holds a solved example turn (an assistant message): the row's prompt is
     # the whole observation and its completion only what the policy wrote.
     tokenizer = load_tokenizer_and_dir("tiny-random-llama")[0]
@@ -112,6 +112,7 @@ def test_codenames_games_with_scripted_seats_give_a_row_per_turn(tmp_path, capsy
     ds = datasets.load_from_disk(str(tmp_path / "dataset"))
     assert set(ds["agent"]) <= {"red/spymaster", "red/operative"} and set(ds["turns"]) == {1}
     assert len(ds) > 2  # several turns per game
+    assert any(json.loads(r)["winner"] in ("red", "blue") for r in ds["info"])  # played out
     for row in ds:
         final = json.loads(row["info"])
         if final["winner"] in ("red", "blue"):
@@ -127,10 +128,13 @@ def test_codenames_games_with_scripted_seats_give_a_row_per_turn(tmp_path, capsy
 
 
 def test_seats_that_cannot_be_played_are_refused_in_one_sentence(tmp_path, capsys, monkeypatch):
-    base = ["rollout", "--model", "tiny-random-llama", "--env", "codenames-game-v0", "--n", "1",
+    # "no-such-model" would fail to load: the seats are checked before any model loads.
+    base = ["rollout", "--model", "no-such-model", "--env", "codenames-game-v0", "--n", "1",
             "--out", str(tmp_path)]  # fmt: skip
     assert main([*base, "--seat", "green/*=random"]) == 2
     assert "matches no agent; agents: red/spymaster" in capsys.readouterr().err
+    assert main([*base, "--seat", "*=random"]) == 2
+    assert "every agent is played by a scripted agent" in capsys.readouterr().err
     assert main([*base, "--seat", "blue/*"]) == 2
     assert "--seat takes AGENT=WHO" in capsys.readouterr().err
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # "random" is no model either, and no hub here
@@ -172,3 +176,57 @@ def test_a_model_seat_plays_and_is_recorded_and_a_foreign_tokenizer_is_refused(t
         seat_policies({"blue/*": "other"}, env, tokenizer,
                       lambda name: (Closing(model, other), other))  # fmt: skip
     assert closed == [True]
+
+
+def test_scripted_seats_are_seeded_per_episode_so_a_resumed_run_plays_the_same(tmp_path, tiny_lm):
+    import shutil
+
+    from trainers.collect import seat_policies
+
+    model, tokenizer = tiny_lm
+    make = lambda: envs.make("codenames-game-v0")  # noqa: E731
+    sampling = Sampling(temperature=1.0, max_new_tokens=6, seed=0)
+
+    def play():
+        seats, _ = seat_policies({"blue/*": "random"}, make(), tokenizer, None)
+        return collect_rollouts(HFEngine(model, tokenizer), make, tokenizer, tmp_path, n=2,
+                                samples=1, sampling=sampling, shard_size=1, seats=seats,
+                                seat_names={"blue/*": "random"})  # fmt: skip
+
+    first = play()
+    shutil.rmtree(tmp_path / "shards" / "00001")  # the second game is played again, alone
+    again = play()
+    assert again["info"] == first["info"] and again["completion"] == first["completion"]
+
+
+def test_a_star_seat_wins_over_the_main_model_and_failed_seats_close_their_engines(
+    tmp_path, capsys, tiny_lm
+):
+    import pytest
+
+    from assay.errors import ConfigError
+    from trainers.collect import seat_policies
+
+    code = main(["rollout", "--model", "tiny-random-llama", "--env", "codenames-game-v0",
+                 "--n", "1", "--max-new-tokens", "6", "--seat", "red/spymaster=tiny-random-llama",
+                 "--seat", "*=random", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    ds = datasets.load_from_disk(str(tmp_path / "dataset"))
+    assert set(ds["agent"]) == {"red/spymaster"}  # every other seat scripted
+
+    model, tokenizer = tiny_lm
+    closed = []
+
+    class Closing(HFEngine):
+        def close(self):
+            closed.append(True)
+
+    def open_model(name):
+        if name == "broken":
+            raise ConfigError("cannot load")
+        return Closing(model, tokenizer), tokenizer
+
+    with pytest.raises(ConfigError, match="blue/\\* *=broken: not one of the env's scripted"):
+        seat_policies({"red/*": "fine", "blue/*": "broken"}, envs.make("codenames-game-v0"),
+                      tokenizer, open_model)  # fmt: skip
+    assert closed == [True]  # the first seat's engine

@@ -239,9 +239,13 @@ def test_replica_env_unpins_cpu_vllm_and_keeps_tensor_parallel_gpus_visible():
     from trainers.pool import replica_env
 
     cpu_vllm = EngineSpec("m", backend="vllm")
-    assert replica_env(cpu_vllm, {}) == {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}
-    assert replica_env(cpu_vllm, {"VLLM_CPU_OMP_THREADS_BIND": "0-3|4-7"}) == {}  # the user's
-    assert replica_env(EngineSpec("m", backend="vllm", device="cuda", num_gpus=1), {}) == {}
-    assert replica_env(EngineSpec("m"), {}) == {}  # HF replicas need nothing
+    bind = "VLLM_CPU_OMP_THREADS_BIND"
+    assert replica_env(cpu_vllm, {}, {}) == {bind: "nobind"}
+    # The user's value: the job's runtime_env reaches the workers itself; the driver's is sent
+    # along (a remote cluster's workers never see the driver's environment).
+    assert replica_env(cpu_vllm, {}, {bind: "0-3|4-7"}) == {}
+    assert replica_env(cpu_vllm, {bind: "0-3|4-7"}, {}) == {bind: "0-3|4-7"}
+    assert replica_env(EngineSpec("m", backend="vllm", device="cuda", num_gpus=1), {}, {}) == {}
+    assert replica_env(EngineSpec("m"), {}, {}) == {}  # HF replicas need nothing
     tp = EngineSpec("m", backend="vllm", device="cuda", num_gpus=1, tensor_parallel_size=2)
-    assert replica_env(tp, {}) == {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
+    assert replica_env(tp, {}, {}) == {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}

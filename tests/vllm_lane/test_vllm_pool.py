@@ -43,6 +43,7 @@ def test_vllm_replicas_answer_like_the_hf_engine_from_their_placement_groups(poo
     where = [ray.get(a.placement.remote()) for a in pool.actors]
     assert [w["placement_group"] for w in where] == [g.id.hex() for g in pool.groups]
     assert [w["env"]["VLLM_CPU_OMP_THREADS_BIND"] for w in where] == ["nobind", "nobind"]
+    assert [w["env"]["VLLM_CPU_KVCACHE_SPACE"] for w in where] == ["1", "1"]  # the job's kept
 
 
 def test_a_weight_update_reaches_both_vllm_replicas(pool):

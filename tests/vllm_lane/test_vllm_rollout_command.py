@@ -18,7 +18,7 @@ def test_the_rollout_command_on_vllm(tmp_path, capsys):
          "codenames-guess-v0", "--n", "2", "--samples", "2", "--max-new-tokens", "16",
          "--out", str(tmp_path)]
     )  # fmt: skip
-    assert code == 0 and "4 trajectories" in capsys.readouterr().out
+    assert code == 0 and "4 rows (contexts)" in capsys.readouterr().out
     ds = datasets.load_from_disk(str(tmp_path / "dataset"))
     assert sorted(zip(ds["seed"], ds["sample"], strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     tokenizer = load_tokenizer_and_dir("smollm2-135m-instruct")[0]
