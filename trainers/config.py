@@ -289,11 +289,25 @@ class RolloutConfig:
     """The Ray cluster a pool joins (``ray.init(address=...)``: ``auto``, ``ray://host:10001``,
     ...); unset: ``RAY_ADDRESS`` if set, else a new local cluster without the learner's GPU
     (a learner on a GPU with ``placement: separate``) or whatever ``ray.init()`` finds."""
+    multi_turn: bool = False
+    """Play whole episodes of a multi-turn, multi-agent env (``trainers.multi_turn``): every
+    token-exact context of an agent the learner plays is trained on, with the advantage of its
+    agent's episode reward among the ``group_size`` episodes of the same seed."""
+    seats: dict[str, str] = field(default_factory=dict)
+    """multi_turn: agents (``fnmatch`` patterns, e.g. ``blue/*``) played by something not
+    trained: one of the env's scripted agents (codenames-game-v0: ``embedding``, ``random``) or
+    ``frozen`` (the starting policy). The learner plays every other agent."""
+    max_turns: int = 64
+    """multi_turn: turns per episode before it is cut (and counted as truncated)."""
 
     def problems(self) -> list[str]:
         out = []
         if self.replicas < 1:
             out.append(f"replicas must be >= 1, got {self.replicas}")
+        if self.max_turns < 1:
+            out.append(f"max_turns must be >= 1, got {self.max_turns}")
+        if self.seats and not self.multi_turn:
+            out.append("seats are for multi_turn: true (single-turn envs have one agent)")
         if self.tensor_parallel_size < 1:
             out.append(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
         if self.tensor_parallel_size > 1 and self.backend != "vllm":
@@ -506,6 +520,8 @@ class RLConfig:
                 "train.steps * algo.prompts_per_step (* algo.max_sample_rounds with dynamic "
                 "sampling) must be <= 10**6 so runs with different seeds never share boards"
             )
+        if self.rollout.multi_turn:
+            out += _multi_turn_problems(self)
         if self.reward_model.aggregate == "per_step" and self.algo.setting("advantage") != "gae":
             out.append(
                 "reward_model.aggregate: per_step gives dense per-token rewards, which only PPO's "
@@ -513,3 +529,25 @@ class RLConfig:
                 "as min"
             )
         return out
+
+
+def _multi_turn_problems(config: RLConfig) -> list[str]:
+    """What multi-turn training (episode-level advantages per seat) cannot combine with."""
+    algo, out = config.algo, []
+    advantage = algo.setting("advantage")
+    if advantage not in ("grpo", "dr_grpo", "rloo"):
+        out.append(
+            f"rollout.multi_turn needs a group advantage (grpo, dr_grpo or rloo: each seat's "
+            f"episodes against the same seed's), but algo {algo.name} uses {advantage}"
+        )
+    if algo.setting("dynamic_sampling"):
+        out.append("rollout.multi_turn does not resample groups: set algo.dynamic_sampling: false")
+    if algo.setting("overlong_buffer"):
+        out.append("rollout.multi_turn has no single answer length: set algo.overlong_buffer: 0")
+    if algo.kl_coef > 0 and algo.kl_in == "reward":
+        out.append("rollout.multi_turn puts KL in the loss: set algo.kl_in: loss")
+    if config.reward_model.path is not None:
+        out.append("rollout.multi_turn takes the env's own rewards; unset reward_model.path")
+    if config.eval.sampled:
+        out.append("rollout.multi_turn evaluates greedy episodes only: set eval.sampled: 0")
+    return out

@@ -64,6 +64,21 @@ class Rollout:
     sampled_valid: list[bool] = field(default_factory=list)
     dropped_groups: int = 0  # dynamic sampling: groups with equal rewards left out
     rounds: int = 1  # dynamic sampling: prompt rounds generated
+    group_size: int = 0
+    """Completions per shared prompt in the batch (0: ``algo.group_size``); multi-turn
+    rollouts put every context in a group of its own."""
+    advantages: torch.Tensor | None = None
+    """(B,) per completion, where the rollout computed them (multi-turn: each context gets its
+    seat's episode advantage); else the learner computes them from ``rewards``."""
+    row_rewards: list[float] | None = None
+    """(B,) each completion's reward where ``rewards`` is not laid out like the completions."""
+    extra_metrics: dict[str, float] = field(default_factory=dict)
+    """Rollout-level means logged with the step's metrics (multi-turn: episode steps, ...)."""
+
+    def reward_of(self, index: int) -> float:
+        if self.row_rewards is not None:
+            return self.row_rewards[index]
+        return float(self.rewards.flatten()[index])
 
     @property
     def train_rewards(self) -> torch.Tensor:
@@ -210,6 +225,13 @@ class RLLearner:
         self.env_at = None  # step -> env, for a curriculum; else the env passed to step()
         self.updating = False
         self.weights_step = 0  # the last step whose update the weights include
+        self._width = algo.group_size  # completions per prompt in the batch being trained on
+        self.seats: dict[str, Any] = {}  # multi-turn: policies of the agents not trained
+        self._seat_engines: list = []
+        if config.rollout.multi_turn:
+            from trainers.multi_turn import build_seats
+
+            self.seats, self._seat_engines = build_seats(config, model, tokenizer)
         opt = config.optim
         self.optimizer = torch.optim.AdamW(
             self.trainable_parameters(), lr=opt.lr, weight_decay=opt.weight_decay
@@ -230,6 +252,10 @@ class RLLearner:
 
     def rollout(self, env, step: int) -> Rollout:
         cfg = self.config
+        if cfg.rollout.multi_turn:
+            from trainers.multi_turn import episode_rollout
+
+            return episode_rollout(self, env, step)
         dynamic = cfg.algo.setting("dynamic_sampling")
         rounds = cfg.algo.max_sample_rounds if dynamic else 1
         need = len(self.prompt_indices())
@@ -293,9 +319,10 @@ class RLLearner:
 
     # --- batches -------------------------------------------------------------------------------
     def _batch(self, completions: list[Completion]) -> dict[str, torch.Tensor]:
-        """Pad one prompt per group (left) and every completion (right) into tensors."""
+        """Pad one prompt per group (left) and every completion (right) into tensors.
+        ``loss_mask`` is ``completion_mask`` without the env's tokens of multi-turn contexts."""
         pad = self.tokenizer.pad_token_id
-        g = self.config.algo.group_size
+        g = self._width
         prompts = [c.prompt_ids for c in completions[::g]]  # a group shares its prompt
         width_p = max(len(p) for p in prompts)
         width_c = max(max(len(c.token_ids) for c in completions), 1)
@@ -306,19 +333,23 @@ class RLLearner:
             prompt_mask[i, width_p - len(p) :] = 1
         completion_ids = torch.full((len(completions), width_c), pad, dtype=torch.long)  # (B, T_c)
         completion_mask = torch.zeros_like(completion_ids)
+        loss_mask = torch.zeros_like(completion_ids)
         for i, c in enumerate(completions):
             completion_ids[i, : len(c.token_ids)] = torch.tensor(c.token_ids, dtype=torch.long)
             completion_mask[i, : len(c.token_ids)] = 1
+            train = c.train_mask if c.train_mask is not None else [1] * len(c.token_ids)
+            loss_mask[i, : len(train)] = torch.tensor(train, dtype=torch.long)
         device = self.model.device
         return {
             "prompt_ids": prompt_ids.to(device),
             "prompt_mask": prompt_mask.to(device),
             "completion_ids": completion_ids.to(device),
             "completion_mask": completion_mask.to(device),
+            "loss_mask": loss_mask.to(device),
         }
 
     def _rows(self, groups: list[int]) -> torch.Tensor:
-        g = self.config.algo.group_size
+        g = self._width
         return torch.tensor([p * g + j for p in groups for j in range(g)], dtype=torch.long)
 
     def _slice(self, batch: dict[str, torch.Tensor], groups: list[int]) -> dict[str, torch.Tensor]:
@@ -402,6 +433,8 @@ class RLLearner:
         """Per-token advantages (B, T_c), PPO returns, and stats. Group estimators see the
         whole batch across ranks (REINFORCE++ normalises over it)."""
         algo = self.config.algo
+        if rollout.advantages is not None:
+            return rollout.advantages.to(mask.device).float().unsqueeze(1) * mask, None, {}
         rewards = rollout.train_rewards.to(mask.device).float()  # (P, G)
         kl_reward = algo.kl_coef > 0 and algo.kl_in == "reward"
         stats: dict[str, float] = {}
@@ -456,8 +489,9 @@ class RLLearner:
     # --- update --------------------------------------------------------------------------------
     def update(self, rollout: Rollout) -> dict[str, float]:
         cfg, algo = self.config, self.config.algo
+        self._width = rollout.group_size or algo.group_size
         batch = self._batch(rollout.completions)
-        mask = batch["completion_mask"].float()  # (B, T_c)
+        mask = batch["loss_mask"].float()  # (B, T_c) the tokens trained on
         n_groups = batch["prompt_ids"].shape[0]
         groups = list(range(n_groups))
         micro_all = _chunks(groups, algo.mini_batches * algo.grad_accum)
@@ -630,6 +664,8 @@ class RLLearner:
             if self._background is not None:
                 self._background.shutdown()
         finally:
+            for engine in self._seat_engines:
+                engine.close()
             if self.separate_engine:
                 self.engine.close()
 
@@ -674,10 +710,11 @@ class RLLearner:
                 {k: float(i.get(k, 0.0)) for k in getattr(env, "metric_keys", ())}
                 for i in rollout.infos
             ],
-            "lengths": [len(c.token_ids) for c in rollout.completions],
+            "lengths": [_trained(c) for c in rollout.completions],
             "zero_std": (rollout.rewards.amax(1) == rollout.rewards.amin(1)).float().tolist(),
             "dropped": rollout.dropped_groups,
             "rounds": rollout.rounds,
+            "extra": rollout.extra_metrics,
         }
         parts = all_gather_objects(mine, self.world)
         sampled = torch.tensor([r for p in parts for r in p["sampled"]])
@@ -695,6 +732,8 @@ class RLLearner:
         }
         for key in getattr(env, "metric_keys", ()):
             metrics[key] = sum(i[key] for i in infos) / len(infos)
+        for key in rollout.extra_metrics:
+            metrics[key] = sum(p["extra"][key] for p in parts) / len(parts)
         if self.config.algo.setting("dynamic_sampling"):
             metrics["dropped_groups"] = sum(p["dropped"] for p in parts)
             metrics["sample_rounds"] = max(p["rounds"] for p in parts)
@@ -735,6 +774,13 @@ GRPOLearner = RLLearner  # the name it had when GRPO was the only algorithm
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+def _trained(completion: Completion) -> int:
+    """The number of tokens the policy generated (multi-turn contexts hold the env's too)."""
+    if completion.train_mask is None:
+        return len(completion.token_ids)
+    return sum(completion.train_mask)
+
+
 def _is_stats(weights: torch.Tensor, mask: torch.Tensor, cap: float) -> dict[str, float]:
     m = mask.to(weights.dtype)
     n = m.sum().clamp(min=1)

@@ -44,17 +44,18 @@ from trainers.learner import (  # noqa: F401  (re-exported: older imports use tr
 
 # --- the job -------------------------------------------------------------------------------------
 def _samples(step: int, rollout: Rollout, group_size: int) -> dict[str, Any]:
-    """The first completion of each group with its reward and validity, for reading a run."""
-    firsts = range(0, len(rollout.completions), group_size)
+    """The first completion of each group with its reward and validity, for reading a run
+    (multi-turn: the first 16 contexts)."""
+    firsts = range(0, len(rollout.completions), rollout.group_size or group_size)
     return {
         "step": step,
         "samples": [
             {
                 "answer": rollout.completions[i].text,
-                "reward": rollout.rewards.flatten()[i].item(),
+                "reward": rollout.reward_of(i),
                 "reason": rollout.infos[i].get("reason", ""),
             }
-            for i in firsts
+            for i in list(firsts)[:16]
         ],
     }
 
@@ -116,6 +117,24 @@ def _evaluate(
     env = _eval_env(config)
     n = config.eval.episodes if episodes is None else episodes
     seeds = [config.eval.seed_offset + i for i in range(n)]
+    if config.rollout.multi_turn:
+        from trainers.multi_turn import evaluate_episodes
+
+        result = evaluate_episodes(
+            engine or learner.engine,
+            learner.seats,
+            env,
+            seeds,
+            learner.tokenizer,
+            config.sampling.max_new_tokens,
+            config.rollout.max_turns,
+            config.eval.batch_size,
+            desc=f"eval {label}",
+        )
+        write_json(
+            run_dir / f"eval_{label}.json", {"metrics": result.metrics, "episodes": result.episodes}
+        )
+        return result
     sampled = None
     if config.eval.sampled:
         sampled = config.sampling.engine_sampling(
@@ -378,6 +397,8 @@ def _check_world(config: RLConfig, world: World) -> None:
 
 def _check_best_metric(config: RLConfig, env) -> None:
     known = {"reward_mean", "valid_rate", *getattr(env, "metric_keys", ())}
+    if config.rollout.multi_turn:
+        known = {"reward_mean", "valid_rate", "episode_steps", "truncated_rate"}
     if config.eval.sampled:
         known |= {"sampled_reward_mean", "sampled_max_reward"}
     if config.eval.best_metric not in known:

@@ -51,6 +51,9 @@ class Completion:
     token_ids: list[int]
     logprobs: list[float]
     finish_reason: str  # "stop" (end-of-sequence produced) or "length"
+    train_mask: list[int] | None = None
+    """Multi-turn contexts (``trainers.multi_turn``): ``token_ids`` also holds the ids the env
+    and the chat template added between turns; 1 marks the policy's own tokens (trained on)."""
 
 
 class GenerationEngine(Protocol):

@@ -1,0 +1,235 @@
+"""Multi-turn RL: whole episodes of multi-turn, multi-agent envs as the learner's batches.
+
+With ``rollout.multi_turn: true`` a step plays ``algo.group_size`` episodes of each of
+``algo.prompts_per_step`` seeds with :func:`trainers.episodes.run_episodes`. The learner's engine
+plays every agent that ``rollout.seats`` leaves to it; the seats are played by the env's
+scripted agents or by ``frozen``, a copy of the starting policy that is never trained.
+
+- **Samples.** Every token-exact context of an agent the learner plays is one training row:
+  one per episode where the env's observations extend the conversation, one per turn where the
+  env shows a fresh board each turn (``codenames-game-v0``). The row's prompt is the
+  context up to the policy's first token; the rest (the policy's tokens, and the ones the env
+  and chat template added between its turns) is the completion. Only the policy's tokens are
+  trained on (``Completion.train_mask``); the others are attended to.
+- **Advantages.** For each seed and agent, the agent's episode rewards (each summed over its
+  episode) over the ``group_size`` episodes go through the group estimator (GRPO, Dr. GRPO or
+  RLOO). Every context of the agent in an episode gets that episode's advantage on each of
+  its tokens: a turn is credited with the outcome of the whole episode (an undiscounted Monte
+  Carlo return, compared with the same seed's other episodes).
+- **Evaluation.** Greedy episodes on held-out seeds against the same seats; ``reward_mean`` is
+  the learner's agents' mean episode reward.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import envs
+from assay.errors import ConfigError
+from trainers.algos import dr_grpo_advantages, group_advantages, rloo_advantages
+from trainers.collect import seat_policies
+from trainers.episodes import Episode, Policy, Trajectory, policy_for, run_episodes
+from trainers.evaluate import EvalResult
+from trainers.rollout import Completion, HFEngine, Sampling
+
+ESTIMATORS = {"grpo": group_advantages, "dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
+MAX_ROUNDS = 4  # batches replayed (new seeds) when no episode gave the learner a turn
+
+
+def build_seats(config, model, tokenizer) -> tuple[dict[str, Policy], list[Any]]:
+    """The policies of ``config.rollout.seats`` and the engines opened for them (to close)."""
+    seats = config.rollout.seats
+    if not seats:
+        return {}, []
+    env = envs.make(config.env.id, **config.env.kwargs)
+    known = getattr(env.unwrapped, "possible_agents", ())
+    if known and all(any(_matches(a, p) for p in seats) for a in known):
+        raise ConfigError(
+            f"rollout.seats cover every agent of {config.env.id} ({', '.join(known)}), so the "
+            "learner would play none; leave at least one to it."
+        )
+
+    def open_model(name: str):
+        if name != "frozen":
+            raise ConfigError("the only model a seat takes here is 'frozen' (the start policy)")
+        frozen = copy.deepcopy(model)
+        if hasattr(frozen, "merge_and_unload"):  # LoRA: the base model, adapters merged
+            frozen = frozen.merge_and_unload()
+        return HFEngine(frozen.eval().requires_grad_(False), tokenizer), tokenizer
+
+    return seat_policies(seats, env, tokenizer, open_model, label="rollout.seats")
+
+
+def _matches(agent: str, pattern: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return agent == pattern or fnmatchcase(agent, pattern)
+
+
+def episode_rollout(learner, env, step: int):
+    """This rank's batch for ``step``: ``prompts_per_step`` seeds x ``group_size`` episodes,
+    every context of the learner's agents a completion with its precomputed advantage."""
+    from trainers.learner import Rollout, train_seed
+
+    cfg = learner.config
+    g = cfg.algo.group_size
+    policies = {**learner.seats, "*": learner.engine}
+    for round_ in range(MAX_ROUNDS):
+        seeds = [train_seed(cfg, step, i, round_) for i in learner.prompt_indices()]
+        seed = (cfg.train.seed * 1_000_003 + step) * 131 + round_ * 17 + learner.world.rank
+        played = run_episodes(
+            policies,
+            lambda: copy.deepcopy(env),
+            [s for s in seeds for _ in range(g)],
+            cfg.sampling.engine_sampling(1, seed),
+            learner.tokenizer,
+            cfg.rollout.max_turns,
+        )
+        batch = episode_batch(played, g, lambda a: policy_for(policies, a) is learner.engine)
+        if batch["completions"]:
+            break
+    else:
+        raise ConfigError(
+            f"No episode of {MAX_ROUNDS} batches gave the learner a turn: every agent that "
+            "acted was in rollout.seats."
+        )
+    estimator = ESTIMATORS[learner.advantage]
+    advantages = estimator(batch["rewards"])  # (K, G)
+    per_row = torch.tensor([float(advantages[k, j]) for k, j in batch["owners"]])
+    row_rewards = [float(batch["rewards"][k, j]) for k, j in batch["owners"]]
+    return Rollout(
+        completions=batch["completions"],
+        rewards=batch["rewards"],
+        infos=batch["infos"],
+        sampled_rewards=batch["rewards"].flatten().tolist(),
+        sampled_valid=batch["valid"],
+        rounds=round_ + 1,
+        group_size=1,
+        advantages=per_row,
+        row_rewards=row_rewards,
+        extra_metrics=_episode_metrics(played),
+    )
+
+
+def episode_batch(
+    episodes: Sequence[Episode], group_size: int, trained: Callable[[str], bool]
+) -> dict[str, Any]:
+    """Group episodes by seed (``group_size`` consecutive episodes each) and agent:
+    ``rewards`` (K, G) holds each trained agent's episode rewards, ``completions`` every context
+    of theirs with policy tokens, ``owners[i]`` the (group, episode) of completion ``i``."""
+    rewards, completions, owners, infos, valid = [], [], [], [], []
+    for start in range(0, len(episodes), group_size):
+        group = episodes[start : start + group_size]
+        agents = sorted({c.agent for e in group for c in e.contexts if trained(c.agent)})
+        for agent in agents:
+            k = len(rewards)
+            rewards.append([e.rewards.get(agent, 0.0) for e in group])
+            for j, episode in enumerate(group):
+                for context in episode.trajectories.get(agent, []):
+                    completion = context_completion(context)
+                    if completion is not None:
+                        completions.append(completion)
+                        owners.append((k, j))
+                        infos.append(episode.infos[-1])
+        for episode in group:
+            valid += _step_validity(episode, trained)
+    return {
+        "rewards": torch.tensor(rewards, dtype=torch.float32).view(-1, group_size),
+        "completions": completions,
+        "owners": owners,
+        "infos": infos,
+        "valid": valid,
+    }
+
+
+def context_completion(context: Trajectory) -> Completion | None:
+    """The context as one completion: the prompt up to the policy's first token, then
+    everything up to its last (the template's closing ids after it are not needed)."""
+    ones = [i for i, m in enumerate(context.train_mask) if m]
+    if not ones:
+        return None  # the policy produced no token at all
+    first, last = ones[0], ones[-1] + 1
+    answers = [context.messages[i]["content"] for i in context.policy_messages]
+    return Completion(
+        text="\n\n".join(answers),
+        prompt_ids=context.token_ids[:first],
+        token_ids=context.token_ids[first:last],
+        logprobs=context.logprobs[first:last],
+        finish_reason="stop",
+        train_mask=context.train_mask[first:last],
+    )
+
+
+def _step_validity(episode: Episode, trained: Callable[[str], bool]) -> list[bool]:
+    """Whether each step a trained agent took was legal (``info["valid"]`` after it)."""
+    acted = [info.get("agent", "") for info in episode.infos[:-1]]
+    after = episode.infos[1:]
+    return [bool(i.get("valid", True)) for a, i in zip(acted, after, strict=True) if trained(a)]
+
+
+def _episode_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
+    n = max(len(episodes), 1)
+    return {
+        "episode_steps": sum(e.steps for e in episodes) / n,
+        "truncated_rate": sum(e.truncated for e in episodes) / n,
+    }
+
+
+def evaluate_episodes(
+    engine,
+    seats: dict[str, Policy],
+    env,
+    seeds: Sequence[int],
+    tokenizer,
+    max_new_tokens: int,
+    max_turns: int,
+    batch_size: int = 32,
+    desc: str = "eval",
+) -> EvalResult:
+    """One greedy episode per seed, the learner's engine against ``seats``. Per episode: the
+    learner's agents' rewards, their mean, whether each of their steps was legal, steps and
+    truncation."""
+    policies = {**seats, "*": engine}
+
+    def trained(agent: str) -> bool:
+        return policy_for(policies, agent) is engine
+
+    greedy = Sampling(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+    records: list[dict[str, Any]] = []
+    for start in tqdm(range(0, len(seeds), batch_size), desc=desc, unit="batch", leave=False):
+        chunk = list(seeds[start : start + batch_size])
+        played = run_episodes(
+            policies, lambda: copy.deepcopy(env), chunk, greedy, tokenizer, max_turns
+        )
+        for seed, episode in zip(chunk, played, strict=True):
+            mine = {a: r for a, r in episode.rewards.items() if trained(a)}
+            valid = _step_validity(episode, trained)
+            records.append(
+                {
+                    "seed": seed,
+                    "rewards": mine,
+                    "reward": sum(mine.values()) / max(len(mine), 1),
+                    "valid": sum(valid) / max(len(valid), 1),
+                    "steps": episode.steps,
+                    "truncated": episode.truncated,
+                    "answers": [
+                        [c.agent, c.messages[i]["content"]]
+                        for c in episode.contexts
+                        if trained(c.agent)
+                        for i in c.policy_messages
+                    ][:40],
+                }
+            )
+    n = max(len(records), 1)
+    metrics = {
+        "reward_mean": sum(r["reward"] for r in records) / n,
+        "valid_rate": sum(r["valid"] for r in records) / n,
+        "episode_steps": sum(r["steps"] for r in records) / n,
+        "truncated_rate": sum(r["truncated"] for r in records) / n,
+    }
+    return EvalResult(metrics, records)
