@@ -134,8 +134,8 @@ def score_answers(env, episodes: list[tuple[int, str]]) -> list[tuple[float, dic
             name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
             raise ConfigError(
                 f"{name} goes on after the first answer, and single-turn scoring (assay train "
-                "rl, assay eval) would take its first step's reward for the episode's; play "
-                "multi-turn envs with assay rollout or trainers.episodes.run_episodes."
+                "rl, assay eval) would take its first step's reward for the episode's; train "
+                "multi-turn envs with rollout.multi_turn: true, play them with assay rollout."
             )
         out.append((float(reward), info))
     return out

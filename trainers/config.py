@@ -297,8 +297,8 @@ class RolloutConfig:
     """multi_turn: agents (``fnmatch`` patterns, e.g. ``blue/*``) played by something not
     trained: one of the env's scripted agents (codenames-game-v0: ``embedding``, ``random``) or
     ``frozen`` (the starting policy). The learner plays every other agent."""
-    max_turns: int = 64
-    """multi_turn: turns per episode before it is cut (and counted as truncated)."""
+    max_turns: int = 256
+    """multi_turn: steps per episode before it is cut (and counted as truncated)."""
 
     def problems(self) -> list[str]:
         out = []

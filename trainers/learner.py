@@ -318,11 +318,11 @@ class RLLearner:
         rollout.shaped = rollout.rewards + self.config.algo.overlong_penalty * penalty
 
     # --- batches -------------------------------------------------------------------------------
-    def _batch(self, completions: list[Completion]) -> dict[str, torch.Tensor]:
+    def _batch(self, completions: list[Completion], width: int = 0) -> dict[str, torch.Tensor]:
         """Pad one prompt per group (left) and every completion (right) into tensors.
         ``loss_mask`` is ``completion_mask`` without the env's tokens of multi-turn contexts."""
         pad = self.tokenizer.pad_token_id
-        g = self._width
+        g = width or self._width
         prompts = [c.prompt_ids for c in completions[::g]]  # a group shares its prompt
         width_p = max(len(p) for p in prompts)
         width_c = max(max(len(c.token_ids) for c in completions), 1)

@@ -364,14 +364,15 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
 
 
 def _check_single_turn(config: RLConfig, env) -> None:
-    """The learner trains one answer per episode: an env with several agents is refused before
-    any model loads (others that go on after one answer are refused at the first step)."""
+    """Without ``rollout.multi_turn`` the learner trains one answer per episode: an env with
+    several agents is refused before any model loads (others that go on after one answer are
+    refused at the first step)."""
     agents = getattr(getattr(env, "unwrapped", env), "possible_agents", ())
-    if len(agents) > 1:
+    if len(agents) > 1 and not config.rollout.multi_turn:
         raise ConfigError(
             f"{config.env.id} has {len(agents)} agents ({', '.join(agents)}) and several turns "
-            "per episode; assay train rl trains single-turn envs. Play it with assay rollout "
-            "(--seat for the other agents)."
+            "per episode; train it with rollout.multi_turn: true (and rollout.seats for the "
+            "agents the learner does not play)."
         )
 
 

@@ -158,6 +158,6 @@ def test_a_multi_agent_env_is_refused_before_anything_loads(tmp_path):
     from assay.errors import ConfigError
 
     config = _config(tmp_path, "game", **{"env.id": "codenames-game-v0", "model.name": "nope"})
-    with pytest.raises(ConfigError, match="has 4 agents .* trains single-turn envs"):
+    with pytest.raises(ConfigError, match="has 4 agents .* rollout.multi_turn: true"):
         run_rl(config)
     assert not any(tmp_path.iterdir())  # no run directory, no model loaded ("nope" is none)

@@ -1,0 +1,186 @@
+"""Multi-turn RL (``rollout.multi_turn``): each context of the learner's agent is a training row,
+the env's tokens inside it are attended to but never trained on, advantages compare a seat's
+episode rewards within a seed's group, and the RL job runs on the full Codenames game."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+import envs
+from assay.config import load_config
+from assay.errors import ConfigError
+from trainers.algos import group_advantages
+from trainers.config import RLConfig
+from trainers.learner import RLLearner, train_seed
+from trainers.logprobs import grouped_forward
+from trainers.rl import run_rl
+
+
+class Duo(envs.TextEnv):
+    """Agent ``a`` speaks, scripted ``b`` replies, ``a`` speaks again; ``a``'s conversation
+    grows. ``a`` earns 1 when its first answer has an even number of characters, ``b`` the
+    opposite."""
+
+    possible_agents = ("a", "b")
+    scripted_kinds = ("echo",)
+
+    def scripted_policy(self, kind, agent, seed=0):
+        return lambda observation, info: "fine"
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.a = [{"role": "user", "content": f"Start {seed}."}]
+        self.turn, self.first = 0, ""
+        return list(self.a), self.make_info("a")
+
+    def step(self, action):
+        self.turn += 1
+        if self.turn == 1:
+            self.first = action
+            self.a.append({"role": "assistant", "content": action})
+            return [{"role": "user", "content": f"a said {action!r}"}], 0.0, False, False, (
+                self.make_info("b"))  # fmt: skip
+        if self.turn == 2:
+            self.a.append({"role": "user", "content": f"b said {action!r}. Again."})
+            return list(self.a), 0.0, False, False, self.make_info("a")
+        win = float(len(self.first) % 2 == 0)
+        info = self.make_info("", rewards={"a": win, "b": -win})
+        return [], 0.0, True, False, info
+
+
+@pytest.fixture
+def duo():
+    envs.register("test-duo-v0", Duo)
+    yield
+    envs.registry._REGISTRY.pop("test-duo-v0", None)
+
+
+def _config(**overrides) -> RLConfig:
+    base = {
+        "env.id": "test-duo-v0",
+        "rollout.multi_turn": True,
+        "rollout.seats.b": "echo",
+        "algo.group_size": 4,
+        "algo.prompts_per_step": 2,
+        "sampling.temperature": 1.0,
+        "sampling.max_new_tokens": 5,
+        "optim.lr": 3e-3,
+        "eval.episodes": 0,
+    }
+    base.update(overrides)
+    return load_config(RLConfig, overrides=[f"{k}={v}" for k, v in base.items()])
+
+
+def test_each_context_is_a_row_with_its_seats_group_advantage(duo, tiny_lm):
+    model, tokenizer = tiny_lm
+    learner = RLLearner(_config(), model, tokenizer)
+    rollout = learner.rollout(Duo(), step=1)
+    assert rollout.group_size == 1 and len(rollout.completions) == 8  # 2 seeds x 4 episodes
+    assert rollout.rewards.shape == (2, 4)  # agent a's episode rewards per seed
+    torch.testing.assert_close(rollout.advantages.view(2, 4), group_advantages(rollout.rewards))
+    batch = learner._batch(rollout.completions, width=1)
+    for i, c in enumerate(rollout.completions):
+        first = Duo().reset(seed=train_seed(learner.config, 1, i // 4))[0]
+        assert c.prompt_ids == tokenizer.apply_chat_template(
+            first, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        # Two answers of a's, the env's reply between them: trained on a's tokens only.
+        assert 0 in c.train_mask and c.train_mask[0] == 1 and c.train_mask[-1] == 1
+        assert int(batch["loss_mask"][i].sum()) == sum(c.train_mask)
+        assert int(batch["completion_mask"][i].sum()) == len(c.token_ids)
+
+
+def test_the_envs_tokens_get_no_gradient_and_the_policys_do(duo, tiny_lm):
+    model, tokenizer = tiny_lm
+    learner = RLLearner(_config(), copy.deepcopy(model), tokenizer)
+    rollout = learner.rollout(Duo(), step=1)
+    rollout.advantages = torch.linspace(-1.0, 1.0, len(rollout.completions))  # all nonzero
+    batch = learner._batch(rollout.completions, width=1)
+    width = batch["completion_ids"].shape[1]
+    captured = []
+
+    def keep(module, inputs, output):
+        if output.requires_grad and output.shape[1] == width:  # the completion pass
+            output.retain_grad()
+            captured.append(output)
+
+    handle = learner.model.get_output_embeddings().register_forward_hook(keep)
+    try:
+        learner.update(rollout)
+    finally:
+        handle.remove()
+    (logits,) = captured
+    # Logits at t predict completion token t + 1.
+    grad = logits.grad.abs().sum(-1)[:, :-1]  # (B, T_c - 1)
+    trained = batch["loss_mask"][:, 1:].bool()
+    assert torch.all(grad[~trained] == 0)  # the env's and the template's tokens: none at all
+    assert torch.all(grad[trained] > 0)
+
+
+def test_an_update_moves_each_context_the_way_its_advantage_says(duo, tiny_lm):
+    model, tokenizer = tiny_lm
+    learner = RLLearner(_config(), copy.deepcopy(model), tokenizer)
+    rollout = learner.rollout(Duo(), step=1)
+    rollout.advantages = torch.tensor([1.0, -1.0] * 4)
+    batch = learner._batch(rollout.completions, width=1)
+    mask = batch["loss_mask"].float()
+
+    def logprob_sums():
+        with torch.no_grad():
+            out = grouped_forward(learner.model, batch["prompt_ids"], batch["prompt_mask"],
+                                  batch["completion_ids"], batch["completion_mask"], 1.0)  # fmt: skip
+        return (out.logprobs * mask).sum(1)
+
+    before = logprob_sums()
+    learner.update(rollout)
+    change = logprob_sums() - before
+    assert (change[0::2] > 0).all() and (change[1::2] < 0).all()
+
+
+def test_settings_multi_turn_cannot_use_are_refused_together():
+    with pytest.raises(ConfigError) as err:
+        _config(**{"algo.name": "dapo"})
+    message = str(err.value)
+    assert "algo.dynamic_sampling: false" in message and "algo.overlong_buffer: 0" in message
+    with pytest.raises(ConfigError, match="group advantage .* ppo uses gae"):
+        _config(**{"algo.name": "ppo"})
+    with pytest.raises(ConfigError, match="seats are for multi_turn"):
+        _config(**{"rollout.multi_turn": False})
+
+
+def test_seats_that_leave_the_learner_nothing_are_refused(duo, tiny_lm):
+    model, tokenizer = tiny_lm
+    with pytest.raises(ConfigError, match="learner would play none"):
+        RLLearner(_config(**{"rollout.seats.a": "frozen"}), model, tokenizer)
+
+
+@pytest.mark.slow
+def test_the_rl_job_trains_the_red_seats_of_codenames_against_random_blue(tmp_path):
+    overrides = {
+        "model.name": "tiny-random-llama",
+        "env.id": "codenames-game-v0",
+        "rollout.multi_turn": True,
+        "rollout.seats.blue/*": "random",
+        "algo.group_size": 2,
+        "algo.prompts_per_step": 1,
+        "sampling.max_new_tokens": 6,
+        "sampling.temperature": 1.0,
+        "train.steps": 2,
+        "train.output_dir": str(tmp_path),
+        "train.run_name": "cn",
+        "eval.episodes": 2,
+    }
+    config = load_config(RLConfig, overrides=[f"{k}={v}" for k, v in overrides.items()])
+    summary = run_rl(config)
+    run = tmp_path / "cn"
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(r["episode_steps"] > 1 and -1.0 <= r["reward_mean"] <= 1.0 for r in records)
+    evaluation = json.loads((run / "eval_trained.json").read_text())
+    assert len(evaluation["episodes"]) == 2
+    for episode in evaluation["episodes"]:
+        assert set(episode["rewards"]) <= {"red/spymaster", "red/operative"}
+        assert all(agent.startswith("red/") for agent, _ in episode["answers"])
+    assert summary is not None
