@@ -191,6 +191,11 @@ class AlgoConfig:
     """Optimizer steps per epoch; each takes a 1/mini_batches share of the prompt groups."""
     grad_accum: int = 1
     """Micro-batches per optimizer step (gradients accumulated; same result, less memory)."""
+    micro_batch_tokens: int | None = None
+    """Most tokens (prompts and padded completions) in one forward/backward pass: micro-batches
+    are split further to stay under it (same result, less memory). None: no limit for
+    single-turn rollouts, 8192 for multi-turn ones (a row per turn, each with its own prompt);
+    0: no limit."""
     gamma: float = 1.0
     """PPO: discount per token."""
     lam: float = 0.95
@@ -223,6 +228,10 @@ class AlgoConfig:
         if self.name not in PRESETS:
             out.append(f"name must be one of {', '.join(ALGORITHMS)}, got {self.name!r}")
             return out
+        if self.micro_batch_tokens is not None and self.micro_batch_tokens < 0:
+            out.append(
+                f"micro_batch_tokens must be >= 0 (0: no limit), got {self.micro_batch_tokens}"
+            )
         group = self.setting("advantage") != "gae"
         if group and self.group_size < 2:
             out.append(

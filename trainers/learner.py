@@ -362,6 +362,30 @@ class RLLearner:
             "completion_mask": batch["completion_mask"][rows],
         }
 
+    def _fit(self, chunks: list[list[int]], batch) -> list[list[int]]:
+        """Split chunks of prompt groups so that none holds more than ``micro_batch_tokens``
+        (a group's prompt plus its completions at the batch's width; a group is never split)."""
+        budget = self.config.algo.micro_batch_tokens
+        if budget is None:
+            budget = 8192 if self._width == 1 and self.config.rollout.multi_turn else 0
+        if not budget:
+            return chunks
+        prompt = batch["prompt_mask"].sum(1).tolist()
+        rows = self._width * batch["completion_ids"].shape[1]
+        out = []
+        for chunk in chunks:
+            part, used = [], 0
+            for group in chunk:
+                cost = prompt[group] + rows
+                if part and used + cost > budget:
+                    out.append(part)
+                    part, used = [], 0
+                part.append(group)
+                used += cost
+            if part:
+                out.append(part)
+        return out
+
     def _autocast(self):
         if self.config.model.autocast != "bf16":
             return nullcontext()
@@ -494,7 +518,7 @@ class RLLearner:
         mask = batch["loss_mask"].float()  # (B, T_c) the tokens trained on
         n_groups = batch["prompt_ids"].shape[0]
         groups = list(range(n_groups))
-        micro_all = _chunks(groups, algo.mini_batches * algo.grad_accum)
+        micro_all = self._fit(_chunks(groups, algo.mini_batches * algo.grad_accum), batch)
         single_pass = algo.epochs == 1 and algo.mini_batches == 1
         kl_on = algo.kl_coef > 0
         need_old = (
@@ -524,7 +548,7 @@ class RLLearner:
             if algo.mini_batches > 1:
                 order = [groups[i] for i in torch.randperm(n_groups, generator=generator)]
             for mini in _chunks(order, algo.mini_batches):
-                micros = _chunks(mini, algo.grad_accum)
+                micros = self._fit(_chunks(mini, algo.grad_accum), batch)
                 rows = self._rows(mini)
                 denom = all_sum(
                     denominator(mask[rows], self.loss_agg, self.loss_constant), self.world

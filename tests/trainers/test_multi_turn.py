@@ -184,3 +184,24 @@ def test_the_rl_job_trains_the_red_seats_of_codenames_against_random_blue(tmp_pa
         assert set(episode["rewards"]) <= {"red/spymaster", "red/operative"}
         assert all(agent.startswith("red/") for agent, _ in episode["answers"])
     assert summary is not None
+
+
+def test_a_token_budget_splits_micro_batches_without_changing_the_update(duo, tiny_lm):
+    model, tokenizer = tiny_lm
+    rollout = RLLearner(_config(), copy.deepcopy(model), tokenizer).rollout(Duo(), step=1)
+    passes, weights, stats = [], [], []
+    for budget in (0, 1):  # no limit; one context per pass
+        learner = RLLearner(_config(**{"algo.micro_batch_tokens": budget}), copy.deepcopy(model),
+                            tokenizer)  # fmt: skip
+        calls = []
+        hook = learner.model.register_forward_hook(lambda *_, seen=calls: seen.append(1))
+        stats.append(learner.update(rollout))
+        hook.remove()
+        passes.append(len(calls))
+        weights.append(learner.model.state_dict())
+    assert passes == [2, 2 * len(rollout.completions)]  # prompt + completion pass each
+    # The same loss and gradient (Adam would hide a wrong scale in the weights alone).
+    assert stats[1]["loss"] == pytest.approx(stats[0]["loss"], rel=1e-4, abs=1e-7)
+    assert stats[1]["grad_norm"] == pytest.approx(stats[0]["grad_norm"], rel=1e-4)
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], atol=1e-4, rtol=1e-3)
