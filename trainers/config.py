@@ -194,8 +194,8 @@ class AlgoConfig:
     micro_batch_tokens: int | None = None
     """Most tokens (prompts and padded completions) in one forward/backward pass: micro-batches
     are split further to stay under it (same result, less memory). None: no limit for
-    single-turn rollouts, 8192 for multi-turn ones (a row per turn, each with its own prompt);
-    0: no limit."""
+    single-turn rollouts, 2048 for multi-turn ones (a row per turn, each with its own prompt:
+    SmolLM2-135M's update peaks near 4 GB on a CPU); 0: no limit."""
     gamma: float = 1.0
     """PPO: discount per token."""
     lam: float = 0.95

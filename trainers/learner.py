@@ -367,7 +367,7 @@ class RLLearner:
         (a group's prompt plus its completions at the batch's width; a group is never split)."""
         budget = self.config.algo.micro_batch_tokens
         if budget is None:
-            budget = 8192 if self._width == 1 and self.config.rollout.multi_turn else 0
+            budget = 2048 if self._width == 1 and self.config.rollout.multi_turn else 0
         if not budget:
             return chunks
         prompt = batch["prompt_mask"].sum(1).tolist()
