@@ -195,7 +195,8 @@ class AlgoConfig:
     """Most tokens (prompts and padded completions) in one forward/backward pass: micro-batches
     are split further to stay under it (same result, less memory). None: no limit for
     single-turn rollouts, 2048 for multi-turn ones (a row per turn, each with its own prompt:
-    SmolLM2-135M's update peaks near 4 GB on a CPU); 0: no limit."""
+    configs/codenames_game.yaml peaks near 7 GB on a CPU with it, 17 GB at 8192); 0: no
+    limit."""
     gamma: float = 1.0
     """PPO: discount per token."""
     lam: float = 0.95
@@ -305,7 +306,8 @@ class RolloutConfig:
     seats: dict[str, str] = field(default_factory=dict)
     """multi_turn: agents (``fnmatch`` patterns, e.g. ``blue/*``) played by something not
     trained: one of the env's scripted agents (codenames-game-v0: ``embedding``, ``random``) or
-    ``frozen`` (the starting policy). The learner plays every other agent."""
+    ``frozen`` (``model.name`` loaded afresh: the starting policy, also after a resume). The
+    learner plays every other agent."""
     max_turns: int = 256
     """multi_turn: steps per episode before it is cut (and counted as truncated)."""
 
@@ -519,11 +521,18 @@ class RLConfig:
     log: LogConfig = field(default_factory=LogConfig)
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
 
+    @property
+    def sample_rounds(self) -> int:
+        """Prompt rounds one step may draw seeds for (dynamic sampling, multi-turn replays)."""
+        if self.algo.setting("dynamic_sampling"):
+            return self.algo.max_sample_rounds
+        return MULTI_TURN_ROUNDS if self.rollout.multi_turn else 1
+
     def problems(self) -> list[str]:
         """Checks across sections (each section checks its own fields; messages are relative)."""
         out = []
         # Training seeds are seed * 10**6 + ((step - 1) * rounds + round) * prompts_per_step + i.
-        rounds = self.algo.max_sample_rounds if self.algo.setting("dynamic_sampling") else 1
+        rounds = self.sample_rounds
         if self.train.steps * self.algo.prompts_per_step * rounds > 1_000_000:
             out.append(
                 "train.steps * algo.prompts_per_step (* algo.max_sample_rounds with dynamic "
@@ -538,6 +547,11 @@ class RLConfig:
                 "as min"
             )
         return out
+
+
+MULTI_TURN_ROUNDS = 4
+"""Multi-turn: batches replayed (on boards of their own) when no episode gave the learner a
+turn; each step's seeds leave room for them."""
 
 
 def _multi_turn_problems(config: RLConfig) -> list[str]:

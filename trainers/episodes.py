@@ -53,6 +53,8 @@ class Trajectory:
     assistant turns, which are not the policy's)."""
     reward: float = 0.0
     """The agent's reward summed over the whole episode (set when it ends)."""
+    engine_logprobs: bool = True
+    """Whether ``logprobs`` at the policy's tokens are the engine's (False: it gave none)."""
     turns: int = 0
 
 
@@ -231,6 +233,8 @@ def _apply_turn(env, episode: Episode, agent: str, action, tokenizer) -> list:
         context = episode.current(agent)
         context.token_ids += action.token_ids
         context.train_mask += [1] * len(action.token_ids)
+        if len(action.logprobs) != len(action.token_ids):
+            context.engine_logprobs = False  # the engine reported none: zeros stand in
         context.logprobs += action.logprobs or [0.0] * len(action.token_ids)
         context.policy_messages.append(len(context.messages))
         context.messages = context.messages + [{"role": "assistant", "content": text}]

@@ -88,7 +88,7 @@ class Rollout:
 def train_seed(config: RLConfig, step: int, index: int, round_: int = 0) -> int:
     """Env seed of prompt ``index`` of ``step`` (1-based) in sampling round ``round_``: a pure
     function, so a resumed run replays the same episodes."""
-    rounds = config.algo.max_sample_rounds if config.algo.setting("dynamic_sampling") else 1
+    rounds = config.sample_rounds
     pps = config.algo.prompts_per_step
     return config.train.seed * SEEDS_PER_RUN_SEED + ((step - 1) * rounds + round_) * pps + index
 
@@ -355,16 +355,21 @@ class RLLearner:
     def _slice(self, batch: dict[str, torch.Tensor], groups: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.tensor(groups, dtype=torch.long)
         rows = self._rows(groups)
+        prompt_mask = batch["prompt_mask"][idx]
+        # Prompts are left-padded to the batch's longest: drop the columns that are padding in
+        # every prompt of this slice (positions come from the mask, so nothing else changes).
+        keep = int(prompt_mask.any(0).nonzero()[0]) if prompt_mask.any() else 0
         return {
-            "prompt_ids": batch["prompt_ids"][idx],
-            "prompt_mask": batch["prompt_mask"][idx],
+            "prompt_ids": batch["prompt_ids"][idx][:, keep:],
+            "prompt_mask": prompt_mask[:, keep:],
             "completion_ids": batch["completion_ids"][rows],
             "completion_mask": batch["completion_mask"][rows],
         }
 
     def _fit(self, chunks: list[list[int]], batch) -> list[list[int]]:
-        """Split chunks of prompt groups so that none holds more than ``micro_batch_tokens``
-        (a group's prompt plus its completions at the batch's width; a group is never split)."""
+        """Split chunks of prompt groups so that none holds more than ``micro_batch_tokens``: as
+        computed, every prompt padded to the chunk's longest and every completion to the
+        batch's width (a group is never split)."""
         budget = self.config.algo.micro_batch_tokens
         if budget is None:
             budget = 2048 if self._width == 1 and self.config.rollout.multi_turn else 0
@@ -374,14 +379,14 @@ class RLLearner:
         rows = self._width * batch["completion_ids"].shape[1]
         out = []
         for chunk in chunks:
-            part, used = [], 0
+            part, longest = [], 0
             for group in chunk:
-                cost = prompt[group] + rows
-                if part and used + cost > budget:
+                wider = max(longest, prompt[group])
+                if part and (len(part) + 1) * (wider + rows) > budget:
                     out.append(part)
-                    part, used = [], 0
+                    part, wider = [], prompt[group]
                 part.append(group)
-                used += cost
+                longest = wider
             if part:
                 out.append(part)
         return out

@@ -31,14 +31,15 @@ from tqdm.auto import tqdm
 
 import envs
 from assay.errors import ConfigError
+from assay.models import load_causal_lm
 from trainers.algos import dr_grpo_advantages, group_advantages, rloo_advantages
-from trainers.collect import seat_policies
+from trainers.collect import check_seats, seat_policies
+from trainers.config import MULTI_TURN_ROUNDS
 from trainers.episodes import Episode, Policy, Trajectory, policy_for, run_episodes
 from trainers.evaluate import EvalResult
 from trainers.rollout import Completion, HFEngine, Sampling
 
 ESTIMATORS = {"grpo": group_advantages, "dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
-MAX_ROUNDS = 4  # batches replayed (new seeds) when no episode gave the learner a turn
 
 
 def build_seats(config, model, tokenizer) -> tuple[dict[str, Policy], list[Any]]:
@@ -47,28 +48,41 @@ def build_seats(config, model, tokenizer) -> tuple[dict[str, Policy], list[Any]]
     if not seats:
         return {}, []
     env = envs.make(config.env.id, **config.env.kwargs)
-    known = getattr(env.unwrapped, "possible_agents", ())
-    if known and all(any(_matches(a, p) for p in seats) for a in known):
-        raise ConfigError(
-            f"rollout.seats cover every agent of {config.env.id} ({', '.join(known)}), so the "
-            "learner would play none; leave at least one to it."
-        )
+    check_rl_seats(config, env)
 
     def open_model(name: str):
         if name != "frozen":
             raise ConfigError("the only model a seat takes here is 'frozen' (the start policy)")
-        frozen = copy.deepcopy(model)
-        if hasattr(frozen, "merge_and_unload"):  # LoRA: the base model, adapters merged
-            frozen = frozen.merge_and_unload()
+        # Loaded afresh: the learner's model may be a resumed checkpoint or carry adapters.
+        device = str(next(model.parameters()).device)
+        frozen, _ = load_causal_lm(config.model.name, dtype=config.model.dtype, device=device)
         return HFEngine(frozen.eval().requires_grad_(False), tokenizer), tokenizer
 
     return seat_policies(seats, env, tokenizer, open_model, label="rollout.seats")
 
 
-def _matches(agent: str, pattern: str) -> bool:
+def check_rl_seats(config, env) -> None:
+    """``rollout.seats`` that cannot work, refused before any model loads: patterns that match
+    no agent, kinds that are neither the env's scripted agents nor ``frozen``, and seats that
+    leave the learner no agent."""
     from fnmatch import fnmatchcase
 
-    return agent == pattern or fnmatchcase(agent, pattern)
+    seats = config.rollout.seats
+    env = getattr(env, "unwrapped", env)
+    check_seats(seats, env, label="rollout.seats")
+    kinds = getattr(env, "scripted_kinds", ())
+    for pattern, who in seats.items():
+        if who not in kinds and who != "frozen":
+            raise ConfigError(
+                f"rollout.seats {pattern}={who}: seats take the env's scripted agents "
+                f"({', '.join(kinds) or 'none'}) or 'frozen' (the starting policy)."
+            )
+    known = getattr(env, "possible_agents", ())
+    if known and all(any(fnmatchcase(a, p) for p in seats) for a in known):
+        raise ConfigError(
+            f"rollout.seats cover every agent of {config.env.id} ({', '.join(known)}), so the "
+            "learner would play none; leave at least one to it."
+        )
 
 
 def episode_rollout(learner, env, step: int):
@@ -79,7 +93,7 @@ def episode_rollout(learner, env, step: int):
     cfg = learner.config
     g = cfg.algo.group_size
     policies = {**learner.seats, "*": learner.engine}
-    for round_ in range(MAX_ROUNDS):
+    for round_ in range(MULTI_TURN_ROUNDS):
         seeds = [train_seed(cfg, step, i, round_) for i in learner.prompt_indices()]
         seed = (cfg.train.seed * 1_000_003 + step) * 131 + round_ * 17 + learner.world.rank
         played = run_episodes(
@@ -95,7 +109,7 @@ def episode_rollout(learner, env, step: int):
             break
     else:
         raise ConfigError(
-            f"No episode of {MAX_ROUNDS} batches gave the learner a turn: every agent that "
+            f"No episode of {MULTI_TURN_ROUNDS} batches gave the learner a turn: every agent that "
             "acted was in rollout.seats."
         )
     estimator = ESTIMATORS[learner.advantage]
@@ -159,7 +173,7 @@ def context_completion(context: Trajectory) -> Completion | None:
         text="\n\n".join(answers),
         prompt_ids=context.token_ids[:first],
         token_ids=context.token_ids[first:last],
-        logprobs=context.logprobs[first:last],
+        logprobs=context.logprobs[first:last] if context.engine_logprobs else [],
         finish_reason="stop",
         train_mask=context.train_mask[first:last],
     )
@@ -201,6 +215,7 @@ def evaluate_episodes(
 
     greedy = Sampling(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
     records: list[dict[str, Any]] = []
+    moves = legal = 0
     for start in tqdm(range(0, len(seeds), batch_size), desc=desc, unit="batch", leave=False):
         chunk = list(seeds[start : start + batch_size])
         played = run_episodes(
@@ -209,12 +224,14 @@ def evaluate_episodes(
         for seed, episode in zip(chunk, played, strict=True):
             mine = {a: r for a, r in episode.rewards.items() if trained(a)}
             valid = _step_validity(episode, trained)
+            moves, legal = moves + len(valid), legal + sum(valid)
             records.append(
                 {
                     "seed": seed,
                     "rewards": mine,
                     "reward": sum(mine.values()) / max(len(mine), 1),
-                    "valid": sum(valid) / max(len(valid), 1),
+                    "moves": len(valid),
+                    "legal_moves": sum(valid),
                     "steps": episode.steps,
                     "truncated": episode.truncated,
                     "answers": [
@@ -228,7 +245,7 @@ def evaluate_episodes(
     n = max(len(records), 1)
     metrics = {
         "reward_mean": sum(r["reward"] for r in records) / n,
-        "valid_rate": sum(r["valid"] for r in records) / n,
+        "valid_rate": legal / max(moves, 1),  # over every move the learner made
         "episode_steps": sum(r["steps"] for r in records) / n,
         "truncated_rate": sum(r["truncated"] for r in records) / n,
     }

@@ -120,6 +120,9 @@ def _evaluate(
     if config.rollout.multi_turn:
         from trainers.multi_turn import evaluate_episodes
 
+        # The seats' engines and scripted agents are shared with rollouts: let a background
+        # (off-policy) rollout finish first.
+        learner.finish()
         result = evaluate_episodes(
             engine or learner.engine,
             learner.seats,
@@ -366,9 +369,14 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
 def _check_single_turn(config: RLConfig, env) -> None:
     """Without ``rollout.multi_turn`` the learner trains one answer per episode: an env with
     several agents is refused before any model loads (others that go on after one answer are
-    refused at the first step)."""
+    refused at the first step). With it, the seats are checked before any model loads."""
+    if config.rollout.multi_turn:
+        from trainers.multi_turn import check_rl_seats
+
+        check_rl_seats(config, env)
+        return
     agents = getattr(getattr(env, "unwrapped", env), "possible_agents", ())
-    if len(agents) > 1 and not config.rollout.multi_turn:
+    if len(agents) > 1:
         raise ConfigError(
             f"{config.env.id} has {len(agents)} agents ({', '.join(agents)}) and several turns "
             "per episode; train it with rollout.multi_turn: true (and rollout.seats for the "
@@ -388,6 +396,11 @@ def _check_world(config: RLConfig, world: World) -> None:
         raise ValueError(
             f"algo.mini_batches * algo.grad_accum must be <= the prompt groups per process "
             f"({per_rank} with {world.size} processes)"
+        )
+    if world.active and config.rollout.multi_turn:
+        raise ValueError(
+            "rollout.multi_turn trains in a single learner process for now (ranks would hold "
+            "different numbers of rows and their collectives would not line up)"
         )
     if world.active and (config.rollout.backend == "vllm" or config.rollout.replicas > 1):
         raise ValueError(

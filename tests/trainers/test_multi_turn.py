@@ -59,6 +59,7 @@ def duo():
 
 def _config(**overrides) -> RLConfig:
     base = {
+        "model.name": "tiny-random-llama",
         "env.id": "test-duo-v0",
         "rollout.multi_turn": True,
         "rollout.seats.b": "echo",
@@ -205,3 +206,65 @@ def test_a_token_budget_splits_micro_batches_without_changing_the_update(duo, ti
     assert stats[1]["grad_norm"] == pytest.approx(stats[0]["grad_norm"], rel=1e-4)
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], atol=1e-4, rtol=1e-3)
+
+
+def _context(agent, n_policy, reward):
+    from trainers.episodes import Trajectory
+
+    t = Trajectory(agent, token_ids=[7, 8] + [9] * n_policy + [5], train_mask=[0, 0] + [1] * n_policy
+                   + [0], logprobs=[0.0, 0.0] + [-1.0] * n_policy + [0.0],
+                   messages=[{"role": "user", "content": "go"},
+                             {"role": "assistant", "content": "x" * n_policy}],
+                   policy_messages=[1], turns=1)  # fmt: skip
+    t.reward = reward
+    return t
+
+
+def test_rows_of_several_agents_and_turns_take_their_own_episodes_advantage():
+    from trainers.episodes import Episode
+    from trainers.multi_turn import episode_batch
+
+    def episode(seed, red, blue, red_turns, blue_turns):
+        contexts = [_context("red", 1 + k, red) for k in range(red_turns)]
+        contexts += [_context("blue", 1 + k, blue) for k in range(blue_turns)]
+        return Episode(seed, contexts, 3, [{"agent": "red"}], rewards={"red": red, "blue": blue})
+
+    # Two seeds x two episodes; turn counts differ between episodes and agents.
+    played = [episode(0, 1.0, -1.0, 2, 1), episode(0, 0.0, 0.5, 1, 3),
+              episode(1, 0.2, 0.0, 3, 2), episode(1, 0.2, 1.0, 1, 1)]  # fmt: skip
+    batch = episode_batch(played, group_size=2, trained=lambda agent: True)
+    # Groups are (seed, agent) in sorted agent order: (0, blue), (0, red), (1, blue), (1, red).
+    expected = torch.tensor([[-1.0, 0.5], [1.0, 0.0], [0.0, 1.0], [0.2, 0.2]])
+    torch.testing.assert_close(batch["rewards"], expected)
+    assert len(batch["completions"]) == 1 + 3 + 2 + 1 + 2 + 1 + 3 + 1
+    for completion, (k, j) in zip(batch["completions"], batch["owners"], strict=True):
+        agent = ("blue", "red")[k % 2]
+        episode_ = played[2 * (k // 2) + j]
+        assert completion.token_ids[0] == 9 and completion.train_mask[-1] == 1  # trimmed
+        assert any(c.agent == agent and c.train_mask[2:-1] == completion.train_mask
+                   for c in episode_.contexts)  # fmt: skip
+    only_red = episode_batch(played, group_size=2, trained=lambda agent: agent == "red")
+    torch.testing.assert_close(only_red["rewards"], expected[1::2])
+
+
+def test_frozen_seats_are_the_configured_model_not_the_learners_weights(duo, tiny_lm):
+    from assay.models import load_causal_lm
+
+    model, tokenizer = tiny_lm
+    trained = copy.deepcopy(model)
+    with torch.no_grad():
+        next(trained.parameters()).add_(1.0)  # as a resumed checkpoint would differ
+    learner = RLLearner(_config(**{"rollout.seats.b": "frozen"}), trained, tokenizer)
+    frozen = learner.seats["b"].model
+    fresh = load_causal_lm("tiny-random-llama")[0]
+    for (name, a), (_, b) in zip(frozen.named_parameters(), fresh.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+    learner.close()
+
+
+def test_unknown_seat_kinds_are_refused_before_any_model_loads(duo, tmp_path):
+    config = _config(**{"rollout.seats.b": "genius", "model.name": "nope",
+                        "train.output_dir": str(tmp_path)})  # fmt: skip
+    with pytest.raises(ConfigError, match="b=genius: seats take the env's scripted agents"):
+        run_rl(config)
+    assert not any(tmp_path.iterdir())
