@@ -1,8 +1,8 @@
 """Entry point of one grading worker process (started by :mod:`rewards.math.bounded`).
 
-``python -m rewards.math._worker READ_FD WRITE_FD MEMORY_BYTES``: receives ``(function, args)``
-pairs on READ_FD, answers ``("ok", result)`` or ``("error", message)`` on WRITE_FD, and exits when
-the parent closes its end. Only the parent process writes to READ_FD.
+``python -m rewards.math._worker READ_FD WRITE_FD MEMORY_BYTES``: receives ``(task_id, function,
+args)`` on READ_FD, answers ``(task_id, "ok", result)`` or ``(task_id, "error", message)`` on
+WRITE_FD, and exits when the parent closes its end. Only the parent process writes to READ_FD.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ def main(argv: list[str]) -> None:
     outbox.send("ready")
     while True:
         try:
-            fn, args = inbox.recv()
+            task_id, fn, args = inbox.recv()
         except (EOFError, OSError):
             return
         try:
-            reply = ("ok", fn(*args))
+            reply = (task_id, "ok", fn(*args))
         except BaseException as err:  # report, stay alive for the next task
-            reply = ("error", f"{type(err).__name__}: {err}")
+            reply = (task_id, "error", f"{type(err).__name__}: {err}")
         outbox.send(reply)
 
 

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -64,6 +65,7 @@ class _Worker:
         self.send = Connection(to_child_w, readable=False)
         self.recv = Connection(from_child_r, writable=False)
         self.ready = False
+        self.tasks = 0
 
     def wait_ready(self) -> None:
         if not self.ready:
@@ -73,15 +75,24 @@ class _Worker:
             self.ready = True
 
     def run(self, fn: Callable[..., Any], args: tuple, timeout: float) -> Any:
+        """Send one task and wait for *its* reply. Each task carries a fresh id that the reply
+        echoes, and any interruption of the exchange (Ctrl-C, a timeout, a broken pipe) kills the
+        worker: a reply left pending in a live worker would be read as the next task's answer."""
+        self.tasks += 1
+        task_id = self.tasks
+        reply_id = status = value = None
         try:
-            self.send.send((fn, args))
-            finished = self.recv.poll(timeout)
-            if finished:
-                status, value = self.recv.recv()
+            self.send.send((task_id, fn, args))
+            deadline = time.monotonic() + timeout
+            while reply_id != task_id and self.recv.poll(max(0.0, deadline - time.monotonic())):
+                reply_id, status, value = self.recv.recv()
         except (EOFError, OSError) as err:
             self.kill()
             raise WorkerDied("the grading worker exited mid-task") from err
-        if not finished:
+        except BaseException:
+            self.kill()
+            raise
+        if reply_id != task_id:
             self.kill()
             raise WorkerTimeout(f"grading took longer than {timeout:g} s")
         if status == "error":
@@ -112,9 +123,11 @@ class WorkerPool:
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="assay-grader")
 
     def run(self, fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
-        """``fn(*args)`` in a worker; raises WorkerTimeout after ``timeout`` seconds of running.
-        ``fn`` must be importable by the worker (a module-level function)."""
-        worker = self._acquire()
+        """``fn(*args)`` in a worker; raises WorkerTimeout after ``timeout`` seconds of running,
+        or when no worker became free within ``timeout`` seconds (other callers' slow tasks hold
+        them all), so a caller waits at most about twice ``timeout``. ``fn`` must be importable
+        by the worker (a module-level function)."""
+        worker = self._acquire(deadline=time.monotonic() + timeout)
         try:
             return worker.run(fn, args, timeout)
         finally:
@@ -138,7 +151,7 @@ class WorkerPool:
         for worker in workers:
             self._release(worker)
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self, deadline: float | None = None) -> _Worker:
         with self._cond:
             while True:
                 while self._idle:
@@ -149,7 +162,10 @@ class WorkerPool:
                 if len(self._live) + self._starting < self.size:
                     self._starting += 1
                     break
-                self._cond.wait()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise WorkerTimeout("no grading worker became free in time (all busy)")
+                self._cond.wait(remaining)
         try:
             worker = _Worker()
             worker.wait_ready()
@@ -167,9 +183,20 @@ class WorkerPool:
         with self._cond:
             if worker.alive:
                 self._idle.append(worker)
-            else:  # killed after a timeout: its slot is free for a fresh worker
-                self._live.discard(worker)
+                self._cond.notify()
+                return
+            self._live.discard(worker)  # killed after a timeout
             self._cond.notify()
+        # Start its replacement now, so the next caller does not pay the start-up (sympy's
+        # import, about a second) inside its own time limit.
+        threading.Thread(target=self._replace, daemon=True, name="assay-grader-start").start()
+
+    def _replace(self) -> None:
+        try:
+            worker = self._acquire()
+        except Exception:  # the next caller will try again and report it
+            return
+        self._release(worker)
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)

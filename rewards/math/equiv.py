@@ -43,8 +43,12 @@ from rewards.math.structure import label, structure
 
 RELATIVE_TOLERANCE = 1e-9
 ABSOLUTE_TOLERANCE = 1e-25  # 30-digit evaluation noise; e**-30 is still not 0
+EXACT_TOLERANCE = 1e-20  # |a - b| for exact values: far above evalf noise, far below any unit
 NUMERIC_POINTS = 6
 IMAGINARY = sympy.Symbol("i")  # both parsers read `i` as a symbol; in answers it is sqrt(-1)
+
+
+_SUBSCRIPT = re.compile(r"(?<=[\d}])_\s*(\{[^{}]*\}|\w)")  # a base: `2021_3`, `\\text{A5}_{11}`
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,9 @@ def _quick(a: Normalized, g: Normalized, options: EquivalenceOptions) -> Verdict
         return verdict(False, f"different units: {a.unit} vs {g.unit}")
     if a.text == g.text and a.percent == g.percent:
         return verdict(True, "identical after normalisation")
-    fa, fg = parse_number(a.text), parse_number(g.text)
+    # `1,5` is a decimal only against a side without commas: against `5,1` both are lists.
+    fa = parse_number(a.text, decimal_comma="," not in g.text)
+    fg = parse_number(g.text, decimal_comma="," not in a.text)
     if fa is not None and fg is not None:
         ok = _numbers_match(fa, fg, a, g, options)
         return verdict(ok, "equal numbers" if ok else "different numbers")
@@ -171,6 +177,21 @@ def _compare(sa: tuple, sg: tuple, a: Normalized, g: Normalized, options) -> tup
     if {kind_a, kind_g} <= {"set", "list"}:
         ok = _unordered_match(sa[1], sg[1], options)
         return ok, "same elements" if ok else "different elements"
+    if {kind_a, kind_g} == {"list", "bracket"}:
+        # `1, 3` for the pair `(1, 3)`: the same entries in the same order (not for intervals).
+        items_a = sa[3] if kind_a == "bracket" else sa[1]
+        items_g = sg[3] if kind_g == "bracket" else sg[1]
+        brackets = sa[1:3] if kind_a == "bracket" else sg[1:3]
+        ok = brackets == ("(", ")") and len(items_a) == len(items_g) and all(
+            _scalar_equal(x, y, options) for x, y in zip(items_a, items_g, strict=True)
+        )
+        return ok, "same entries" if ok else "different entries"
+    if {kind_a, kind_g} == {"matrix", "scalar"}:
+        # `A + B` or `A B` of matrices against a matrix: compare the values sympy computes.
+        sa, sg = (("scalar", a.text) if kind_a == "matrix" else sa), (
+            ("scalar", g.text) if kind_g == "matrix" else sg
+        )
+        kind_a = kind_g = "scalar"
     if kind_a != kind_g:
         return False, f"answer is a {kind_a}, gold is a {kind_g}"
     if kind_a == "scalar":
@@ -258,6 +279,10 @@ def _scalars(
     quick = _quick(nx, ny, options)
     if quick is not None:
         return quick.correct, quick.reason
+    if sorted(_SUBSCRIPT.findall(nx.text)) != sorted(_SUBSCRIPT.findall(ny.text)):
+        # `2021_3` and `A5_{11}` are numbers in a base, and no parser keeps a subscript on a
+        # number: the bases must be the same as written.
+        return False, "different subscripts"
     a_percent, g_percent = percents or (nx.percent, ny.percent)
     ex, ey = to_sympy(nx.text), to_sympy(ny.text)
     if a_percent != g_percent and options.percent_as_fraction:
@@ -269,8 +294,12 @@ def _scalars(
 
 
 def _sympy_equal(ea, eg, answer_text: str, options: EquivalenceOptions) -> bool:
+    if isinstance(ea, sympy.MatrixBase) and isinstance(eg, sympy.MatrixBase):
+        return ea.shape == eg.shape and all(
+            _sympy_equal(x, y, "", options) for x, y in zip(ea, eg, strict=True)
+        )
     if isinstance(ea, sympy.MatrixBase) or isinstance(eg, sympy.MatrixBase):
-        return ea == eg
+        return False
     if isinstance(ea, sympy.Set) or isinstance(eg, sympy.Set):
         return bool(ea == eg)
     if isinstance(ea, sympy.core.relational.Relational) or isinstance(
@@ -295,13 +324,33 @@ def _numbers_close(ea, eg, answer_text: str, options) -> bool:
     va, vg = ea.evalf(30), eg.evalf(30)
     if not (va.is_number and vg.is_number) or not (va.is_finite and vg.is_finite):
         return ea == eg
-    if _close(complex(va), complex(vg)):
+    if _close(va, vg) and (_has_float(ea) or _has_float(eg) or _exactly_equal(ea, eg)):
         return True
     return bool(options.rounded_decimals and vg.is_real and _rounds_to(answer_text, eg))
 
 
-def _close(va: complex, vg: complex) -> bool:
-    return abs(va - vg) <= RELATIVE_TOLERANCE * max(abs(va), abs(vg)) + ABSOLUTE_TOLERANCE
+def _has_float(expr) -> bool:
+    return bool(expr.atoms(sympy.Float))
+
+
+def _exactly_equal(ea, eg) -> bool:
+    """Two exact values (no decimals written) must agree to the last unit, not to a relative
+    tolerance: ``2^{100} - 6`` is not ``2^{100} - 2``. sympy evaluates the difference with the
+    extra precision its cancellation needs."""
+    difference = (ea - eg).evalf(30)
+    return bool(difference == 0 or sympy.Abs(difference) <= EXACT_TOLERANCE)
+
+
+def _close(va: sympy.Expr, vg: sympy.Expr) -> bool:
+    """Relative closeness of two evaluated numbers, in sympy's arbitrary-exponent floats.
+
+    Not in Python floats: ``complex(e**1000)`` is ``inf``, and ``inf <= 1e-9 * inf`` holds, which
+    once made any overflowing answer equal to every gold (a universal reward hack)."""
+    difference = sympy.Abs(va - vg).evalf(30)
+    scale = sympy.Max(sympy.Abs(va), sympy.Abs(vg)).evalf(30)
+    if not (difference.is_finite and scale.is_finite):
+        return False
+    return bool(difference <= RELATIVE_TOLERANCE * scale + ABSOLUTE_TOLERANCE)
 
 
 def _random_point_test(ea, eg, symbols) -> bool | None:
@@ -314,7 +363,7 @@ def _random_point_test(ea, eg, symbols) -> bool | None:
         va, vg = ea.evalf(20, subs=point), eg.evalf(20, subs=point)
         if not (va.is_number and vg.is_number and va.is_finite and vg.is_finite):
             continue
-        if not _close(complex(va), complex(vg)):
+        if not _close(va, vg):
             return False
         agreed += 1
     return True if agreed >= 3 else None

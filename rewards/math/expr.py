@@ -35,7 +35,9 @@ class TooLarge(ParseError):
 
 # A numeric exponent of five or more digits, or a power whose exponent is itself a power.
 _BIG_EXPONENT = re.compile(r"(?:\^|\*\*)\s*[{(]?\s*[-+]?\d{5,}")
-_STACKED_POWER = re.compile(r"(?:\^|\*\*)\s*[{(]?\s*[-+]?[\d.]+\s*[})]?\s*(?:\^|\*\*)")
+_STACKED_POWER = re.compile(
+    r"(?:\^|\*\*)\s*(?:[{(]\s*)*[-+]?[\d.]+\s*(?:[})]\s*)*(?:\^|\*\*)\s*(?:[{(]\s*)*[-+]?\d"
+)
 _BIG_FACTORIAL = re.compile(r"\d{4,}\s*!")
 
 

@@ -1,4 +1,4 @@
-"""Find the final answer in free-form model output.
+"""Find the final answer in free-form model output, and in a gold that may be a full solution.
 
 The rules are tried in this order, and the first that matches wins (within a rule the *last*
 occurrence counts, since models restate and correct themselves):
@@ -8,16 +8,27 @@ occurrence counts, since models restate and correct themselves):
 2. ``gsm8k``: GSM8K's ``#### 42``.
 3. ``answer_is``: "the answer is ..." / "the final answer is ...", up to the end of the sentence.
 4. ``answer_label``: an ``Answer: ...`` label (also ``Final answer:``, markdown bold allowed).
-5. ``last_number``: the last number in the text (optional, on by default).
+5. ``whole``: a short one-line output that is all maths (no words but maths names such as
+   ``sqrt`` or ``and``), or one or two words alone (``Evelyn``, ``no solution``), is the
+   answer as written: ``\\frac{2}{5}``, ``(a+1)(a-1)``, ``y \\le 4``, ``$5$ and $6$``.
+6. ``math_span``: the last ``$...$``, ``$$...$$``, ``\\(...\\)`` or ``\\[...\\]`` span. Inline
+   spans (``$``, ``\\(``) do not cross a line break, so two currency signs on different lines
+   are not a span.
+7. ``last_number``: the last number that stands alone in prose (optional, on by default). A
+   digit inside a word (``AZYUK2A``) is not a number. :func:`rewards.math.grade` lets this rule
+   score only against a gold that is a plain number.
 
-For rules 3 and 4, a ``$...$``, ``\\(...\\)`` or ``\\[...\\]`` math span inside the captured
-sentence is taken as the answer.
+For rules 3 and 4, a math span inside the captured sentence is taken as the answer.
 
 >>> extract_answer(r"so x = 2. The answer is $\\frac{1}{2}$.")
 Extraction(text='\\\\frac{1}{2}', rule='answer_is')
 >>> extract_answer("She pays 3 * 6 = 18 dollars.\\n#### 18")
 Extraction(text='18', rule='gsm8k')
->>> extract_answer("I think it is 7 or maybe 8") .rule
+>>> extract_answer(r"\\frac{2}{5}").rule
+'whole'
+>>> extract_answer(r"So we get $y = \\frac{3}{4}$.")
+Extraction(text='y = \\\\frac{3}{4}', rule='math_span')
+>>> extract_answer("I think it is 7 or maybe 8").rule
 'last_number'
 """
 
@@ -26,7 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RULES = ("boxed", "gsm8k", "answer_is", "answer_label", "last_number")
+RULES = ("boxed", "gsm8k", "answer_is", "answer_label", "whole", "math_span", "last_number")
 
 _BOX = re.compile(r"\\(?:boxed|fbox)")
 # `#### 72` (GSM8K); a markdown heading such as `#### Step 2` is not an answer.
@@ -37,10 +48,16 @@ _ANSWER_IS = re.compile(
 _ANSWER_LABEL = re.compile(
     r"(?:^|\n)[ \t>*_#-]*(?:final\s+)?answer[*_ \t]*:[*_ \t]*(?P<ans>[^\n]+)", re.IGNORECASE
 )
-_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\^\{?-?\d+\}?)?|-?\.\d+")
-# `\$` is a dollar sign, not a delimiter.
+# A number that stands alone: not glued to a letter or digit on its left (`AZYUK2A`, `x2`), with
+# thousands separators (`1,200.50`, `1 000`), a decimal comma (`2,74`), a fraction or a power.
+_LAST_NUMBER = re.compile(
+    r"(?<![\w.])(?:-?\d{1,3}(?:(?:,\d{3})+|(?: \d{3})+)(?!\d)(?:\.\d+)?"
+    r"|-?\d+(?:[.,]\d+)?(?:/\d+)?(?:\^\{?-?\d+\}?)?|-?\.\d+)"
+)
+# `\$` is a dollar sign, not a delimiter; inline spans stay on one line.
 _MATH_SPAN = re.compile(
-    r"\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL
+    r"\$\$(.+?)\$\$|(?<![\\$])\$(?!\$)((?:[^\n$\\]|\\.)+?)\$|\\\(([^\n]+?)\\\)|\\\[(.+?)\\\]",
+    re.DOTALL,
 )
 # Where the answer's clause ends: a period that is not a decimal point, `!`, `?`, `;`, a comma
 # before a word ("42, not 41"), or a connective ("5 because 2 + 3 = 5").
@@ -50,6 +67,8 @@ _CLAUSE_END = re.compile(
     r"|\s+(?:and|or)\s+(?=[a-z]{3,})|\s+\((?=[A-Za-z]+\s)",
     re.IGNORECASE,
 )
+# "The largest $n$ is 34": the value after the last "is"/"are"/"equals"/"=" of a prose sentence.
+_STATED = re.compile(r"^.*\s(?:is|are|equals|was|=)\s+(?P<rest>\S.*)$", re.DOTALL)
 _ABBREVIATIONS = re.compile(r"\b(?:e\.g|i\.e|approx)\.,?", re.IGNORECASE)
 _FILLER = re.compile(
     r"^(?:(?:therefore|thus|then|so|simply|exactly|approximately|about|roughly|around|just)\b"
@@ -59,6 +78,22 @@ _FILLER = re.compile(
 _PROSE = re.compile(r"(?<![\\A-Za-z])[a-z]{3,}\s+[a-z]{2,}")
 # An answer sentence longer than this is not an answer (and bounds the span search).
 _WINDOW = 1000
+# The `whole` rule: at most this many characters, and no words but these.
+_WHOLE_MAX_CHARS = 200
+_MATH_WORDS = frozenset(
+    "sqrt sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh log ln lg exp pi inf "
+    "infty infinity and or to mod gcd lcm max min det deg cm km mm kg mph ft in units unit "
+    "degrees degree dollars cents percent pct or".split()
+)
+_LATEX_WORD = re.compile(
+    r"\\(?:text\w*|mathrm|mbox|operatorname|begin|end)\s*\{[^{}]*\}|\\[A-Za-z]+"
+)
+# A word of three or more letters, or a two-letter English word; other short runs are products
+# of variables (`ab`, `xy`).
+_WORD = re.compile(
+    r"(?<![A-Za-z\\])(?:[A-Za-z]{3,}|(?:is|it|so|we|be|of|as|at|by|if|on|an|my|me|do|he|us|am)"
+    r"(?![A-Za-z]))"
+)
 
 
 @dataclass(frozen=True)
@@ -73,8 +108,12 @@ def extract_answer(output: str, last_number_fallback: bool = True) -> Extraction
     """Find the final answer in ``output``; None when no rule matches."""
     if not isinstance(output, str):
         return None
-    if (boxed := last_boxed(output)) is not None:
-        return Extraction(boxed.strip(), "boxed")
+    boxes = _boxes(output)
+    final = _final_answer_after(output, boxes[-1][1] if boxes else 0)
+    if boxes and final is None:
+        return Extraction(_joined_boxes(output, boxes), "boxed")
+    if final is not None:  # "The final answer is $X$." written after the last box wins
+        return final
     if matches := _GSM8K.findall(output):
         return Extraction(_clean_tail(matches[-1]), "gsm8k")
     for rule, pattern in (("answer_is", _ANSWER_IS), ("answer_label", _ANSWER_LABEL)):
@@ -82,19 +121,23 @@ def extract_answer(output: str, last_number_fallback: bool = True) -> Extraction
             answer = _sentence_answer(matches[-1])
             if answer:
                 return Extraction(answer, rule)
-    if last_number_fallback and (numbers := _LAST_NUMBER.findall(output)):
-        return Extraction(numbers[-1].rstrip(","), "last_number")
+    if is_bare_answer(output):
+        return Extraction(_clean_tail(output), "whole")
+    spans = list(_MATH_SPAN.finditer(output))
+    numbers = list(_LAST_NUMBER.finditer(output)) if last_number_fallback else []
+    # In prose, whichever comes last: "so $d = 90/n$ ... there are 12 sequences" means 12.
+    if numbers and (not spans or numbers[-1].start() >= spans[-1].end()):
+        return Extraction(numbers[-1][0].rstrip(",").strip(), "last_number")
+    if span := last_math_span(output):
+        return Extraction(span, "math_span")
     return None
 
 
-def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}``/``\\fbox{...}``, braces matched; None if absent.
-
-    Braces are matched in one pass over the text, so many unclosed boxes (a degenerate rollout)
-    cost linear time, not quadratic."""
-    starts = [m.end() for m in _BOX.finditer(text)]
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every complete ``\\boxed{...}``/``\\fbox{...}``."""
+    starts = [(m.start(), m.end()) for m in _BOX.finditer(text)]
     if not starts:
-        return None
+        return []
     closing: dict[int, int] = {}
     stack: list[int] = []
     for i, ch in enumerate(text):
@@ -102,15 +145,91 @@ def last_boxed(text: str) -> str | None:
             stack.append(i)
         elif ch == "}" and stack:
             closing[stack.pop()] = i
-    for start in reversed(starts):
-        rest = text[start:].lstrip()
+    boxes = []
+    for start, after in starts:
+        rest = text[after:].lstrip()
         opening = len(text) - len(rest)
         if rest.startswith("{"):
             if opening in closing:
-                return text[opening + 1 : closing[opening]]
+                boxes.append((start, closing[opening] + 1, text[opening + 1 : closing[opening]]))
         elif rest and (m := re.match(r"[^\s$.,]+", rest)):  # \boxed 7
-            return m[0]
+            boxes.append((start, opening + m.end(), m[0]))
+    return boxes
+
+
+# Between two boxes that state one answer together: `\boxed{-2} \quad\text{and}\quad \boxed{1}`
+# (not "or": `\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}` is one value written twice).
+_BOX_JOINER = re.compile(
+    r"[\s,;$]*(?:(?:\\quad|\\qquad|\\text\{\s*and\s*\}|and|\\,)[\s,;$]*)*"
+)
+
+
+def _joined_boxes(text: str, boxes: list[tuple[int, int, str]]) -> str:
+    """The last box, with the boxes just before it that only a joiner separates."""
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        if not _BOX_JOINER.fullmatch(text[box[1] : group[0][0]]):
+            break
+        group.insert(0, box)
+    return ", ".join(content.strip() for _, _, content in group)
+
+
+_FINAL_ANSWER = re.compile(r"final\s+answer", re.IGNORECASE)
+
+
+def _final_answer_after(text: str, position: int) -> Extraction | None:
+    """A "final answer is ..." / "Final Answer: ..." stated after ``position`` (the last box)."""
+    found = [m for m in _FINAL_ANSWER.finditer(text) if m.start() >= position]
+    if not found:
+        return None
+    tail = text[found[-1].start() :]
+    for rule, pattern in (("answer_is", _ANSWER_IS), ("answer_label", _ANSWER_LABEL)):
+        if (m := pattern.search(tail)) and (answer := _sentence_answer(m["ans"])):
+            return Extraction(answer, rule)
     return None
+
+
+def extract_gold(gold: str) -> str:
+    """The answer inside a gold: a bare answer stays as it is; a MATH ``solution``, a gold with
+    ``\\boxed{}`` (``x \\in \\boxed{[1, 2]}``) or a math span (``$40$ km``) is read by the same
+    rules as a model output, except that a gold never falls back to its last number.
+
+    >>> extract_gold(r"... so the total is $\\boxed{\\frac{1}{2}}$.")
+    '\\\\frac{1}{2}'
+    >>> extract_gold("1, 2")
+    '1, 2'
+    """
+    found = extract_answer(gold, last_number_fallback=False)
+    return found.text if found is not None else gold.strip()
+
+
+def is_bare_answer(text: str) -> bool:
+    """Whether ``text`` is short, on one line, and all maths (or one or two words alone)."""
+    s = text.strip().rstrip(".").strip()
+    if not s or len(s) > _WHOLE_MAX_CHARS or "\n" in s:
+        return False
+    words = _WORD.findall(_LATEX_WORD.sub(" ", s))
+    # maths names, and points or figures named in capitals (`\\triangle ABC`)
+    if all(w.lower() in _MATH_WORDS or (w.isupper() and len(w) <= 4) for w in words):
+        return True
+    # an answer in one or two words: `Evelyn`, `odd`, `no solution` (not `I don't know`)
+    return len(s.split()) <= 2 and re.fullmatch(r"[A-Za-z][A-Za-z' ]*", s) is not None
+
+
+def last_math_span(text: str) -> str | None:
+    """The content of the last ``$...$``, ``$$...$$``, ``\\(...\\)`` or ``\\[...\\]`` span."""
+    spans = [_span(m.groups()).strip() for m in _MATH_SPAN.finditer(text)]
+    spans = [s for s in spans if s]
+    return spans[-1] if spans else None
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}``/``\\fbox{...}``, braces matched; None if absent.
+
+    Braces are matched in one pass over the text, so many unclosed boxes (a degenerate rollout)
+    cost linear time, not quadratic."""
+    boxes = _boxes(text)
+    return boxes[-1][2] if boxes else None
 
 
 def _sentence_answer(captured: str) -> str:
@@ -118,9 +237,10 @@ def _sentence_answer(captured: str) -> str:
     text = _ABBREVIATIONS.sub(" ", captured[:_WINDOW]).strip().strip("*_ ")
     text = _FILLER.sub("", text)
     if text.startswith(("$", "\\(", "\\[")) and (m := _MATH_SPAN.match(text)):
-        content = next(g for g in m.groups() if g is not None).strip()
+        content = _span(m.groups()).strip()
         rest = text[m.end() :]
-        if not _PROSE.search(content) and not _MATH_SPAN.search(rest.split(".")[0]):
+        end = _CLAUSE_END.search(rest)
+        if not _PROSE.search(content) and not _MATH_SPAN.search(rest[: end.start()] if end else rest):
             return content
     if re.match(r"\$\d", text):
         text = text[1:]  # a currency sign ("$18, since she spent $2"), not a delimiter
@@ -129,12 +249,16 @@ def _sentence_answer(captured: str) -> str:
     spans = _MATH_SPAN.findall(sentence)
     if len(spans) == 1 and not _PROSE.search(sentence.replace(_span(spans[0]), "")):
         return _span(spans[0]).strip()
+    if _PROSE.search(sentence) and (m := _STATED.search(sentence)):
+        return _sentence_answer(m["rest"])  # "The volume of $ABCD$ is 120" -> 120
+    if _PROSE.search(sentence) and (numbers := _LAST_NUMBER.findall(sentence)):
+        return numbers[-1].rstrip(",")  # "Jane started growing it 3 hours ago" -> 3
     return _clean_tail(sentence.replace("$", "") if len(spans) > 1 else sentence)
 
 
-def _span(groups: tuple[str, ...]) -> str:
-    return next(g for g in groups if g)
+def _span(groups: tuple[str | None, ...]) -> str:
+    return next((g for g in groups if g), "")
 
 
 def _clean_tail(text: str) -> str:
-    return text.strip().strip("*_ ").rstrip(".").strip()
+    return text.strip().strip("*_ ").rstrip(".,;:").strip()

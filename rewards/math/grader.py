@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from rewards.math import bounded
 from rewards.math.equiv import EquivalenceOptions, Verdict, full_equivalent, quick_equivalent
-from rewards.math.extract import Extraction, extract_answer
+from rewards.math.extract import Extraction, extract_answer, extract_gold
+from rewards.math.normalize import normalize, parse_number
 
 DEFAULT_TIMEOUT = 2.0
 
@@ -69,7 +70,11 @@ def is_equivalent(
     >>> is_equivalent("1/2", "12")
     False
     """
-    return _verdicts([answer], [gold], timeout, options or EquivalenceOptions())[0].correct
+    if not isinstance(gold, str | int | float):
+        return False
+    return _verdicts([answer], [extract_gold(str(gold))], timeout, options or EquivalenceOptions())[
+        0
+    ].correct
 
 
 def grade_many(
@@ -89,14 +94,28 @@ def grade_many(
     extractions = [
         extract_answer(o, last_number_fallback) if isinstance(o, str) else None for o in outputs
     ]
+    gold_answers = [extract_gold(str(g)) for g in golds]
     found = [i for i, e in enumerate(extractions) if e is not None]
+    # The last number of prose is a guess: it may only score against a plain-number gold, so
+    # `... 5` never matches `\frac{2}{5}`'s 5 or a gold expression that happens to equal 5.
+    refused = {
+        i
+        for i in found
+        if extractions[i].rule == "last_number"
+        and parse_number(normalize(gold_answers[i]).text) is None
+    }
+    scored = [i for i in found if i not in refused]
     verdicts = _verdicts(
-        [extractions[i].text for i in found],
-        [str(golds[i]) for i in found],
+        [extractions[i].text for i in scored],
+        [gold_answers[i] for i in scored],
         timeout,
         options or EquivalenceOptions(),
     )
-    by_index = dict(zip(found, verdicts, strict=True))
+    by_index = dict(zip(scored, verdicts, strict=True))
+    for i in refused:
+        by_index[i] = Verdict(
+            False, "a last number in prose only scores against a number", "", gold_answers[i]
+        )
     return [_result(extractions[i], str(golds[i]), by_index.get(i)) for i in range(len(outputs))]
 
 
@@ -175,11 +194,10 @@ def accuracy_reward(
     >>> accuracy_reward(["The answer is 4.", "It is 5."], answer=["4", "4"])
     [1.0, 0.0]
     """
-    from rewards.math.extract import last_boxed
     from rewards.trl import _completion_text
 
     if answer is None and solution is None:
         raise ValueError("accuracy_reward needs an `answer` or a `solution` dataset column.")
-    golds = list(answer) if answer is not None else [last_boxed(s) or s for s in solution]
+    golds = list(answer) if answer is not None else list(solution)
     texts = [_completion_text(c) for c in completions]
     return [float(r.correct) for r in grade_many(texts, golds)]

@@ -24,23 +24,28 @@ MAX_NUMBER_DIGITS = 400
 MAX_DECIMAL_EXPONENT = 400
 
 _WRAPPERS = re.compile(r"^\\(?:boxed|fbox)\s*\{(?P<body>.*)\}$", re.DOTALL)
-_TEXT_COMMANDS = re.compile(
-    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}"
-)
+_TEXT = r"text|textbf|textit|textrm|textsf|texttt|textnormal|textup|mathrm|mathbf|mathit|mathsf|mbox"
+_TEXT_COMMANDS = re.compile(rf"\\(?:{_TEXT}|operatorname)\s*\{{([^{{}}]*)\}}")
 # `\frac{270}{7}\text{ degrees}`, `4\pi \text{ cm}^2`: a unit in \text after a value (two or
 # more letters, so `\mathrm{i}` and `\mathrm{e}` stay); `x \in [a, b]`: a label.
 _TEXT_UNIT_TAIL = re.compile(
-    r"(?<=\S)\s*\\(?:text|mbox|mathrm)\{\s*(?P<unit>[a-zA-Z]{2,}[a-zA-Z ]*?)\s*\}"
+    rf"(?<=\S)\s*\\(?:{_TEXT})\s*\{{\s*(?P<unit>[a-zA-Z]{{2,}}[a-zA-Z ]*?)\s*\}}"
     r"(?P<power>\^\{?[23]\}?)?$"
+)
+_OUTER_BRACES = re.compile(r"\{(.*)\}", re.DOTALL)
+_AROUND_MATRIX = re.compile(
+    r"[(\[]\s*(\\begin\{(?:[pbBvV]?matrix|array)\}.*\\end\{(?:[pbBvV]?matrix|array)\})\s*[)\]]",
+    re.DOTALL,
 )
 _MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SPACING = re.compile(r"(?<!\\)\\(?:!|,|;|:|\s|quad|qquad)|~")
 _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle)(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree")
-_PERCENT = re.compile(r"\s*(?:\\%|%|\s+percent)$")
+_PERCENT = re.compile(r"\s*(?:\\%|%|\s+(?:percent(?:age)?|pct))$", re.IGNORECASE)
 _FRAC_SHORT = re.compile(r"\\frac\s*(\{[^{}]*\}|\d|[a-zA-Z])\s*(\{[^{}]*\}|\d|[a-zA-Z])")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*(\d)")
-_THOUSANDS_LATEX = re.compile(r"(?<=\d)(?:\{,\}|\\,|\\!)(?=\d{3})")
+# `1{,}000`, `1\\,000`, `1\\!000`, `11,\\! 111`: thousands separators that LaTeX writers use.
+_THOUSANDS_LATEX = re.compile(r"(?<=\d)(?:\{,\}|,?\\[,!]\s?)(?=\d{3}(?!\d))")
 # A number, a space, then unit words: known units (`10 cm`, `5 h`), or words of three or more
 # letters (`18 apples`, `3 square feet`) that are not maths (`2 pi`, `5 squared`), scale
 # words (handled by _SCALE) or connectives. One- and two-letter runs (`6 xy`) are variables.
@@ -60,6 +65,22 @@ _SCALE = re.compile(
     re.IGNORECASE,
 )
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "dozen": 12}
+# Relations written every way, to one spelling each: `>=`, `\\geq`, `\\geqslant` and `≥` become
+# `\\ge`; `!=`, `\\ne` become `\\neq`; `\\lt`, `\\gt` become `<`, `>`.
+_RELATIONS = (
+    (re.compile(r">=|\\geq?(?:slant)?(?![a-zA-Z])|≥"), r"\\ge "),
+    (re.compile(r"<=|\\leq?(?:slant)?(?![a-zA-Z])|≤"), r"\\le "),
+    (re.compile(r"!=|\\neq?(?![a-zA-Z])|≠"), r"\\neq "),
+    (re.compile(r"\\lt(?![a-zA-Z])"), "<"),
+    (re.compile(r"\\gt(?![a-zA-Z])"), ">"),
+)
+# Backslashes that arrive doubled (`\\\\frac{1}{2}`, from JSON or a Python repr): undone only when a
+# command is written with two and none with one (a bare `1 & 2 \\\\ 3 & 4` keeps its row break).
+_DOUBLED = re.compile(r"\\\\")
+_DOUBLED_COMMAND = re.compile(r"(?<!\\)\\\\[a-zA-Z]")
+_SINGLE_COMMAND = re.compile(r"(?<!\\)\\(?!\\)[a-zA-Z]")
+# `0,25`, `2500,75`: a comma followed by other than three digits can only be a decimal comma.
+DECIMAL_COMMA = re.compile(r"[-+]?\d+,(?:\d{1,2}|\d{4,})|[-+]?0,\d+")
 _UNICODE = str.maketrans(
     {"√": "\\sqrt ", "∞": "\\infty ", "π": "\\pi ", "×": "\\times ", "÷": "/", "−": "-",
      "²": "^2", "³": "^3", "½": "1/2", "¼": "1/4", "¾": "3/4", "≤": "\\le ", "≥": "\\ge "}
@@ -68,7 +89,9 @@ _APPROX = re.compile(r"^(?:\\approx|≈|~)\s*")
 _CURRENCY = re.compile(r"\\\$|^\$(?=\s*\d)|\b(?:USD|dollars?|cents?|euros?)\b|€|£|¥")
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")
+_THOUSANDS = re.compile(
+    r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|[-+]?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?"
+)
 _FRACTION = re.compile(r"(?P<sign>[-+]?)(?P<num>\d+)\s*/\s*(?P<den>\d+)")
 _LATEX_FRACTION = re.compile(r"(?P<sign>[-+]?)\\frac\{(?P<num>\d+)\}\{(?P<den>\d+)\}")
 _MIXED = re.compile(
@@ -77,7 +100,7 @@ _MIXED = re.compile(
 _SCIENTIFIC = re.compile(
     r"(?P<mant>[-+]?(?:\d+\.?\d*|\.\d+))\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?(?P<exp>[-+]?\d+)\}?"
 )
-_CHOICE = re.compile(r"\(?(?P<letter>[A-Ea-e])\)?[.:]?(?:\s+(?P<rest>.*))?", re.DOTALL)
+_CHOICE = re.compile(r"\(?\s*(?P<letter>[A-Ea-e])\s*\)?[.:]?(?:\s+(?P<rest>.*))?", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -111,8 +134,13 @@ def normalize(text: str) -> Normalized:
     """Clean an extracted answer: delimiters, ``\\dfrac``, sizing and spacing commands, degrees,
     ``\\text{}``, currency, units after a value, scale words, thousands separators, Unicode
     maths symbols, trailing periods."""
-    s = strip_math_delimiters(text).translate(_UNICODE)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = text
+    if _DOUBLED_COMMAND.search(s) and not _SINGLE_COMMAND.search(s):
+        s = _DOUBLED.sub(lambda m: "\\", s)
+    s = strip_math_delimiters(s).translate(_UNICODE)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
+    for pattern, spelling in _RELATIONS:
+        s = pattern.sub(spelling, s)
     s = _THOUSANDS_LATEX.sub("", s)
     s = _SIZING.sub("", s)
     s = _SPACING.sub(" ", s)
@@ -126,7 +154,11 @@ def normalize(text: str) -> Normalized:
     s = _CURRENCY.sub("", s)
     s = _FRAC_SHORT.sub(lambda m: f"\\frac{_braced(m[1])}{_braced(m[2])}", s)
     s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
-    s = s.strip().rstrip(".").strip()
+    s = s.strip().rstrip(".,;").strip()
+    while (m := _OUTER_BRACES.fullmatch(s)) and _balanced(m[1]):
+        s = m[1].strip()  # `{1,3}`: TeX grouping braces, not a set (a set is `\\{1,3\\}`)
+    while (m := _AROUND_MATRIX.fullmatch(s)) and _balanced(m[1]):
+        s = m[1].strip()  # `\\left[\\begin{array}...\\end{array}\\right]`, `(\\begin{pmatrix}...)`
     percent = False
     if m := _PERCENT.search(s):
         percent = True
@@ -152,13 +184,18 @@ def _unit_key(unit: str) -> str:
     return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
 
 
-def parse_number(text: str) -> Fraction | None:
+def parse_number(text: str, decimal_comma: bool = True) -> Fraction | None:
     """The exact value of a plain number, or None: integers, decimals, ``a/b``, ``\\frac{a}{b}``,
     mixed numbers (``2 1/2``, ``2\\frac{1}{2}``), scientific notation (``1.5e3``,
-    ``1.5 \\times 10^{3}``), with thousands separators. Sizes are capped so this stays fast."""
+    ``1.5 \\times 10^{3}``), with thousands separators. Sizes are capped so this stays fast.
+
+    With ``decimal_comma``, a comma that cannot be a thousands separator is a decimal comma
+    (``0,25``, ``2500,75``); ``1,000`` is always one thousand."""
     s = text.strip().replace(" ", " ")
     if not s or len(s) > MAX_NUMBER_DIGITS:
         return None
+    if decimal_comma and DECIMAL_COMMA.fullmatch(s):
+        s = s.replace(",", ".")
     if _THOUSANDS.fullmatch(s):
         s = s.replace(",", "")
     if _NUMBER.fullmatch(s):
@@ -211,7 +248,7 @@ def choice_letter(text: str) -> str | None:
 
 def is_choice(gold: str) -> bool:
     """A gold answer is a multiple-choice letter if it is one capital A-E, bracketed or not."""
-    return re.fullmatch(r"\(?[A-E]\)?", gold.strip()) is not None
+    return re.fullmatch(r"\(?\s*[A-E]\s*\)?", gold.strip()) is not None
 
 
 def is_plain_text(text: str) -> bool:

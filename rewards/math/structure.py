@@ -41,7 +41,8 @@ def split_top(text: str, sep: str) -> list[str]:
 
 
 _MATRIX = re.compile(
-    r"\\begin\{(?P<env>[pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(?P<body>.*)\\end\{(?P=env)\}",
+    r"\\begin\{(?P<env>[pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(?P<body>(?:(?!\\begin\{).)*)"
+    r"\\end\{(?P=env)\}",
     re.DOTALL,
 )
 SIMPLE_LHS = re.compile(r"[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\)")
@@ -74,38 +75,55 @@ def structure(text: str) -> tuple:
     ]
     if len(items) > 1:
         return ("list", _elements_of(items))
-    sides = split_top(text, "=")
-    if len(sides) == 2 and all(sides):
-        lhs, rhs = sides
+    sides = split_top(text.split("\\approx")[0], "=")
+    if len(sides) >= 2 and all(sides):
+        # A chain `x = 5+5+1 = 11` states its first side equal to its last.
+        lhs, rhs = sides[0], sides[-1]
         return ("eq", lhs, rhs, SIMPLE_LHS.fullmatch(lhs) is not None)
     return ("scalar", text)
 
 
-_RELATION = r"(<|>|\\le(?:q)?|\\ge(?:q)?|\\lt|\\gt)"
-_ONE_SIDED = re.compile(rf"^(?P<var>[a-zA-Z])\s*{_RELATION}\s*(?P<bound>[^<>=]+)$")
+# After normalisation relations are spelled `<`, `>`, `\\le`, `\\ge`, `\\neq` (see normalize).
+_RELATION = r"(<|>|\\le|\\ge)"
+_VAR = r"[a-zA-Z](?:_\{?\w+\}?)?"
+_ONE_SIDED = re.compile(rf"^(?P<var>{_VAR})\s*{_RELATION}\s*(?P<bound>[^<>=]+)$")
+_ONE_SIDED_FLIPPED = re.compile(rf"^(?P<bound>[^<>=]+?)\s*{_RELATION}\s*(?P<var>{_VAR})$")
 _TWO_SIDED = re.compile(
-    rf"^(?P<low>[^<>=]+?)\s*{_RELATION}\s*(?P<var>[a-zA-Z])\s*{_RELATION}\s*(?P<high>[^<>=]+)$"
+    rf"^(?P<low>[^<>=]+?)\s*{_RELATION}\s*(?P<var>{_VAR})\s*{_RELATION}\s*(?P<high>[^<>=]+)$"
 )
+_NEGATED = re.compile(rf"^-\s*(?P<var>{_VAR})\s*{_RELATION}\s*(?P<bound>[^<>=]+)$")
+_NOT_EQUAL = re.compile(rf"^(?P<var>{_VAR})\s*\\neq\s*(?P<bound>[^<>=]+)$")
+_FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le"}
 
 
 def _inequality_interval(text: str) -> str | None:
-    """``x > 3`` -> ``(3, \\infty)``, ``1 \\le x < 3`` -> ``[1, 3)``; None for anything else."""
+    """``x > 3`` and ``3 < x`` -> ``(3, \\infty)``; ``1 \\le x < 3`` and ``3 > x \\ge 1`` ->
+    ``[1, 3)``; ``x \\neq 2`` -> ``(-\\infty, 2) \\cup (2, \\infty)``; None for anything else."""
+    if m := _NOT_EQUAL.match(text):
+        bound = m["bound"].strip()
+        return f"(-\\infty, {bound}) \\cup ({bound}, \\infty)"
+    if m := _TWO_SIDED.match(text):
+        low, op1, op2, high = m["low"].strip(), m[2], m[4], m["high"].strip()
+        if op1 in (">", "\\ge") and op2 in (">", "\\ge"):  # 3 > x \ge 1
+            low, op1, op2, high = high, _FLIP[op2], _FLIP[op1], low
+        if op1 in ("<", "\\le") and op2 in ("<", "\\le"):
+            left = "(" if op1 == "<" else "["
+            right = ")" if op2 == "<" else "]"
+            return f"{left}{low}, {high}{right}"
+        return None
     if m := _ONE_SIDED.match(text):
         op, bound = m[2], m["bound"].strip()
-        if op in ("<", "\\lt"):
-            return f"(-\\infty, {bound})"
-        if op in (">", "\\gt"):
-            return f"({bound}, \\infty)"
-        return f"(-\\infty, {bound}]" if op.startswith("\\le") else f"[{bound}, \\infty)"
-    if (
-        (m := _TWO_SIDED.match(text))
-        and m[2] in ("<", "\\le", "\\leq", "\\lt")
-        and m[4] in ("<", "\\le", "\\leq", "\\lt")
-    ):
-        left = "(" if m[2] in ("<", "\\lt") else "["
-        right = ")" if m[4] in ("<", "\\lt") else "]"
-        return f"{left}{m['low'].strip()}, {m['high'].strip()}{right}"
-    return None
+    elif m := _NEGATED.match(text):  # -x > -1 is x < 1
+        op, bound = _FLIP[m[2]], f"-({m['bound'].strip()})"
+    elif m := _ONE_SIDED_FLIPPED.match(text):
+        op, bound = _FLIP[m[2]], m["bound"].strip()
+    else:
+        return None
+    if op == "<":
+        return f"(-\\infty, {bound})"
+    if op == ">":
+        return f"({bound}, \\infty)"
+    return f"(-\\infty, {bound}]" if op == "\\le" else f"[{bound}, \\infty)"
 
 
 def _elements(inner: str) -> list[str]:
