@@ -160,8 +160,8 @@ def _locale(g: str) -> list[str]:
 
 
 def _equation(g: str) -> list[str]:
-    if "=" in g or "," in g or "\\" in g and not g.startswith("\\frac"):
-        return []
+    if "=" in g or "," in g or "\\" in g and not g.startswith("\\frac") or re.fullmatch(r"[A-E]", g):
+        return []  # a choice letter is not a value of x
     return [f"x = {g}", f"$x = {g}$"]
 
 

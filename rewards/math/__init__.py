@@ -10,7 +10,7 @@ grammar (latex2sympy2_extended), plain expressions by :class:`rewards.math.expr.
 
 from rewards.math.bounded import shutdown, warm_up
 from rewards.math.equiv import EquivalenceOptions
-from rewards.math.extract import RULES, Extraction, extract_answer, last_boxed
+from rewards.math.extract import RULES, Extraction, extract_answer, extract_gold, last_boxed
 from rewards.math.grader import (
     DEFAULT_TIMEOUT,
     GradeResult,
@@ -30,6 +30,7 @@ __all__ = [
     "accuracy_reward",
     "GradeResult",
     "extract_answer",
+    "extract_gold",
     "grade",
     "grade_async",
     "grade_many",

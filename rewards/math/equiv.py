@@ -289,11 +289,14 @@ def _scalars(
         candidates = [ex, ex / 100] if a_percent else [ex, ex * 100]
     else:
         candidates = [ex]
-    ok = any(_sympy_equal(c, ey, nx.text, options) for c in candidates)
+    ok = any(_sympy_equal(c, ey, nx.text, options, ny.text) for c in candidates)
     return ok, "equivalent expressions" if ok else "different expressions"
 
 
-def _sympy_equal(ea, eg, answer_text: str, options: EquivalenceOptions) -> bool:
+def _sympy_equal(
+    ea, eg, answer_text: str, options: EquivalenceOptions, gold_text: str = ""
+) -> bool:
+    ea, eg = _explicit(ea), _explicit(eg)
     if isinstance(ea, sympy.MatrixBase) and isinstance(eg, sympy.MatrixBase):
         return ea.shape == eg.shape and all(
             _sympy_equal(x, y, "", options) for x, y in zip(ea, eg, strict=True)
@@ -313,20 +316,35 @@ def _sympy_equal(ea, eg, answer_text: str, options: EquivalenceOptions) -> bool:
         return ea == eg
     symbols = sorted(ea.free_symbols | eg.free_symbols, key=str)
     if not symbols:
-        return _numbers_close(ea, eg, answer_text, options)
+        return _numbers_close(ea, eg, answer_text, options, gold_text)
     verdict = _random_point_test(ea, eg, symbols)
     if verdict is not None:
         return verdict
     return sympy.simplify(ea - eg) == 0
 
 
-def _numbers_close(ea, eg, answer_text: str, options) -> bool:
+def _numbers_close(ea, eg, answer_text: str, options, gold_text: str = "") -> bool:
     va, vg = ea.evalf(30), eg.evalf(30)
     if not (va.is_number and vg.is_number) or not (va.is_finite and vg.is_finite):
         return ea == eg
     if _close(va, vg) and (_has_float(ea) or _has_float(eg) or _exactly_equal(ea, eg)):
         return True
-    return bool(options.rounded_decimals and vg.is_real and _rounds_to(answer_text, eg))
+    if not options.rounded_decimals:
+        return False
+    # Either side may be the rounded decimal: `1.414` for `\sqrt{2}`, `\sqrt{17}` for `4.1231`.
+    return bool(
+        (vg.is_real and _rounds_to(answer_text, eg)) or (va.is_real and _rounds_to(gold_text, ea))
+    )
+
+
+def _explicit(expr):
+    """A matrix expression (``A + B``, ``A B`` of written matrices) as its explicit matrix."""
+    if isinstance(expr, sympy.MatrixExpr) and not isinstance(expr, sympy.MatrixBase):
+        try:
+            return expr.as_explicit()
+        except (ValueError, TypeError, AttributeError):
+            return expr
+    return expr
 
 
 def _has_float(expr) -> bool:

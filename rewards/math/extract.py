@@ -247,11 +247,12 @@ def _sentence_answer(captured: str) -> str:
     end = _CLAUSE_END.search(text)
     sentence = text[: end.start()] if end else text
     spans = _MATH_SPAN.findall(sentence)
-    if len(spans) == 1 and not _PROSE.search(sentence.replace(_span(spans[0]), "")):
+    prose = _PROSE.search(_MATH_SPAN.sub(" ", sentence)) is not None
+    if len(spans) == 1 and not prose:
         return _span(spans[0]).strip()
-    if _PROSE.search(sentence) and (m := _STATED.search(sentence)):
+    if prose and (m := _STATED.search(sentence)):
         return _sentence_answer(m["rest"])  # "The volume of $ABCD$ is 120" -> 120
-    if _PROSE.search(sentence) and (numbers := _LAST_NUMBER.findall(sentence)):
+    if prose and (numbers := _LAST_NUMBER.findall(sentence)):
         return numbers[-1].rstrip(",")  # "Jane started growing it 3 hours ago" -> 3
     return _clean_tail(sentence.replace("$", "") if len(spans) > 1 else sentence)
 

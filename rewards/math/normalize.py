@@ -41,7 +41,7 @@ _MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SPACING = re.compile(r"(?<!\\)\\(?:!|,|;|:|\s|quad|qquad)|~")
 _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle)(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree")
-_PERCENT = re.compile(r"\s*(?:\\%|%|\s+(?:percent(?:age)?|pct))$", re.IGNORECASE)
+_PERCENT = re.compile(r"\s*(?:\\%|%|percent(?:age)?|pct)$", re.IGNORECASE)
 _FRAC_SHORT = re.compile(r"\\frac\s*(\{[^{}]*\}|\d|[a-zA-Z])\s*(\{[^{}]*\}|\d|[a-zA-Z])")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*(\d)")
 # `1{,}000`, `1\\,000`, `1\\!000`, `11,\\! 111`: thousands separators that LaTeX writers use.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rewards.math import extract_answer, last_boxed
+from rewards.math import extract_answer, extract_gold, last_boxed
 
 
 @pytest.mark.parametrize(
@@ -21,6 +21,20 @@ from rewards.math import extract_answer, last_boxed
         ("Work...\n**Answer:** 42", "42", "answer_label"),
         ("Final answer: \\[ 2\\sqrt{2} \\]", "2\\sqrt{2}", "answer_label"),
         ("He has 3 apples and buys 4 more, so 7", "7", "last_number"),
+        # no marker: a bare answer taken whole, else the last math span, else the last number
+        (r"\frac{2}{5}", r"\frac{2}{5}", "whole"),
+        ("(a+1)(a-1)", "(a+1)(a-1)", "whole"),
+        (r"y \le 4", r"y \le 4", "whole"),
+        ("$5$ and $6$", "$5$ and $6$", "whole"),
+        ("Evelyn", "Evelyn", "whole"),
+        (r"So we get $y = \frac{3}{4}$.", r"y = \frac{3}{4}", "math_span"),
+        (r"Hence $\sqrt7$, as required", r"\sqrt7", "math_span"),
+        (r"so $d = \frac{90}{n}$, and there are 12 such sequences", "12", "last_number"),
+        ("It costs $3 on Monday\nand $4 on Tuesday", "4", "last_number"),  # no span across lines
+        # several boxes that state one answer together; a final answer stated after the box
+        (r"so \boxed{-2} \quad \text{and} \quad \boxed{1}.", "-2, 1", "boxed"),
+        (r"first \boxed{200}, then 455. The final answer is $455$.", "455", "answer_is"),
+        ("Final Answer: The largest $n$ is 34.", "34", "answer_label"),
         ("It costs $1,200.50 in total", "1,200.50", "last_number"),
         ("a ratio of -3/4", "-3/4", "last_number"),
         ("The result is 10^3", "10^3", "last_number"),
@@ -55,11 +69,14 @@ def test_rules_are_tried_in_order_boxed_first():
     output = output.replace("The answer is 2.", "")
     assert extract_answer(output).rule == "answer_label"
     output = output.replace("Answer: 3", "")
-    assert (extract_answer(output).text, extract_answer(output).rule) == ("5", "last_number")
+    assert (extract_answer(output).text, extract_answer(output).rule) == ("5", "whole")
+    assert extract_answer("So we get $y = 2$, hence").rule == "math_span"
+    assert extract_answer("So we get 4 apples and 5 pears").rule == "last_number"
 
 
 def test_last_number_fallback_can_be_turned_off():
     assert extract_answer("it is 7", last_number_fallback=False) is None
+    assert extract_answer("so there are 7 of them", last_number_fallback=False) is None
     assert extract_answer("no numbers here") is None
     assert extract_answer("") is None
 
@@ -69,6 +86,21 @@ def test_boxed_with_nested_and_unclosed_braces():
     assert last_boxed(r"\boxed{1} then \boxed{2") == "1"  # the unclosed last box is skipped
     deep = "\\boxed{" + "{" * 5000 + "1" + "}" * 5001
     assert last_boxed(deep).count("{") == 5000
+
+
+def test_a_digit_inside_a_word_is_not_a_number():
+    assert extract_answer("AZYUK2A") is None
+    assert extract_answer("the code XK7 failed") is None
+    assert extract_answer("Soucis : 2,74 $ a..").text == "2,74"
+
+
+def test_a_gold_is_read_like_an_output_but_never_by_its_last_number():
+    assert extract_gold(r"... so $x = \boxed{\frac{1}{2}}$.") == r"\frac{1}{2}"
+    assert extract_gold(r"x \in \boxed{[1,2]}") == "[1,2]"
+    assert extract_gold("$40$ km") == "$40$ km"  # taken whole: the unit is kept
+    assert extract_gold("Natalia sold 48 clips.\n#### 72") == "72"
+    assert extract_gold("1, 2") == "1, 2"
+    assert extract_gold("It took him a long while 3 times over") == "It took him a long while 3 times over"
 
 
 def test_huge_outputs():

@@ -182,3 +182,48 @@ def test_a_ray_actor_agrees_with_serial_grading():
         assert ray.get(actor.grade.remote(CONCURRENT_CASES), timeout=300) == serial
     finally:
         ray.shutdown()
+
+
+def test_an_interrupted_grade_does_not_answer_the_next_one(warm_pool):
+    """Ctrl-C while a worker computes: the worker is killed, so its late reply can never be read
+    as the answer to the next task (it once made `2\\sqrt{3}` equal `\\sqrt{13}`)."""
+    import _thread
+    import threading
+
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        warm_pool.run(time.sleep, 1.5, timeout=10)  # replies (None) after the interrupt
+    timer.join()
+    time.sleep(1.5)  # past the moment the interrupted task would have replied
+    for _ in range(4):  # every worker of the pool, one after the other
+        assert warm_pool.run(divmod, 7, 2, timeout=10) == (3, 1)
+    assert not is_equivalent(r"2\sqrt{3}", r"\sqrt{13}")
+    assert is_equivalent(r"2\sqrt{3}", r"\sqrt{12}")
+
+
+def test_a_caller_waits_about_its_timeout_even_when_every_worker_is_busy(warm_pool):
+    """Slow tasks from other threads hold every worker: a caller's own wait stays bounded by its
+    timeout for a free worker plus its timeout to run (not by the queue of everyone's tasks)."""
+    timeout = 1.0
+    waits = []
+
+    def slow():
+        with pytest.raises(bounded.WorkerTimeout):
+            warm_pool.run(time.sleep, 30, timeout=timeout)
+
+    def normal():
+        start = time.perf_counter()
+        grade(r"\frac{\sqrt{3}}{2}", r"\frac{1}{2}\sqrt{3}", timeout=timeout)
+        waits.append(time.perf_counter() - start)
+
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        jobs = [threads.submit(slow) for _ in range(12)] + [
+            threads.submit(normal) for _ in range(12)
+        ]
+        for job in jobs:
+            job.result()
+    assert len(waits) == 12
+    # two timeouts, plus a worker's start-up on this busy 2-core machine; a queue of 12 slow
+    # tasks on 4 workers would take 3 timeouts of waiting alone
+    assert max(waits) < 2 * timeout + 2.5, sorted(waits)
