@@ -160,7 +160,13 @@ def _locale(g: str) -> list[str]:
 
 
 def _equation(g: str) -> list[str]:
-    if "=" in g or "," in g or "\\" in g and not g.startswith("\\frac") or re.fullmatch(r"[A-E]", g):
+    if (
+        "=" in g
+        or "," in g
+        or "\\" in g
+        and not g.startswith("\\frac")
+        or re.fullmatch(r"[A-E]", g)
+    ):
         return []  # a choice letter is not a value of x
     return [f"x = {g}", f"$x = {g}$"]
 
@@ -286,7 +292,9 @@ def labelled_cases(per_family: int = 300, seed: int = 0) -> list[Case]:
     # Another problem's answer, and a hedge naming the right answer and another one.
     for _, g in answers:
         _, other = rng.choice(answers)
-        if other != g and not (_plain_value(other) is not None and _plain_value(other) == _plain_value(g)):
+        if other != g and not (
+            _plain_value(other) is not None and _plain_value(other) == _plain_value(g)
+        ):
             by_family[("negatives", "other_answer")].append(
                 Case("negatives", "other_answer", f"The answer is ${other}$.", g, False)
             )
@@ -295,7 +303,9 @@ def labelled_cases(per_family: int = 300, seed: int = 0) -> list[Case]:
                 by_family[("negatives", "hedge")].append(
                     Case("negatives", "hedge", f"The answer is ${g}$ or ${other}$.", g, False)
                 )
-                by_family[("negatives", "hedge")].append(Case("negatives", "hedge", hedge, g, False))
+                by_family[("negatives", "hedge")].append(
+                    Case("negatives", "hedge", hedge, g, False)
+                )
     # A full MATH solution as the gold: the same verdict as its boxed answer.
     for p in load_problems("math500", "test"):
         by_family[("forms", "solution_as_gold")].append(
@@ -315,7 +325,9 @@ def real_cases() -> list[Case]:
         with gzip.open(SAMPLES, "rt") as f:
             for line in f:
                 row = json.loads(line)
-                cases.append(Case("real", f"smollm2_{row['env']}", row["output"], row["gold"], None))
+                cases.append(
+                    Case("real", f"smollm2_{row['env']}", row["output"], row["gold"], None)
+                )
     for line in PRM800K.read_text().splitlines():
         row = json.loads(line)
         gold = row["question"].get("ground_truth_answer")
@@ -415,7 +427,9 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=3, help="disagreements to print per family")
-    parser.add_argument("--out", type=Path, help="write every disagreement to OUT/disagreements.jsonl")
+    parser.add_argument(
+        "--out", type=Path, help="write every disagreement to OUT/disagreements.jsonl"
+    )
     args = parser.parse_args()
     cases = labelled_cases(args.per_family, args.seed) + real_cases()
     print(f"{len(cases)} pairs: " + ", ".join(

@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+BURST_FACTOR = 2  # while every worker is stuck, up to this many times as many run for a while
 STARTUP_TIMEOUT = 120.0
 WORKER_MEMORY_BYTES = 4 * 1024**3
 
@@ -123,10 +124,13 @@ class WorkerPool:
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="assay-grader")
 
     def run(self, fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
-        """``fn(*args)`` in a worker; raises WorkerTimeout after ``timeout`` seconds of running,
-        or when no worker became free within ``timeout`` seconds (other callers' slow tasks hold
-        them all), so a caller waits at most about twice ``timeout``. ``fn`` must be importable
-        by the worker (a module-level function)."""
+        """``fn(*args)`` in a worker; raises WorkerTimeout after ``timeout`` seconds of running.
+
+        A caller whose wait for a free worker reaches ``timeout`` (other callers' slow tasks hold
+        them all) gets an extra worker (up to ``BURST_FACTOR`` times the pool), retired after its
+        task; past that it raises WorkerTimeout. So a caller waits about twice ``timeout`` plus a
+        worker's start-up at most. ``fn`` must be importable by the worker (a module-level
+        function)."""
         worker = self._acquire(deadline=time.monotonic() + timeout)
         try:
             return worker.run(fn, args, timeout)
@@ -164,6 +168,11 @@ class WorkerPool:
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    # Every worker has been busy for a whole time limit (slow answers from other
+                    # callers): start an extra one rather than grade this answer False unseen.
+                    if len(self._live) + self._starting < self.size * BURST_FACTOR:
+                        self._starting += 1
+                        break
                     raise WorkerTimeout("no grading worker became free in time (all busy)")
                 self._cond.wait(remaining)
         try:
@@ -181,6 +190,11 @@ class WorkerPool:
 
     def _release(self, worker: _Worker) -> None:
         with self._cond:
+            if worker.alive and len(self._live) > self.size:
+                self._live.discard(worker)  # an extra worker of a busy spell: retire it
+                worker.kill()
+                self._cond.notify()
+                return
             if worker.alive:
                 self._idle.append(worker)
                 self._cond.notify()

@@ -182,14 +182,17 @@ def _compare(sa: tuple, sg: tuple, a: Normalized, g: Normalized, options) -> tup
         items_a = sa[3] if kind_a == "bracket" else sa[1]
         items_g = sg[3] if kind_g == "bracket" else sg[1]
         brackets = sa[1:3] if kind_a == "bracket" else sg[1:3]
-        ok = brackets == ("(", ")") and len(items_a) == len(items_g) and all(
-            _scalar_equal(x, y, options) for x, y in zip(items_a, items_g, strict=True)
+        ok = (
+            brackets == ("(", ")")
+            and len(items_a) == len(items_g)
+            and all(_scalar_equal(x, y, options) for x, y in zip(items_a, items_g, strict=True))
         )
         return ok, "same entries" if ok else "different entries"
     if {kind_a, kind_g} == {"matrix", "scalar"}:
         # `A + B` or `A B` of matrices against a matrix: compare the values sympy computes.
-        sa, sg = (("scalar", a.text) if kind_a == "matrix" else sa), (
-            ("scalar", g.text) if kind_g == "matrix" else sg
+        sa, sg = (
+            (("scalar", a.text) if kind_a == "matrix" else sa),
+            (("scalar", g.text) if kind_g == "matrix" else sg),
         )
         kind_a = kind_g = "scalar"
     if kind_a != kind_g:

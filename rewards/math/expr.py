@@ -8,6 +8,14 @@ Two parsers, both building sympy objects node by node:
   parser below, written here because sympy's ``parse_expr`` evaluates Python and
   latex2sympy2 misreads plain syntax (``1.5e3`` becomes ``1.5·e·3``, ``**`` is not LaTeX).
 
+Why not math-verify's ``parse`` inside the grading workers (the workers would make its
+``signal.alarm`` timeout work): its plain-expression path hands the matched text to sympy's
+``parse_expr``, which runs Python ``eval`` on it (its regular expression lets only digits,
+spaces and ``+-*/^()`` through, so it is narrow, but it is model text executed as Python, which
+this project never does), and its answer selection differs from assay's documented rules (a bare ``\\frac{2}{5}`` without ``$``
+is not read at all; see the differential harness ``benchmarks/grader_diff.py``). Its LaTeX
+parser is the one used here: ``latex2sympy2_extended``, by the same authors.
+
 Both refuse size bombs up front (:func:`check_bounds`): powers with huge or stacked numeric
 exponents and huge factorials raise :class:`TooLarge` instead of being computed.
 """

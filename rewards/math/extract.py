@@ -81,10 +81,11 @@ _WINDOW = 1000
 # The `whole` rule: at most this many characters, and no words but these.
 _WHOLE_MAX_CHARS = 200
 _MATH_WORDS = frozenset(
-    "sqrt sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh log ln lg exp pi inf "
-    "infty infinity and or to mod gcd lcm max min det deg cm km mm kg mph ft in units unit "
-    "degrees degree dollars cents percent pct or".split()
-)
+    {"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh",
+     "cosh", "tanh", "log", "ln", "lg", "exp", "pi", "inf", "infty", "infinity", "and", "or", "to",
+     "mod", "gcd", "lcm", "max", "min", "det", "deg", "cm", "km", "mm", "kg", "mph", "ft", "in",
+     "units", "unit", "degrees", "degree", "dollars", "cents", "percent", "pct"}
+)  # fmt: skip
 _LATEX_WORD = re.compile(
     r"\\(?:text\w*|mathrm|mbox|operatorname|begin|end)\s*\{[^{}]*\}|\\[A-Za-z]+"
 )
@@ -159,9 +160,7 @@ def _boxes(text: str) -> list[tuple[int, int, str]]:
 
 # Between two boxes that state one answer together: `\boxed{-2} \quad\text{and}\quad \boxed{1}`
 # (not "or": `\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}` is one value written twice).
-_BOX_JOINER = re.compile(
-    r"[\s,;$]*(?:(?:\\quad|\\qquad|\\text\{\s*and\s*\}|and|\\,)[\s,;$]*)*"
-)
+_BOX_JOINER = re.compile(r"[\s,;$]*(?:(?:\\quad|\\qquad|\\text\{\s*and\s*\}|and|\\,)[\s,;$]*)*")
 
 
 def _joined_boxes(text: str, boxes: list[tuple[int, int, str]]) -> str:
@@ -240,7 +239,9 @@ def _sentence_answer(captured: str) -> str:
         content = _span(m.groups()).strip()
         rest = text[m.end() :]
         end = _CLAUSE_END.search(rest)
-        if not _PROSE.search(content) and not _MATH_SPAN.search(rest[: end.start()] if end else rest):
+        if not _PROSE.search(content) and not _MATH_SPAN.search(
+            rest[: end.start()] if end else rest
+        ):
             return content
     if re.match(r"\$\d", text):
         text = text[1:]  # a currency sign ("$18, since she spent $2"), not a delimiter

@@ -24,7 +24,9 @@ MAX_NUMBER_DIGITS = 400
 MAX_DECIMAL_EXPONENT = 400
 
 _WRAPPERS = re.compile(r"^\\(?:boxed|fbox)\s*\{(?P<body>.*)\}$", re.DOTALL)
-_TEXT = r"text|textbf|textit|textrm|textsf|texttt|textnormal|textup|mathrm|mathbf|mathit|mathsf|mbox"
+_TEXT = (
+    r"text|textbf|textit|textrm|textsf|texttt|textnormal|textup|mathrm|mathbf|mathit|mathsf|mbox"
+)
 _TEXT_COMMANDS = re.compile(rf"\\(?:{_TEXT}|operatorname)\s*\{{([^{{}}]*)\}}")
 # `\frac{270}{7}\text{ degrees}`, `4\pi \text{ cm}^2`: a unit in \text after a value (two or
 # more letters, so `\mathrm{i}` and `\mathrm{e}` stay); `x \in [a, b]`: a label.

@@ -100,7 +100,10 @@ def test_a_gold_is_read_like_an_output_but_never_by_its_last_number():
     assert extract_gold("$40$ km") == "$40$ km"  # taken whole: the unit is kept
     assert extract_gold("Natalia sold 48 clips.\n#### 72") == "72"
     assert extract_gold("1, 2") == "1, 2"
-    assert extract_gold("It took him a long while 3 times over") == "It took him a long while 3 times over"
+    assert (
+        extract_gold("It took him a long while 3 times over")
+        == "It took him a long while 3 times over"
+    )
 
 
 def test_huge_outputs():

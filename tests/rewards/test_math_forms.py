@@ -43,12 +43,21 @@ FAMILIES = {
         (r"\\frac{1}{2}", "0.5", True),  # backslashes doubled by JSON
         (r"\\sqrt{2}", r"\sqrt{3}", False),
         (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", True),
-        (r"\left[\begin{array}{cc} 1 & 2 \\ 3 & 4 \end{array}\right]",
-         r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", True),  # fmt: skip
-        (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix} + \begin{pmatrix} 3 \\ 4 \end{pmatrix}",
-         r"\begin{pmatrix} 4 \\ 6 \end{pmatrix}", True),  # fmt: skip
-        (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix} + \begin{pmatrix} 3 \\ 4 \end{pmatrix}",
-         r"\begin{pmatrix} 4 \\ 5 \end{pmatrix}", False),  # fmt: skip
+        (
+            r"\left[\begin{array}{cc} 1 & 2 \\ 3 & 4 \end{array}\right]",
+            r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
+            True,
+        ),  # fmt: skip
+        (
+            r"\begin{pmatrix} 1 \\ 2 \end{pmatrix} + \begin{pmatrix} 3 \\ 4 \end{pmatrix}",
+            r"\begin{pmatrix} 4 \\ 6 \end{pmatrix}",
+            True,
+        ),  # fmt: skip
+        (
+            r"\begin{pmatrix} 1 \\ 2 \end{pmatrix} + \begin{pmatrix} 3 \\ 4 \end{pmatrix}",
+            r"\begin{pmatrix} 4 \\ 5 \end{pmatrix}",
+            False,
+        ),  # fmt: skip
     ],
     "locale_numbers": [
         ("2 500", "2500", True),
@@ -91,7 +100,12 @@ def test_bare_answers(family, answer, gold, expected):
 
 @pytest.mark.parametrize(("family", "answer", "gold", "expected"), CASES, ids=IDS)
 def test_answers_inside_output(family, answer, gold, expected):
-    outputs = [answer, f"${answer}$", f"So the answer is $\\boxed{{{answer}}}$.", f"\\[ {answer} \\]"]
+    outputs = [
+        answer,
+        f"${answer}$",
+        f"So the answer is $\\boxed{{{answer}}}$.",
+        f"\\[ {answer} \\]",
+    ]
     if family == "locale_numbers" and "\\" not in answer:  # a plain number: also in prose
         outputs.append(f"In total we get {answer}")
     assert [r.correct for r in grade_many(outputs, [gold] * len(outputs))] == [expected] * len(
