@@ -4,8 +4,13 @@ hidden temporary folder and renamed into place, so a crash never leaves a half c
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import pickle
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -83,7 +88,59 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{checkpoint} is not a complete checkpoint ({STATE_FILE} is missing)."
         )
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # A run directory may come from anyone (a downloaded run, a shared folder): never unpickle
+    # code from it. weights_only=True reads tensors, numbers, strings and containers only; the
+    # low-rank optimizers' projector objects are allowed by name (their fields are tensors).
+    try:
+        return _load_weights_only(path, import_projectors=False)
+    except pickle.UnpicklingError as err:
+        culprit = _GLOBAL.search(str(err))
+        if culprit and culprit[1].split(".")[0] in {m.split(".")[0] for m, _ in _PROJECTORS}:
+            return _load_weights_only(path, import_projectors=True)
+        raise CheckpointError(
+            f"{path} holds more than tensors and numbers"
+            f"{f' ({culprit[1]})' if culprit else ''}, so assay will not load it: it never "
+            "unpickles code from a run directory. Resume only from runs that assay wrote."
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable trainer state: {err}") from err
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _load_weights_only(path: Path, import_projectors: bool) -> dict[str, Any]:
+    try:
+        with torch.serialization.safe_globals(_projector_classes(import_projectors)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable trainer state: {err}") from err
+
+
+# Optimizer state objects of the low-rank methods (GaLore, Fira): plain classes holding tensors.
+_PROJECTORS = (
+    ("galore_torch.galore_projector", "GaLoreProjector"),
+    ("fira.gradient_projection", "GradientProjector"),
+)
+
+
+def _projector_classes(import_missing: bool) -> list[type]:
+    """The projector classes already imported (a run that used GaLore has), and with
+    ``import_missing`` those of the installed optional extras."""
+    found = []
+    for module_name, class_name in _PROJECTORS:
+        module = sys.modules.get(module_name)
+        top = module_name.split(".")[0]
+        if module is None and import_missing and importlib.util.find_spec(top) is not None:
+            try:
+                module = importlib.import_module(module_name)
+            except Exception:  # an optional extra that fails to import is simply not allowed
+                module = None
+        if module is not None and hasattr(module, class_name):
+            found.append(getattr(module, class_name))
+    return found
 
 
 def latest_checkpoint(run_dir: Path) -> Path:

@@ -217,8 +217,8 @@ def is_bare_answer(text: str) -> bool:
 
 def last_math_span(text: str) -> str | None:
     """The content of the last ``$...$``, ``$$...$$``, ``\\(...\\)`` or ``\\[...\\]`` span."""
-    spans = [_span(m.groups()).strip() for m in _MATH_SPAN.finditer(text)]
-    spans = [s for s in spans if s]
+    spans = [_span(m.groups()).strip().rstrip(".,;").strip() for m in _MATH_SPAN.finditer(text)]
+    spans = [s for s in spans if s.strip("$ ")]  # `$$$$$$` in a degenerate rollout is no span
     return spans[-1] if spans else None
 
 
@@ -242,7 +242,7 @@ def _sentence_answer(captured: str) -> str:
         if not _PROSE.search(content) and not _MATH_SPAN.search(
             rest[: end.start()] if end else rest
         ):
-            return content
+            return _clean_tail(content)
     if re.match(r"\$\d", text):
         text = text[1:]  # a currency sign ("$18, since she spent $2"), not a delimiter
     end = _CLAUSE_END.search(text)
@@ -250,7 +250,7 @@ def _sentence_answer(captured: str) -> str:
     spans = _MATH_SPAN.findall(sentence)
     prose = _PROSE.search(_MATH_SPAN.sub(" ", sentence)) is not None
     if len(spans) == 1 and not prose:
-        return _span(spans[0]).strip()
+        return _clean_tail(_span(spans[0]))
     if prose and (m := _STATED.search(sentence)):
         return _sentence_answer(m["rest"])  # "The volume of $ABCD$ is 120" -> 120
     if prose and (numbers := _LAST_NUMBER.findall(sentence)):

@@ -1,0 +1,73 @@
+"""Trainer state from a run directory is data, never code: a crafted pickle is refused before it
+can run anything, on every command that reads one."""
+
+import os
+
+import pytest
+import torch
+
+from assay.checkpoints import STATE_FILE, load_trainer_state
+from assay.errors import CheckpointError
+
+
+class _RunsACommand:
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def _crafted(folder, sentinel):
+    folder.mkdir(parents=True)
+    torch.save({"step": 3, "optimizer": _RunsACommand(f"touch {sentinel}")}, folder / STATE_FILE)
+    return folder
+
+
+def test_a_crafted_trainer_state_is_refused_and_runs_nothing(tmp_path):
+    sentinel = tmp_path / "pwned"
+    checkpoint = _crafted(tmp_path / "step-000003", sentinel)
+    with pytest.raises(CheckpointError, match=r"more than tensors and numbers \(posix.system\)"):
+        load_trainer_state(checkpoint)
+    assert not sentinel.exists()
+
+
+def test_a_real_state_still_loads(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    folder = tmp_path / "step-000001"
+    folder.mkdir()
+    state = {"step": 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": torch.get_rng_state()}  # fmt: skip
+    torch.save(state, folder / STATE_FILE)
+    loaded = load_trainer_state(folder)
+    assert loaded["step"] == 1 and torch.equal(loaded["rng"], state["rng"])
+    assert torch.equal(
+        loaded["optimizer"]["state"][0]["exp_avg"], state["optimizer"]["state"][0]["exp_avg"]
+    )
+
+
+def test_a_truncated_state_is_a_clear_error(tmp_path):
+    folder = tmp_path / "step-000001"
+    folder.mkdir()
+    (folder / STATE_FILE).write_bytes(b"PK\x03\x04 not a whole file")
+    with pytest.raises(CheckpointError, match="not a readable trainer state"):
+        load_trainer_state(folder)
+
+
+@pytest.mark.parametrize("command", ["pretrain", "train rl"])
+def test_every_command_that_resumes_refuses_it(tmp_path, command, capsys):
+    from assay.cli import main
+
+    sentinel = tmp_path / "pwned"
+    run = tmp_path / "run"
+    _crafted(run / "checkpoints" / "step-000003", sentinel)
+    (run / "config.yaml").write_text("{}\n")
+    args = {"pretrain": ["pretrain", "--resume", str(run)],
+            "train rl": ["train", "rl", "--resume", str(run)]}[command]  # fmt: skip
+    assert main(args) != 0
+    assert "more than tensors and numbers" in capsys.readouterr().err
+    assert not sentinel.exists()
