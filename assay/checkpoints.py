@@ -43,11 +43,24 @@ def save_checkpoint(
 ) -> Path:
     """Write the checkpoint of ``step`` atomically and prune all but the newest ``keep``
     (``state_dict``, when given, is what ``save_pretrained`` writes instead of the model's own)."""
+    if not (isinstance(keep, int) and keep >= 1):
+        raise CheckpointError(f"keep must be a whole number >= 1 checkpoints, got {keep!r}.")
     target = checkpoint_path(run_dir, step)
+    sweep_partial_checkpoints(run_dir)
     save_to(target, step, model, tokenizer, trainer_state, state_dict=state_dict)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def sweep_partial_checkpoints(run_dir: Path) -> list[Path]:
+    """Remove the hidden temporary folders (``checkpoints/.step-000010-xyz``) that a kill during
+    a save leaves behind, each up to a whole checkpoint; returns what was removed."""
+    folder = run_dir / "checkpoints"
+    partial = [p for p in folder.glob(".step-*") if p.is_dir()] if folder.is_dir() else []
+    for path in partial:
+        shutil.rmtree(path, ignore_errors=True)
+    return partial
 
 
 def save_to(
@@ -144,7 +157,9 @@ def _projector_classes(import_missing: bool) -> list[type]:
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest complete checkpoint of ``run_dir``; raises if there is none."""
+    """The newest complete checkpoint of ``run_dir`` (a resume starts here, so the partial
+    folders of a killed save are swept first); raises if there is none."""
+    sweep_partial_checkpoints(run_dir)
     found = list_checkpoints(run_dir)
     if not found:
         raise CheckpointError(

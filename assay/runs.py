@@ -11,6 +11,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -128,9 +129,30 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
+        """Every whole record. A line that is not a JSON object (a kill during a write leaves a
+        half line at the end) is skipped with a warning, never a traceback on ``--resume``."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        records, broken = [], []
+        for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                broken.append(number)
+        if broken:
+            warnings.warn(
+                f"{self.path}: skipped {len(broken)} unreadable line(s) (line {broken[0]}"
+                f"{'' if len(broken) == 1 else ', ...'}), e.g. one half-written when a run was "
+                "killed; the other records are used.",
+                stacklevel=2,
+            )
+        return records
 
     def truncate_after(self, step: int) -> None:
         """Drop records past ``step`` (logged after the checkpoint a run resumes from)."""

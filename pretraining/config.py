@@ -128,14 +128,26 @@ class PretrainTrainConfig:
     tensorboard: bool = False
 
     def problems(self) -> list[str]:
-        out = []
+        out = [
+            f"{name}: must be a whole number >= {low}, got {getattr(self, name)!r}"
+            for name, low in (
+                ("max_steps", 1),
+                ("batch_size", 1),
+                ("micro_batch_size", 1),
+                ("eval_every", 1),
+                ("eval_windows", 1),
+                ("checkpoint_every", 1),
+                ("keep_checkpoints", 1),
+            )  # fmt: skip
+            if getattr(self, name) < low
+        ]
+        if out:  # the checks below divide by these
+            return out
         if self.batch_size % self.micro_batch_size:
             out.append(
                 f"batch_size: {self.batch_size} is not a multiple of micro_batch_size "
                 f"{self.micro_batch_size}"
             )
-        if self.max_steps < 1:
-            out.append(f"max_steps: must be >= 1, got {self.max_steps}")
         return out
 
 

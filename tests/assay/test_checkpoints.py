@@ -71,3 +71,23 @@ def test_every_command_that_resumes_refuses_it(tmp_path, command, capsys):
     assert main(args) != 0
     assert "more than tensors and numbers" in capsys.readouterr().err
     assert not sentinel.exists()
+
+
+def test_partial_checkpoint_folders_of_a_killed_save_are_swept(tmp_path):
+    from assay.checkpoints import latest_checkpoint
+
+    complete = tmp_path / "checkpoints" / "step-000002"
+    complete.mkdir(parents=True)
+    torch.save({"step": 2}, complete / STATE_FILE)
+    partial = tmp_path / "checkpoints" / ".step-000004-k1ll3d"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"\0" * 1024)
+    assert latest_checkpoint(tmp_path) == complete
+    assert not partial.exists() and complete.exists()
+
+
+def test_keeping_no_checkpoint_is_refused(tmp_path):
+    from assay.checkpoints import save_checkpoint
+
+    with pytest.raises(CheckpointError, match="keep must be a whole number >= 1"):
+        save_checkpoint(tmp_path, 1, None, None, {}, keep=-1)

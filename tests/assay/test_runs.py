@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from assay.runs import MetricsLog, atomic_write_text, new_run_dir, plot_metrics
 
 
@@ -32,3 +34,18 @@ def test_plot_is_a_png(tmp_path):
     ]
     path = plot_metrics(records, ["reward_mean", "loss"], tmp_path / "plots" / "training.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_half_written_last_metrics_line_is_skipped_with_a_warning(tmp_path):
+    from assay.runs import MetricsLog
+
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    log.append({"step": 1, "loss": 2.0})
+    log.append({"step": 2, "loss": 1.5})
+    with log.path.open("a") as f:
+        f.write('{"step": 3, "lo')  # killed during the write
+    with pytest.warns(UserWarning, match="skipped 1 unreadable line"):
+        assert [r["step"] for r in log.read()] == [1, 2]
+    with pytest.warns(UserWarning):
+        log.truncate_after(2)  # what --resume does: the broken line is gone afterwards
+    assert [r["step"] for r in log.read()] == [1, 2]

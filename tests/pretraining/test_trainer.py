@@ -294,3 +294,24 @@ def test_bf16_autocast_trains(tmp_path):
     args = tiny(tmp_path, **{"run_name": "bf16", "train.dtype": "bfloat16", "max_steps": 3})
     assert main(["pretrain", "--config", CONFIG, *args]) == 0
     assert all(np.isfinite(r["loss"]) for r in records(tmp_path / "bf16"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.keep_checkpoints=-1",
+        "train.keep_checkpoints=0",
+        "train.micro_batch_size=0",
+        "train.checkpoint_every=0",
+        "train.eval_every=0",
+        "train.batch_size=-16",
+    ],  # fmt: skip
+)
+def test_counts_and_intervals_are_checked_before_any_work(tmp_path, override, capsys):
+    # keep_checkpoints=-1 once deleted every checkpoint right after writing it; zeros divided
+    args = ["pretrain", "--config", CONFIG, f"train.output_dir={tmp_path}", override]
+    assert main(args) == 2  # a usage error
+    assert f"train.{override.split('.')[1].split('=')[0]}: must be a whole number >= 1" in (
+        capsys.readouterr().err
+    )
+    assert list(tmp_path.iterdir()) == []  # no run folder
