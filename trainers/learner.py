@@ -852,7 +852,12 @@ def add_lora(model, config: RLConfig):
         target_modules=list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, peft_config)
+    # peft draws the adapters' initial A matrices from torch's global RNG: seed it from the run's
+    # seed, so two runs with the same config start from the same adapters (and the global RNG
+    # is left as it was for everything else).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        return get_peft_model(model, peft_config)
 
 
 def merged_state_dict(peft_model) -> dict[str, torch.Tensor]:

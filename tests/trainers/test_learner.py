@@ -264,3 +264,20 @@ def test_step_rewards_land_on_the_token_that_ends_each_step(tiny_lm):
     # The first step's reward sits on the token that completes "Step one.", not before it.
     assert tokenizer.decode(ids[: t[0] + 1]).startswith("Step one.")
     assert not tokenizer.decode(ids[: t[0]]).startswith("Step one.")
+
+
+def test_lora_adapters_start_from_the_run_seed(tiny_lm):
+    """Two runs with the same config start from the same adapters (peft draws them from torch's
+    global RNG, which other code has moved by then); another seed gives other adapters."""
+    model, tokenizer = tiny_lm
+    overrides = {"lora.enabled": True, "lora.r": 4, "lora.target_modules": "[q_proj, v_proj]"}
+
+    def adapters(seed: int) -> dict[str, torch.Tensor]:
+        torch.rand(seed + 3)  # whatever ran before moved the global RNG differently
+        learner = RLLearner(_config(**overrides, **{"train.seed": seed}), copy.deepcopy(model),
+                            tokenizer)  # fmt: skip
+        return {k: v.clone() for k, v in learner.model.state_dict().items() if "lora_A" in k}
+
+    first, again, other = adapters(0), adapters(0), adapters(1)
+    assert first and all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
