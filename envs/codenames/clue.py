@@ -22,7 +22,7 @@ from gymnasium.error import ResetNeeded
 from assay.errors import ConfigError
 from envs.codenames.boards import Board
 from envs.codenames.guess import _check_options, make_episode_board
-from envs.codenames.judges import Judge, JudgeRequest, make_judge
+from envs.codenames.judges import Judge, JudgeRequest, check_judge_options, make_judge
 from envs.core import Message, TextEnv
 from rewards.codenames import AnswerFormat, guess_reward
 from rewards.codenames_clue import DEFAULT_MIN_ZIPF, check_clue, parse_clue
@@ -96,8 +96,7 @@ class CodenamesClueEnv(TextEnv):
         self.answer_format = answer_format
         self.min_zipf = float(min_zipf)
         if isinstance(judge, str):
-            if judge not in ("embedding", "model", "api"):
-                raise ConfigError(f"judge must be embedding, model or api; got {judge!r}.")
+            check_judge_options(judge, dict(judge_options or {}))  # before any work
             self._judge_spec: tuple[str, dict] | None = (judge, dict(judge_options or {}))
             self._judge: Judge | None = None  # built on first use: loading may take seconds
         else:

@@ -7,26 +7,35 @@ answered); the env scores a failure 0 and counts it, so a flaky judge never stop
 - :class:`EmbeddingJudge` (default, offline, deterministic): the k board words with the highest
   cosine similarity to the clue under ``minilm-l6``.
 - :class:`ModelJudge`: a frozen causal LM (any registry name) prompted as the guesser, greedy.
-- :class:`APIJudge`: an OpenAI-compatible chat endpoint at temperature 0, with a timeout per
-  request and retries with exponential backoff; the key comes from an environment variable and
-  is never logged.
+- :class:`APIJudge`: an OpenAI-compatible chat endpoint at temperature 0, with a deadline on
+  each whole exchange and retries with exponential backoff; https only (plain http only to this
+  machine), no redirects followed; the key comes from an environment variable named
+  ``*_API_KEY`` and is never logged.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import http.client
+import inspect
+import ipaddress
 import json
 import os
+import re
+import socket
 import threading
 import time
 import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from assay.errors import ConfigError
 from envs.codenames.boards import Board
 from envs.codenames.guess import _EXAMPLE, SYSTEM_PROMPT, format_answer, render_question
 from envs.codenames.words import embeddings, wordlist
@@ -196,6 +205,8 @@ class APIJudge:
         cooldown: float = 60.0,
     ):
         self.url = base_url.rstrip("/") + "/chat/completions"
+        check_endpoint(self.url)
+        check_key_env(key_env)
         self.model, self.key_env = model, key_env
         self.timeout, self.retries, self.backoff, self.workers = timeout, retries, backoff, workers
         self.breaker, self.cooldown = breaker, cooldown
@@ -237,8 +248,8 @@ class APIJudge:
                 status = getattr(err, "code", "")
                 # Only the error's type and status: a message could echo request headers.
                 self._note(f"{type(err).__name__} {status}".strip())
-                if isinstance(status, int) and 400 <= status < 500 and status != 429:
-                    break  # the request itself is wrong: retrying cannot help
+                if isinstance(status, int) and 300 <= status < 500 and status != 429:
+                    break  # the request itself is wrong (or redirected): retrying cannot help
         with self._lock:
             self._consecutive_failures += 1
             if self._consecutive_failures >= self.breaker:
@@ -246,28 +257,112 @@ class APIJudge:
         return None
 
     def _post(self, body: bytes, headers: dict[str, str]) -> str:
-        deadline = time.monotonic() + self.timeout
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-            chunks = []
-            while chunk := reply.read1(8192):  # one recv at a time: the deadline is checked
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise TimeoutError("reply not complete within the timeout")
-        return str(json.loads(b"".join(chunks))["choices"][0]["message"]["content"])
+        """One exchange, bounded as a whole by ``timeout``: a server that trickles its status
+        line or headers a byte at a time cannot hold it longer (a socket timeout bounds each
+        read, not their sum). Redirects are not followed, so the key never goes elsewhere."""
+        parts = urllib.parse.urlsplit(self.url)
+        kind = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        connection = kind(parts.hostname, parts.port, timeout=self.timeout)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        outcome: dict[str, Any] = {}
+
+        def exchange() -> None:
+            try:
+                connection.connect()
+                outcome["socket"] = connection.sock  # kept: the reply reads it after close()
+                connection.request("POST", path, body=body, headers=headers)
+                reply = connection.getresponse()
+                outcome["status"], outcome["reason"] = reply.status, reply.reason
+                outcome["data"] = reply.read(MAX_REPLY_BYTES + 1)
+            except BaseException as err:  # handed to the caller's thread
+                outcome["error"] = err
+
+        worker = threading.Thread(target=exchange, daemon=True, name="assay-judge-call")
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive():
+            _abort(connection, outcome.get("socket"))  # wakes the blocked read: the thread ends
+            raise TimeoutError("reply not complete within the timeout")
+        connection.close()
+        if "error" in outcome:
+            raise outcome["error"]
+        if outcome["status"] >= 300:
+            raise urllib.error.HTTPError(self.url, outcome["status"], outcome["reason"], None, None)
+        if len(outcome["data"]) > MAX_REPLY_BYTES:
+            raise ValueError(f"reply longer than {MAX_REPLY_BYTES} bytes")
+        return str(json.loads(outcome["data"])["choices"][0]["message"]["content"])
 
     def _note(self, error: str) -> None:
         with self._lock:
             self.last_errors.append(error)
 
 
+MAX_REPLY_BYTES = 1 << 20
+_KEY_ENV = re.compile(r"[A-Z][A-Z0-9_]*_API_KEY")
+JUDGES: dict[str, type] = {"embedding": EmbeddingJudge, "model": ModelJudge, "api": APIJudge}
+
+
+def _abort(connection: http.client.HTTPConnection, sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed by the other side
+            sock.shutdown(socket.SHUT_RDWR)
+    connection.close()
+
+
+def check_endpoint(url: str) -> None:
+    """A judge endpoint is https, or plain http to this machine only (a key must not cross a
+    network in clear text)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "http" and loopback:
+        return
+    raise ConfigError(
+        f"judge base_url must be https:// (or http:// to localhost/127.0.0.1), got {url!r}."
+    )
+
+
+def check_key_env(name: str) -> None:
+    """The key comes from a variable named ``SOMETHING_API_KEY``: a config (perhaps from a
+    downloaded run) must not be able to send ``AWS_SECRET_ACCESS_KEY`` to an endpoint."""
+    if not (isinstance(name, str) and _KEY_ENV.fullmatch(name)):
+        raise ConfigError(
+            f"judge key_env must name a variable ending in _API_KEY (e.g. OPENAI_API_KEY), got "
+            f"{name!r}: assay sends no other variable to a judge endpoint."
+        )
+
+
+def check_judge_options(kind: str, options: dict[str, Any]) -> None:
+    """Refuse unknown option names before any work (a ``timout`` typo must not surface hours
+    into a run), with a suggestion; and an api judge's endpoint and key variable up front."""
+    if kind not in JUDGES:
+        raise ConfigError(f"judge must be embedding, model or api; got {kind!r}.")
+    accepted = [p for p in inspect.signature(JUDGES[kind].__init__).parameters if p != "self"]
+    for name in options:
+        if name not in accepted:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown judge_options key {name!r} for the {kind} judge (it takes "
+                f"{', '.join(accepted)}).{hint}"
+            )
+    if kind == "api":
+        missing = [p for p in ("base_url", "model") if p not in options]
+        if missing:
+            raise ConfigError(f"the api judge needs judge_options {', '.join(missing)}.")
+        check_endpoint(str(options["base_url"]).rstrip("/") + "/chat/completions")
+        check_key_env(options.get("key_env", "OPENAI_API_KEY"))
+
+
 def make_judge(kind: str, **options) -> Judge:
     """A judge by config name: ``embedding``, ``model`` (``model=...``) or ``api``
     (``base_url=...``, ``model=...``, ``key_env=...``, ``timeout=...``)."""
-    if kind == "embedding":
-        return EmbeddingJudge(**options)
-    if kind == "model":
-        return ModelJudge(**options)
-    if kind == "api":
-        return APIJudge(**options)
-    raise ValueError(f"judge must be embedding, model or api, got {kind!r}")
+    check_judge_options(kind, options)
+    return JUDGES[kind](**options)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import envs
+from assay.errors import ConfigError
 from envs.codenames.clue import format_clue
 from envs.codenames.judges import APIJudge, EmbeddingJudge, JudgeRequest
 from envs.codenames.tiers import TIERS, clue_vocabulary, make_tier_board
@@ -110,6 +111,17 @@ class _Stub(BaseHTTPRequestHandler):
         if type(self).hang:
             time.sleep(3)
             return
+        if type(self).mode == "trickle_status":  # the status line itself, a byte at a time
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
+        if type(self).mode.startswith("redirect:"):
+            self.send_response(307)
+            self.send_header("Location", type(self).mode.removeprefix("redirect:"))
+            self.end_headers()
+            return
         if type(self).mode == "garbage":
             self.wfile.write(b"this is not HTTP\r\n\r\n")
             return
@@ -153,9 +165,11 @@ def stub_server():
 
 
 def test_api_judge_retries_then_answers(stub_server, monkeypatch):
-    monkeypatch.setenv("STUB_KEY", "sk-secret")
+    monkeypatch.setenv("STUB_API_KEY", "sk-secret")
     _Stub.failures_left = 2
-    judge = APIJudge(stub_server, "stub", key_env="STUB_KEY", timeout=2, retries=3, backoff=0.01)
+    judge = APIJudge(
+        stub_server, "stub", key_env="STUB_API_KEY", timeout=2, retries=3, backoff=0.01
+    )
     (guesses,) = judge.guess_many([JudgeRequest(("WHALE", "CAR"), "OCEAN", 1)])
     assert guesses == ["WHALE"]
     assert len(_Stub.seen_auth) == 3 and _Stub.seen_auth[-1] == "Bearer sk-secret"
@@ -262,3 +276,47 @@ def test_expert_tier_halves_the_guess_limit_and_puts_non_target_associates_among
     for seed in range(20):
         _, info = env.reset(seed=seed)
         assert info["clue"] not in info["board"]
+
+
+def test_api_judge_bounds_the_whole_exchange_even_a_trickled_status_line(stub_server):
+    _Stub.mode = "trickle_status"  # 47 bytes at 0.1 s each: 4.7 s if each read had its own bound
+    judge = APIJudge(stub_server, "stub", timeout=0.5, retries=0, backoff=0.0)
+    start = time.perf_counter()
+    assert judge.guess_many([JudgeRequest(("WHALE", "CAR"), "OCEAN", 1)]) == [None]
+    assert time.perf_counter() - start < 0.5 + 0.5
+    assert judge.last_errors == ["TimeoutError"]
+
+
+def test_api_judge_never_follows_a_redirect_with_the_key(stub_server, monkeypatch):
+    other = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("STUB_API_KEY", "sk-secret")
+        _Stub.mode = f"redirect:http://127.0.0.1:{other.server_address[1]}/v1/chat/completions"
+        judge = APIJudge(stub_server, "stub", key_env="STUB_API_KEY", retries=2, backoff=0.0)
+        assert judge.guess_many([JudgeRequest(("WHALE", "CAR"), "OCEAN", 1)]) == [None]
+        assert _Stub.seen_auth == ["Bearer sk-secret"]  # one request, to the configured server
+        assert judge.last_errors == ["HTTPError 307"]  # not retried either
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"base_url": "http://127.0.0.1:1/v1", "model": "m", "timout": 5},
+            "unknown judge_options key 'timout' for the api judge .* Did you mean 'timeout'",
+        ),
+        (
+            {"base_url": "http://127.0.0.1:1/v1", "model": "m", "key_env": "AWS_SECRET_ACCESS_KEY"},
+            "key_env must name a variable ending in _API_KEY",
+        ),
+        ({"base_url": "http://judge.example.com/v1", "model": "m"}, "must be https://"),
+        ({"model": "m"}, "needs judge_options base_url"),
+    ],
+)
+def test_judge_options_are_checked_when_the_env_is_made(options, message):
+    with pytest.raises(ConfigError, match=message):
+        envs.make("codenames-clue-v0", judge="api", judge_options=options)
