@@ -295,6 +295,28 @@ def _icl_attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 1 (so a bad value fails before any run folder or
+    manifest exists)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
+def token_budget(text: str) -> int:
+    """An argparse type: new tokens per answer, 1 to ``trainers.config.MAX_NEW_TOKENS``."""
+    from trainers.config import MAX_NEW_TOKENS
+
+    value = count(text)
+    if value > MAX_NEW_TOKENS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_NEW_TOKENS:,}, got {value:,}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assay", description="Train language models with verifiable rewards."
@@ -326,16 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
     math_eval = evaluate.add_parser("math", help="accuracy, pass@k, maj@k on GSM8K / MATH")
     math_eval.add_argument("--model", default="smollm2-135m-instruct", help="model registry name")
     math_eval.add_argument("--env", default="math-gsm8k-v0", help="math env id (test split)")
-    math_eval.add_argument("--n", type=int, default=200, help="first N test problems")
-    math_eval.add_argument("--samples", type=int, default=1, help="samples per problem (k)")
+    math_eval.add_argument("--n", type=count, default=200, help="first N test problems")
+    math_eval.add_argument("--samples", type=count, default=1, help="samples per problem (k)")
     math_eval.add_argument("--few-shot", type=int, default=0, help="solved exemplars (0-8)")
     math_eval.add_argument("--prompt-style", choices=("chat", "plain"), default="chat")
     math_eval.add_argument(
         "--temperature", type=float, help="default: 0 (greedy) for 1 sample, 0.7 for several"
     )
     math_eval.add_argument("--top-p", type=float, default=1.0)
-    math_eval.add_argument("--max-new-tokens", type=int, default=320)
-    math_eval.add_argument("--batch-size", type=int, default=16, help="problems per generate call")
+    math_eval.add_argument("--max-new-tokens", type=token_budget, default=320)
+    math_eval.add_argument("--batch-size", type=count, default=16, help="problems per generate call")
     math_eval.add_argument("--seed", type=int, default=0)
     math_eval.add_argument("--dtype", default="float32")
     math_eval.add_argument("--device", default="cpu")
@@ -351,16 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
     rollout = sub.add_parser("rollout", help="play episodes and save them as a dataset")
     rollout.add_argument("--model", default="smollm2-135m-instruct", help="model registry name")
     rollout.add_argument("--env", required=True, help="env id (assay envs list)")
-    rollout.add_argument("--n", type=int, default=100, help="episodes (seeds)")
-    rollout.add_argument("--samples", type=int, default=1, help="episodes per seed")
+    rollout.add_argument("--n", type=count, default=100, help="episodes (seeds)")
+    rollout.add_argument("--samples", type=count, default=1, help="episodes per seed")
     rollout.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
     rollout.add_argument("--temperature", type=float, default=0.7)
-    rollout.add_argument("--max-new-tokens", type=int, default=256)
+    rollout.add_argument("--max-new-tokens", type=token_budget, default=256)
     rollout.add_argument("--seed", type=int, default=0)
     rollout.add_argument("--backend", choices=["hf", "vllm"], default="hf")
-    rollout.add_argument("--replicas", type=int, default=1, help="engines on a Ray pool if > 1")
+    rollout.add_argument("--replicas", type=count, default=1, help="engines on a Ray pool if > 1")
     rollout.add_argument(
-        "--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per engine"
+        "--tensor-parallel-size", type=count, default=1, help="vLLM: GPUs per engine"
     )
     rollout.add_argument(
         "--ray-address",
@@ -375,9 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
         "agent of the env (codenames: embedding, random) or a model sharing --model's tokenizer",
     )
     rollout.add_argument(
-        "--max-turns", type=int, default=256, help="steps per episode before it is cut"
+        "--max-turns", type=count, default=256, help="steps per episode before it is cut"
     )
-    rollout.add_argument("--shard-size", type=int, default=64, help="seeds per saved shard")
+    rollout.add_argument("--shard-size", type=count, default=64, help="seeds per saved shard")
     rollout.add_argument("--dtype", default="float32")
     rollout.add_argument("--device", default="cpu")
     rollout.add_argument("env_options", nargs="*", metavar="option=value", help="env options")

@@ -179,10 +179,22 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(
+                f"Config {str(path)!r} is a directory; pass a YAML file (e.g. configs/*.yaml), "
+                "or --resume DIR to continue a run."
+            )
         if not path.is_file():
             raise ConfigError(f"Config file {str(path)!r} does not exist.")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"Config file {str(path)!r} is not UTF-8 text (byte {err.start}); save it as "
+                "UTF-8."
+            ) from None
+        except OSError as err:
+            raise ConfigError(f"Config file {str(path)!r} cannot be read: {err.strerror}.") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {err}") from None
         if not isinstance(raw, dict):

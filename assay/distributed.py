@@ -10,6 +10,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from assay.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class World:
@@ -81,7 +83,15 @@ def resolve_device(name: str, world: World | None = None) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", (world or World()).local_rank)
         return torch.device("cpu")
-    return torch.device(name)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {name!r} needs a CUDA GPU, and torch sees none here (torch "
+            f"{torch.__version__}); use device=auto (a GPU when there is one) or device=cpu."
+        )
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not a torch device; use auto, cpu or cuda[:N].") from None
 
 
 def barrier(world: World) -> None:

@@ -70,8 +70,16 @@ def new_run_dir(output_dir: str | Path, job: str, name: str | None = None) -> Pa
     while (run_dir / "config.yaml").exists():  # two runs started in the same second
         suffix += 1
         run_dir = Path(output_dir) / f"{name}-{suffix}"
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "plots").mkdir(exist_ok=True)
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "plots").mkdir(exist_ok=True)
+    except OSError as err:
+        from assay.errors import ConfigError
+
+        raise ConfigError(
+            f"Cannot create the run folder {str(run_dir)!r} ({err.strerror}); set "
+            "train.output_dir to a folder you can write."
+        ) from None
     return run_dir
 
 

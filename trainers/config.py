@@ -108,10 +108,14 @@ class SamplingConfig:
             out.append(f"top_k must be >= 0 (0 disables it), got {self.top_k}")
         if not 0 < self.top_p <= 1:
             out.append(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            out.append(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
+            out.append(
+                f"max_new_tokens must be in [1, {MAX_NEW_TOKENS:,}], got {self.max_new_tokens:,}"
+            )
         return out
 
+
+MAX_NEW_TOKENS = 1 << 17  # 131,072: past any model's context; a larger value is a typo
 
 ALGORITHMS = ("grpo", "dapo", "dr_grpo", "rloo", "reinforce_pp", "gspo", "ppo")
 

@@ -416,7 +416,7 @@ def _check_best_metric(config: RLConfig, env) -> None:
     if config.eval.sampled:
         known |= {"sampled_reward_mean", "sampled_max_reward"}
     if config.eval.best_metric not in known:
-        raise ValueError(
+        raise ConfigError(
             f"eval.best_metric {config.eval.best_metric!r} is not an eval metric of this run; "
             f"choose one of {', '.join(sorted(known))}"
         )
