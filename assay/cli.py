@@ -357,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     math_eval.add_argument("--top-p", type=float, default=1.0)
     math_eval.add_argument("--max-new-tokens", type=token_budget, default=320)
-    math_eval.add_argument("--batch-size", type=count, default=16, help="problems per generate call")
+    math_eval.add_argument(
+        "--batch-size", type=count, default=16, help="problems per generate call"
+    )
     math_eval.add_argument("--seed", type=int, default=0)
     math_eval.add_argument("--dtype", default="float32")
     math_eval.add_argument("--device", default="cpu")

@@ -190,11 +190,12 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except UnicodeDecodeError as err:
             raise ConfigError(
-                f"Config file {str(path)!r} is not UTF-8 text (byte {err.start}); save it as "
-                "UTF-8."
+                f"Config file {str(path)!r} is not UTF-8 text (byte {err.start}); save it as UTF-8."
             ) from None
         except OSError as err:
-            raise ConfigError(f"Config file {str(path)!r} cannot be read: {err.strerror}.") from None
+            raise ConfigError(
+                f"Config file {str(path)!r} cannot be read: {err.strerror}."
+            ) from None
         except yaml.YAMLError as err:
             raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {err}") from None
         if not isinstance(raw, dict):

@@ -91,7 +91,9 @@ def resolve_device(name: str, world: World | None = None) -> torch.device:
     try:
         return torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device {name!r} is not a torch device; use auto, cpu or cuda[:N].") from None
+        raise ConfigError(
+            f"device {name!r} is not a torch device; use auto, cpu or cuda[:N]."
+        ) from None
 
 
 def barrier(world: World) -> None:

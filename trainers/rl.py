@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,37 @@ def _samples(step: int, rollout: Rollout, group_size: int) -> dict[str, Any]:
             for i in list(firsts)[:16]
         ],
     }
+
+
+class SignalWatch:
+    """Warns once, early, when a run has no learning signal: every group of the last
+    ``patience`` steps had equal rewards (``zero_std_groups`` 1.0), so every advantage is zero
+    and nothing is learned. The warning names the commonest reason the env gave (often a
+    format the model never writes) and what to try."""
+
+    def __init__(self, patience: int = 5):
+        self.patience, self.flat_steps, self.warned = patience, 0, False
+        self.reasons: Counter[str] = Counter()
+
+    def update(self, metrics: dict[str, float], rollout: Rollout | None) -> str | None:
+        """The warning to print after this step, or None."""
+        if metrics.get("zero_std_groups", 0.0) < 1.0:
+            self.flat_steps, self.reasons = 0, Counter()
+            return None
+        self.flat_steps += 1
+        if rollout is not None:
+            self.reasons.update(str(i.get("reason") or "") for i in rollout.infos if i)
+        if self.warned or self.flat_steps < self.patience:
+            return None
+        self.warned = True
+        reason, count = (self.reasons.most_common(1) or [("", 0)])[0]
+        because = f'; the commonest reason the env gave: "{reason}" ({count}x)' if reason else ""
+        return (
+            f"Warning: no learning signal in the last {self.flat_steps} steps: every group had "
+            f"equal rewards (valid_rate {metrics.get('valid_rate', 0.0):.0%}){because}. Nothing "
+            "is being learned; try a lenient answer format, an example turn in the prompt, more "
+            "samples per group, a higher temperature, or a warm start."
+        )
 
 
 class EnvSchedule:
@@ -259,6 +291,7 @@ def _train(
         config=asdict(config),
     )
     best = _Best(run_dir, config.eval.best_metric)
+    watch = SignalWatch()
     learner.env_at = schedule.at
 
     def checkpoint(step: int) -> None:
@@ -285,6 +318,8 @@ def _train(
                 break
             metrics = learner.step(schedule.at(step + 1), step + 1)
             step += 1
+            if main and (warning := watch.update(metrics, learner.last_rollout)):
+                log(warning)
             if config.eval.every and step % config.eval.every == 0:
                 metrics.update(_eval_during(learner, config, run_dir, step, best))
             if main:

@@ -161,3 +161,32 @@ def test_a_multi_agent_env_is_refused_before_anything_loads(tmp_path):
     with pytest.raises(ConfigError, match="has 4 agents .* rollout.multi_turn: true"):
         run_rl(config)
     assert not any(tmp_path.iterdir())  # no run directory, no model loaded ("nope" is none)
+
+
+def test_a_run_with_no_learning_signal_says_so_early(tmp_path, test_envs):
+    """LevelEnv gives every answer the same reward: every group is flat, so nothing can be
+    learned, and the job must say so after a few steps (not end silently)."""
+    lines = []
+    config = _config(tmp_path, "flat", **{"env.id": "test-job-level-v0", "train.steps": 6,
+                                          "eval.episodes": 0})  # fmt: skip
+    run_rl(config, log=lambda *parts: lines.append(" ".join(map(str, parts))))
+    warnings = [line for line in lines if "no learning signal" in line]
+    assert len(warnings) == 1  # once, after the fifth flat step
+    assert "every group had equal rewards" in warnings[0]
+
+
+def test_the_signal_watch_names_the_commonest_invalid_reason():
+    from trainers.rl import SignalWatch
+
+    class Flat:
+        infos = [{"reason": "no 'Answer: <number>' found"}] * 3 + [{"reason": "empty"}]
+
+    watch = SignalWatch(patience=2)
+    assert watch.update({"zero_std_groups": 1.0, "valid_rate": 0.0}, Flat()) is None
+    message = watch.update({"zero_std_groups": 1.0, "valid_rate": 0.0}, Flat())
+    assert "no 'Answer: <number>' found\" (6x)" in message
+    assert watch.update({"zero_std_groups": 1.0}, Flat()) is None  # once only
+    fresh = SignalWatch(patience=2)
+    fresh.update({"zero_std_groups": 1.0}, Flat())
+    assert fresh.update({"zero_std_groups": 0.5}, Flat()) is None  # a signal resets it
+    assert fresh.update({"zero_std_groups": 1.0}, Flat()) is None
