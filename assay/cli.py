@@ -117,6 +117,7 @@ def _eval_math(args: argparse.Namespace) -> int:
 def _rollout(args: argparse.Namespace) -> int:
     import envs
     from assay.config import parse_overrides
+    from assay.models import weights_fingerprint
     from trainers.collect import check_seats, collect_rollouts, parse_seats, seat_policies
     from trainers.pool import open_engine
     from trainers.rollout import Sampling
@@ -129,6 +130,13 @@ def _rollout(args: argparse.Namespace) -> int:
     check_seats(seat_names, env)  # before any model loads
     if args.max_turns < 1:
         raise AssayError("--max-turns must be positive.")
+    policy = {  # what made the rows: a resumed --out must be made by the same
+        "model": args.model,
+        "weights": weights_fingerprint(args.model),
+        "dtype": args.dtype,
+        "backend": args.backend,
+        "tensor_parallel_size": args.tensor_parallel_size,
+    }
     engine, tokenizer = open_engine(
         args.model,
         backend=args.backend,
@@ -160,6 +168,7 @@ def _rollout(args: argparse.Namespace) -> int:
             seats=seats,
             seat_names=seat_names,
             max_turns=args.max_turns,
+            policy=policy,
         )
     finally:
         for opened in [engine, *seat_engines]:

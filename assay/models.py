@@ -180,6 +180,29 @@ def model_dir(name_or_path: str) -> str:
     return name_or_path
 
 
+def weights_fingerprint(name_or_path: str) -> str:
+    """A short hash that changes when a model's weights do: of every weight file's name and
+    size and its first and last 64 KiB (reading whole multi-GB files would take minutes). A hub
+    id that is not on disk is named, not hashed."""
+    import hashlib
+
+    folder = Path(model_dir(name_or_path))
+    if not folder.is_dir():
+        return f"hub:{name_or_path}"
+    digest = hashlib.sha256()
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin", ".gguf", ".pt")
+    )
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder)}:{size}".encode())
+        with path.open("rb") as f:
+            digest.update(f.read(1 << 16))
+            f.seek(max(0, size - (1 << 16)))
+            digest.update(f.read(1 << 16))
+    return digest.hexdigest()[:16] if files else f"path:{folder}"
+
+
 def load_tokenizer_and_dir(name_or_path: str) -> tuple[PreTrainedTokenizerBase, str]:
     """The tokenizer of ``name_or_path`` and the folder (or hub id) holding its weights, for
     loading the backbone under another head (reward models)."""

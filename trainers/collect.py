@@ -144,11 +144,14 @@ def collect_rollouts(
     seats: Mapping[str, Policy] | None = None,
     seat_names: Mapping[str, str] | None = None,
     max_turns: int = 256,
+    policy: Mapping[str, Any] | None = None,
 ):
     """Play and save ``n * samples`` episodes (each cut after ``max_turns`` steps, and marked
     truncated); returns the joined ``datasets.Dataset``.
     ``seats`` (pattern -> policy, see :func:`seat_policies`) play some agents instead of
-    ``engine``; ``seat_names`` (pattern -> what plays it) go into the manifest."""
+    ``engine``; ``seat_names`` (pattern -> what plays it) and ``policy`` (the model's name,
+    weights hash, dtype and engine settings) go into the manifest, so a resumed folder never
+    mixes policies."""
     import datasets
 
     policies: Policy | dict[str, Policy] = engine
@@ -167,6 +170,7 @@ def collect_rollouts(
         make_env,
         dict(seat_names or {}),
         max_turns,
+        dict(policy or {}),
     )
     starts = list(range(0, n, shard_size))
     for number, start in enumerate(tqdm(starts, desc="rollout", unit="shard")):
@@ -234,6 +238,7 @@ def _check_manifest(
     make_env,
     seats: dict[str, str],
     max_turns: int,
+    policy: dict[str, Any],
 ):
     """Shards are only reused by a run with the same settings; a different run must not silently
     mix with them."""
@@ -249,5 +254,6 @@ def _check_manifest(
         "sampling": asdict(sampling),
         **env_identity(make_env()),
         **({"seats": seats} if seats else {}),  # absent without seats, as in older folders
+        **({"policy": policy} if policy else {}),
     }
     check_settings(out_dir / "rollout.json", manifest, "rollouts")

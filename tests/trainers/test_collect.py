@@ -230,3 +230,30 @@ def test_a_star_seat_wins_over_the_main_model_and_failed_seats_close_their_engin
         seat_policies({"red/*": "fine", "blue/*": "broken"}, envs.make("codenames-game-v0"),
                       tokenizer, open_model)  # fmt: skip
     assert closed == [True]  # the first seat's engine
+
+
+def test_a_rollout_folder_is_never_resumed_by_another_policy(tmp_path, capsys):
+    common = ["rollout", "--env", "codenames-guess-v0", "--n", "2", "--max-new-tokens", "3",
+              "--shard-size", "1", "--out", str(tmp_path), "difficulty=far"]  # fmt: skip
+    assert main([*common, "--model", "tiny-random-llama"]) == 0
+    manifest = json.loads((tmp_path / "rollout.json").read_text())
+    assert manifest["policy"]["model"] == "tiny-random-llama"
+    assert len(manifest["policy"]["weights"]) == 16  # a hash of the weight files
+    capsys.readouterr()
+    # the same command resumes; another dtype or model is refused before any shard is mixed
+    assert main([*common, "--model", "tiny-random-llama"]) == 0
+    shards = sorted(p.name for p in (tmp_path / "shards").iterdir())
+    assert main([*common, "--model", "tiny-random-llama", "--dtype", "bfloat16"]) != 0
+    assert "other settings (policy)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == shards
+
+
+def test_the_weights_fingerprint_follows_the_weights(tmp_path):
+    from assay.models import weights_fingerprint
+    from tiny_llama import tiny_llama
+
+    tiny_llama(seed=0).save_pretrained(tmp_path / "a")
+    tiny_llama(seed=1).save_pretrained(tmp_path / "b")
+    tiny_llama(seed=0).save_pretrained(tmp_path / "c")
+    a, b, c = (weights_fingerprint(str(tmp_path / x)) for x in "abc")
+    assert a == c and a != b
