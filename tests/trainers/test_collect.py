@@ -249,8 +249,9 @@ def test_a_rollout_folder_is_never_resumed_by_another_policy(tmp_path, capsys):
 
 
 def test_the_weights_fingerprint_follows_the_weights(tmp_path):
-    from assay.models import weights_fingerprint
     from tiny_llama import tiny_llama
+
+    from assay.models import weights_fingerprint
 
     tiny_llama(seed=0).save_pretrained(tmp_path / "a")
     tiny_llama(seed=1).save_pretrained(tmp_path / "b")
