@@ -303,6 +303,11 @@ class RolloutConfig:
     """The Ray cluster a pool joins (``ray.init(address=...)``: ``auto``, ``ray://host:10001``,
     ...); unset: ``RAY_ADDRESS`` if set, else a new local cluster without the learner's GPU
     (a learner on a GPU with ``placement: separate``) or whatever ``ray.init()`` finds."""
+    call_timeout_s: float = 600.0
+    """Pool: the longest one request to a replica may take (a chunk of prompts, a weight
+    update); a replica that hangs past it without dying is killed, restarted and counted."""
+    start_timeout_s: float = 120.0
+    """Pool: how long to wait for the cluster to place a replica before a clear error."""
     multi_turn: bool = False
     """Play whole episodes of a multi-turn, multi-agent env (``trainers.multi_turn``): every
     token-exact context of an agent the learner plays is trained on, with the advantage of its
@@ -321,6 +326,11 @@ class RolloutConfig:
             out.append(f"replicas must be >= 1, got {self.replicas}")
         if self.max_turns < 1:
             out.append(f"max_turns must be >= 1, got {self.max_turns}")
+        if not (self.call_timeout_s > 0 and self.start_timeout_s > 0):
+            out.append(
+                f"call_timeout_s and start_timeout_s must be > 0 seconds, got "
+                f"{self.call_timeout_s} and {self.start_timeout_s}"
+            )
         if self.seats and not self.multi_turn:
             out.append("seats are for multi_turn: true (single-turn envs have one agent)")
         if self.tensor_parallel_size < 1:

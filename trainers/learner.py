@@ -131,6 +131,8 @@ def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, 
             weight_sync=ro.weight_sync,
             address=ro.address,
             hide_gpus=hide,
+            call_timeout_s=ro.call_timeout_s,
+            start_timeout_s=ro.start_timeout_s,
         )
         return pool, True
     if ro.off_policy:  # generation runs while the learner updates: it needs its own copy

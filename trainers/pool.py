@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -171,11 +172,15 @@ class RolloutPool:
         weight_sync: Literal["object_store", "broadcast"] = "object_store",
         start_timeout_s: float = 120.0,
         hide_gpus: Iterable[int] = (),
+        call_timeout_s: float = 600.0,
     ):
         """``hide_gpus``: local CUDA device indices the pool must leave alone (the learner's).
         They are left out of the local Ray cluster when this pool starts one; a cluster that is
         already running (``address``, ``RAY_ADDRESS``, or ``ray.init`` called before) is used
-        as it is."""
+        as it is. ``call_timeout_s`` bounds each request to a replica (a chunk of prompts, a
+        weight update): a replica that hangs without dying past it is killed, restarted and
+        counted in ``hung``, and its chunk goes again; ``start_timeout_s`` bounds the wait for
+        a replica's placement."""
         try:
             import ray
         except ImportError as err:
@@ -194,6 +199,11 @@ class RolloutPool:
                 f"replicas must be >= 1 and chunk_size >= 0 (0: one chunk per replica), "
                 f"got {replicas} and {chunk_size}"
             )
+        if not (call_timeout_s > 0 and start_timeout_s > 0):
+            problems.append(
+                f"call_timeout_s and start_timeout_s must be > 0 seconds, got {call_timeout_s} "
+                f"and {start_timeout_s}"
+            )
         if weight_sync not in ("object_store", "broadcast"):
             problems.append(f"weight_sync must be object_store or broadcast, got {weight_sync!r}")
         if problems:
@@ -209,7 +219,9 @@ class RolloutPool:
         self._weights_ref = None
         self._latest: dict[str, torch.Tensor] | None = None  # broadcast mode: for restarts
         self._group = None  # broadcast mode: this process's WeightGroup (rank 0)
-        self.start_timeout_s = start_timeout_s
+        self.start_timeout_s, self.call_timeout_s = start_timeout_s, call_timeout_s
+        self.hung = 0  # replicas killed and restarted because a request passed call_timeout_s
+        self._submitted: dict[Any, float] = {}  # request ref -> when it was sent
         self.actors: list = []
         self.groups: list = []  # filled one by one, so a failure can release what it holds
         try:
@@ -278,8 +290,18 @@ class RolloutPool:
             self._submit(pending, number, next(replica_of), chunks, prompts, sampling)
         restarts_here = 0
         while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=self._wait_s(pending))
+            if not ready:  # the oldest request passed call_timeout_s: its replica hangs
+                restarts_here += self._restart_hung(pending, chunks, prompts, sampling)
+                if restarts_here > self.max_restarts * len(self.actors):
+                    raise TimeoutError(
+                        f"pool replicas hung past call_timeout_s={self.call_timeout_s:g} s "
+                        f"{restarts_here} times in one batch; giving up."
+                    )
+                continue
+            (ref,) = ready
             number, replica, actor = pending.pop(ref)
+            self._submitted.pop(ref, None)
             try:
                 groups = ray.get(ref)
             except ray.exceptions.RayActorError:
@@ -299,6 +321,29 @@ class RolloutPool:
         actor = self.actors[replica]
         ref = actor.generate.remote([prompts[i] for i in chunks[number]], chunk_sampling)
         pending[ref] = (number, replica, actor)
+        self._submitted[ref] = time.monotonic()
+
+    def _wait_s(self, pending) -> float:
+        """Seconds until the oldest pending request passes ``call_timeout_s``."""
+        oldest = min(self._submitted.get(ref, time.monotonic()) for ref in pending)
+        return max(0.0, oldest + self.call_timeout_s - time.monotonic())
+
+    def _restart_hung(self, pending, chunks, prompts, sampling) -> int:
+        """Kill and restart every replica whose request passed ``call_timeout_s``; send its
+        chunks again. Returns how many replicas were restarted."""
+        now = time.monotonic()
+        late = [
+            ref for ref in pending if now - self._submitted.get(ref, now) >= self.call_timeout_s
+        ]
+        hung_replicas = {pending[ref][1] for ref in late}
+        for replica in hung_replicas:
+            self._restart(replica)
+            self.hung += 1
+        for ref in [r for r in pending if pending[r][1] in hung_replicas]:
+            number, replica, _ = pending.pop(ref)
+            self._submitted.pop(ref, None)
+            self._submit(pending, number, replica, chunks, prompts, sampling)
+        return len(hung_replicas)
 
     def _restart(self, replica: int) -> None:
         """Replace a dead replica by a fresh one holding the current weights."""
@@ -330,9 +375,13 @@ class RolloutPool:
         weights = {name: t.detach().to("cpu") for name, t in items}
         self._weights_ref = self._ray.put(weights)
         refs = [a.update_weights.remote(self._weights_ref) for a in self.actors]
+        deadline = time.monotonic() + self.call_timeout_s
         for replica, ref in enumerate(refs):
             try:
-                self._ray.get(ref)
+                self._ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
+            except self._ray.exceptions.GetTimeoutError:
+                self.hung += 1
+                self._restart(replica)  # hung: the new replica starts from these weights
             except self._ray.exceptions.RayActorError:
                 self._restart(replica)  # the new replica starts from these weights
 

@@ -227,3 +227,16 @@ def test_a_caller_waits_about_its_timeout_even_when_every_worker_is_busy(warm_po
     # two timeouts, plus a worker's start-up on this busy 2-core machine; a queue of 12 slow
     # tasks on 4 workers would take 3 timeouts of waiting alone
     assert max(waits) < 2 * timeout + 2.5, sorted(waits)
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["\\( a " * 30_000, "\\[ x " * 30_000, "$$a " * 30_000, "$ a\n" * 30_000, "$x$ w " * 30_000],
+    ids=["paren", "bracket", "dollars", "lines", "spans"],
+)
+def test_degenerate_unmarked_outputs_are_read_in_linear_time(output):
+    """No marker sends the whole output to the span and number rules: 30,000 unclosed `\\(`
+    once took 46 s there (a lazy regular expression rescans to the end for each opener)."""
+    start = time.perf_counter()
+    grade(output, "1")
+    assert time.perf_counter() - start < 3.0

@@ -71,6 +71,26 @@ def test_a_replica_killed_mid_batch_is_restarted_and_nothing_is_lost(pool, tiny_
     assert _ids(pool.generate(PROMPTS, GREEDY)) == reference  # the new replica works
 
 
+def test_a_replica_that_hangs_without_dying_is_restarted_after_the_call_timeout(pool, tiny_lm):
+    """The replica is alive but busy forever (stuck in a call): its chunks pass
+    ``call_timeout_s``, so it is killed, restarted and counted, and its work goes again."""
+    import time
+
+    reference = _ids(HFEngine(*tiny_lm).generate(PROMPTS, GREEDY))
+    hung, timeout = pool.hung, pool.call_timeout_s
+    pool.call_timeout_s = 8.0
+    try:
+        pool.actors[0].__ray_call__.remote(lambda actor: time.sleep(600))  # stuck, not dead
+        start = time.monotonic()
+        results = dict(pool.stream(PROMPTS, GREEDY))
+        assert time.monotonic() - start < 120  # not forever
+    finally:
+        pool.call_timeout_s = timeout
+    assert [[c.token_ids for c in results[i]] for i in range(len(PROMPTS))] == reference
+    assert pool.hung == hung + 1
+    assert _ids(pool.generate(PROMPTS, GREEDY)) == reference  # the new replica works
+
+
 def test_broadcast_weight_sync_and_a_restart_that_reforms_the_group(pool, tiny_lm):
     del pool  # only for its Ray cluster; this test builds its own pool
     model, tokenizer = tiny_lm
