@@ -221,7 +221,8 @@ class RolloutPool:
         self._group = None  # broadcast mode: this process's WeightGroup (rank 0)
         self.start_timeout_s, self.call_timeout_s = start_timeout_s, call_timeout_s
         self.hung = 0  # replicas killed and restarted because a request passed call_timeout_s
-        self._submitted: dict[Any, float] = {}  # request ref -> when it was sent
+        self._progress: dict[int, float] = {}  # replica -> when it last answered or got work
+        self._fresh: set[int] = set(range(replicas))  # started, not yet answered
         self.actors: list = []
         self.groups: list = []  # filled one by one, so a failure can release what it holds
         try:
@@ -301,7 +302,8 @@ class RolloutPool:
                 continue
             (ref,) = ready
             number, replica, actor = pending.pop(ref)
-            self._submitted.pop(ref, None)
+            self._progress[replica] = time.monotonic()  # it answered: not hung
+            self._fresh.discard(replica)
             try:
                 groups = ray.get(ref)
             except ray.exceptions.RayActorError:
@@ -319,29 +321,40 @@ class RolloutPool:
         if sampling.seed is not None:
             chunk_sampling = replace(sampling, seed=sampling.seed * 100_003 + number)
         actor = self.actors[replica]
+        if not any(r == replica for _, r, _ in pending.values()):
+            self._progress[replica] = time.monotonic()  # idle until now: its clock starts
         ref = actor.generate.remote([prompts[i] for i in chunks[number]], chunk_sampling)
         pending[ref] = (number, replica, actor)
-        self._submitted[ref] = time.monotonic()
+
+    @staticmethod
+    def _busy(pending) -> set[int]:
+        return {replica for _, replica, _ in pending.values()}
+
+    def _limit_s(self, replica: int) -> float:
+        """How long a busy replica may go without answering: ``call_timeout_s``, plus
+        ``start_timeout_s`` until its first answer (it imports and loads its model first)."""
+        fresh = replica in self._fresh
+        return self.call_timeout_s + (self.start_timeout_s if fresh else 0.0)
 
     def _wait_s(self, pending) -> float:
-        """Seconds until the oldest pending request passes ``call_timeout_s``."""
-        oldest = min(self._submitted.get(ref, time.monotonic()) for ref in pending)
-        return max(0.0, oldest + self.call_timeout_s - time.monotonic())
+        """Seconds until a busy replica has gone its limit without answering (queued chunks
+        wait their turn, so a replica is judged by its progress, not by each chunk)."""
+        now = time.monotonic()
+        limits = [self._progress.get(r, now) + self._limit_s(r) - now for r in self._busy(pending)]
+        return max(0.0, min(limits))
 
     def _restart_hung(self, pending, chunks, prompts, sampling) -> int:
-        """Kill and restart every replica whose request passed ``call_timeout_s``; send its
-        chunks again. Returns how many replicas were restarted."""
+        """Kill and restart every busy replica that answered nothing for ``call_timeout_s``;
+        send its chunks again. Returns how many replicas were restarted."""
         now = time.monotonic()
-        late = [
-            ref for ref in pending if now - self._submitted.get(ref, now) >= self.call_timeout_s
-        ]
-        hung_replicas = {pending[ref][1] for ref in late}
+        hung_replicas = {
+            r for r in self._busy(pending) if now - self._progress.get(r, now) >= self._limit_s(r)
+        }
         for replica in hung_replicas:
             self._restart(replica)
             self.hung += 1
-        for ref in [r for r in pending if pending[r][1] in hung_replicas]:
-            number, replica, _ = pending.pop(ref)
-            self._submitted.pop(ref, None)
+        again = [pending.pop(r)[:2] for r in [r for r in pending if pending[r][1] in hung_replicas]]
+        for number, replica in again:  # all popped first, so the fresh replica's clock restarts
             self._submit(pending, number, replica, chunks, prompts, sampling)
         return len(hung_replicas)
 
@@ -358,6 +371,7 @@ class RolloutPool:
         if self.weight_sync == "broadcast" and self._latest is not None:
             self._weights_ref = self._ray.put(self._latest)
         self.actors[replica] = self._start(replica)  # its own placement group, as before
+        self._fresh.add(replica)
         self.restarts += 1
         self._group = None  # its old member is gone: form the group again before the next sync
 

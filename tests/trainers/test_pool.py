@@ -78,12 +78,12 @@ def test_a_replica_that_hangs_without_dying_is_restarted_after_the_call_timeout(
 
     reference = _ids(HFEngine(*tiny_lm).generate(PROMPTS, GREEDY))
     hung, timeout = pool.hung, pool.call_timeout_s
-    pool.call_timeout_s = 8.0
+    pool.call_timeout_s = 20.0
     try:
         pool.actors[0].__ray_call__.remote(lambda actor: time.sleep(600))  # stuck, not dead
         start = time.monotonic()
         results = dict(pool.stream(PROMPTS, GREEDY))
-        assert time.monotonic() - start < 120  # not forever
+        assert time.monotonic() - start < 240  # not forever
     finally:
         pool.call_timeout_s = timeout
     assert [[c.token_ids for c in results[i]] for i in range(len(PROMPTS))] == reference
