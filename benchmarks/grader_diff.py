@@ -14,9 +14,11 @@ is put in ``$...$``, since math-verify reads LaTeX only between delimiters). Cor
 - ``negatives``: one-token perturbations of each gold, another problem's answer, hedges naming
   two answers, tuples reordered, digits inside a random token, overflowing values. Wrong by
   construction.
-- ``real``: SmolLM2-135M-Instruct samples on MATH-500 and GSM8K (``assay eval math --samples``,
-  shipped in ``benchmarks/data/smollm2_samples.jsonl.gz``) and the shipped PRM800K rows. No
-  label: every disagreement is listed to be read.
+- ``real``: 200 SmolLM2-135M-Instruct samples on MATH-500, shipped in
+  ``benchmarks/data/smollm2_samples.jsonl.gz`` (``assay eval math --env math-math500-v0
+  --samples 4``: problems 0-19 at ``--max-new-tokens 384 --seed 0``, and 0-29 at
+  ``--max-new-tokens 320 --seed 1``; temperature 0.7), and the shipped PRM800K rows. No label:
+  every disagreement is listed to be read.
 
 For labelled pairs a disagreement has a winner (the grader that matches the label); each family
 prints its size, agreement rate and who was right. The last line is ``RESULT ...``. Tests import

@@ -124,7 +124,13 @@ def extract_answer(output: str, last_number_fallback: bool = True) -> Extraction
                 return Extraction(answer, rule)
     if is_bare_answer(output):
         return Extraction(_clean_tail(output), "whole")
-    spans = math_spans(output)
+    # In prose, `$n$`, `$\\theta$`, `$AB$`, `$f(x)$` name things, and are answers only when
+    # they end the output ("so the value is $a$.").
+    spans = [
+        span
+        for span in math_spans(output)
+        if not _MENTION.fullmatch(span[2]) or not output[span[1] :].strip(" \t\n.,;!*_")
+    ]
     numbers = list(_LAST_NUMBER.finditer(output)) if last_number_fallback else []
     # In prose, whichever comes last: "so $d = 90/n$ ... there are 12 sequences" means 12.
     if numbers and (not spans or numbers[-1].start() >= spans[-1][1]):
@@ -225,6 +231,11 @@ _DELIMITER = re.compile(r"\\\$|\$\$|\$|\\\(|\\\)|\\\[|\\\]|\n")
 _CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 
 
+_MENTION = re.compile(
+    r"[A-Za-z]{1,3}(?:_\{?\w+\}?)?|\\[A-Za-z]+|[A-Za-z]{1,2}\([A-Za-z]\)|\\overline\{\w+\}"
+)
+
+
 def math_spans(text: str) -> list[tuple[int, int, str]]:
     """``(start, end, content)`` of every math span, in one pass over the delimiters (linear:
     a lazy regular expression rescans to the end for every unclosed opener, which made
@@ -243,7 +254,8 @@ def math_spans(text: str) -> list[tuple[int, int, str]]:
             opener = None  # an inline span does not cross a line
         elif token == _CLOSER[opener]:
             content = text[start : m.start()].strip().rstrip(".,;").strip()
-            if content.strip("$ "):
+            # `$$$$` runs of a degenerate rollout, and prose that two stray dollars enclose
+            if content.strip("$ ") and not _PROSE.search(_LATEX_WORD.sub(" ", content)):
                 spans.append((start - len(opener), m.end(), content))
             opener = None
     return spans
