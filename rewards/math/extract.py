@@ -109,12 +109,10 @@ def extract_answer(output: str, last_number_fallback: bool = True) -> Extraction
     """Find the final answer in ``output``; None when no rule matches."""
     if not isinstance(output, str):
         return None
-    boxes = _boxes(output)
-    final = _final_answer_after(output, boxes[-1][1] if boxes else 0)
-    if boxes and final is None:
-        return Extraction(_joined_boxes(output, boxes), "boxed")
-    if final is not None:  # "The final answer is $X$." written after the last box wins
-        return final
+    if boxes := _boxes(output):
+        # "The final answer is $X$." written after the last box wins: the box was a step.
+        final = _final_answer_after(output, boxes[-1][1])
+        return final or Extraction(_joined_boxes(output, boxes), "boxed")
     if matches := _GSM8K.findall(output):
         return Extraction(_clean_tail(matches[-1]), "gsm8k")
     for rule, pattern in (("answer_is", _ANSWER_IS), ("answer_label", _ANSWER_LABEL)):
