@@ -139,7 +139,7 @@ def test_settings_that_would_fail_mid_run_fail_before_it(tmp_path, test_envs):
     from trainers.distributed import World
     from trainers.rl import _check_world
 
-    with pytest.raises(ValueError, match="best_metric 'recall'.*reward_mean"):
+    with pytest.raises(ConfigError, match="best_metric 'recall'.*reward_mean"):
         run_rl(_config(tmp_path, "best", **{"eval.best_metric": "recall"}), log=lambda *_: None)
     assert not (tmp_path / "best").exists()
     with pytest.raises(ConfigError, match="k1 in the loss"):
