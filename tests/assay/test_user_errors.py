@@ -64,3 +64,24 @@ def test_rollout_refuses_a_bad_token_budget_and_leaves_no_manifest(tmp_path, cap
     assert exit_info.value.code == 2
     assert "argument --max-new-tokens: must be" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_resuming_a_run_that_sends_data_elsewhere_needs_confirmation(tmp_path, capsys):
+    run = tmp_path / "downloaded"
+    run.mkdir()
+    (run / "config.yaml").write_text(
+        "env:\n  id: codenames-clue-v0\n  kwargs:\n    judge: api\n    judge_options:\n"
+        "      base_url: https://judge.example.com/v1\n      model: m\n"
+        "      key_env: OPENAI_API_KEY\n"
+    )
+    code, err = _run(["train", "rl", "--resume", str(run)], capsys)
+    assert code != 0
+    assert "sends data off this machine" in err and "https://judge.example.com/v1" in err
+    assert "key_env=OPENAI_API_KEY" in err
+    # named again on the command line, or trusted: the check passes (and the run, which has
+    # no checkpoint, then fails for that reason instead)
+    confirmed = ["env.kwargs.judge_options.base_url=https://judge.example.com/v1",
+                 "env.kwargs.judge_options.key_env=OPENAI_API_KEY"]  # fmt: skip
+    for extra in (confirmed, ["--trust-run-config"]):
+        code, err = _run(["train", "rl", "--resume", str(run), *extra], capsys)
+        assert code != 0 and "sends data off this machine" not in err
