@@ -9,6 +9,7 @@ during and after training (keeping the best checkpoint), a curriculum of env opt
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -224,7 +225,13 @@ def _open_run(
         start_step = state["step"]
         if config.algo.kl_coef > 0 and not config.lora.enabled:  # KL to the *starting* policy
             reference = load_causal_lm(config.model.name, config.model.dtype, device)[0]
-    learner = RLLearner(config, model, tokenizer, reference=reference, world=world)
+    try:
+        learner = RLLearner(config, model, tokenizer, reference=reference, world=world)
+    except BaseException:
+        # The engines or the Ray pool could not start: a new run folder holds nothing yet.
+        if resume_dir is None and world.main and not any((run_dir / "checkpoints").iterdir()):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if state is not None:
         learner.load_trainer_state(state)
         learner.weights_step = start_step

@@ -190,3 +190,15 @@ def test_the_signal_watch_names_the_commonest_invalid_reason():
     fresh.update({"zero_std_groups": 1.0}, Flat())
     assert fresh.update({"zero_std_groups": 0.5}, Flat()) is None  # a signal resets it
     assert fresh.update({"zero_std_groups": 1.0}, Flat()) is None
+
+
+def test_a_run_whose_engines_cannot_start_leaves_no_run_folder(tmp_path, test_envs, monkeypatch):
+    import trainers.rl
+
+    def no_pool(*args, **kwargs):
+        raise RuntimeError("the Ray cluster could not place a replica")
+
+    monkeypatch.setattr(trainers.rl, "RLLearner", no_pool)
+    with pytest.raises(RuntimeError, match="could not place"):
+        run_rl(_config(tmp_path, "nopool"), log=lambda *_: None)
+    assert not (tmp_path / "nopool").exists()
