@@ -159,6 +159,14 @@ class _EngineActor:
         return True
 
 
+def _resources(bundles: list[dict[str, float]]) -> str:
+    """``2 CPUs and 1 GPU``: the CPU and GPU totals of Ray resource dicts, in words (Ray's own
+    keys such as ``node:...`` and ``object_store_memory`` mean nothing to a user)."""
+    cpus = sum(b.get("CPU", 0.0) for b in bundles)
+    gpus = sum(b.get("GPU", 0.0) for b in bundles)
+    return f"{cpus:g} CPU{'' if cpus == 1 else 's'} and {gpus:g} GPU{'' if gpus == 1 else 's'}"
+
+
 class RolloutPool:
     """``replicas`` engines behind the :class:`trainers.rollout.GenerationEngine` interface."""
 
@@ -246,9 +254,12 @@ class RolloutPool:
         if not ready:
             remove_placement_group(group)
             raise ConfigError(
-                f"RolloutPool: replica {replica + 1} needs {self.spec.bundles()} on one node, "
-                f"and the cluster could not give it in {timeout_s:.0f} s (free now: "
-                f"{self._ray.available_resources()}); ask for fewer replicas or resources."
+                f"RolloutPool: replica {replica + 1} needs {_resources(self.spec.bundles())} on "
+                f"one machine, and the cluster could not give them in {timeout_s:.0f} s "
+                f"(rollout.start_timeout_s); free now: "
+                f"{_resources([self._ray.available_resources()])}. Ask for fewer replicas or "
+                "CPUs/GPUs per replica, share the learner's GPUs (rollout.placement: colocated), "
+                "or add machines to the cluster."
             )
         return group
 

@@ -133,7 +133,10 @@ def test_each_replica_runs_in_its_own_placement_group_and_restarts_there(pool):
 def test_a_pool_the_cluster_cannot_place_says_what_it_lacks(pool):
     del pool  # its replicas hold both CPUs of the test cluster
     before = {g["placement_group_id"] for g in _live_groups()}
-    with pytest.raises(ConfigError, match=r"replica 1 needs \[\{'CPU': 1.0\}\].*free now"):
+    with pytest.raises(
+        ConfigError,
+        match=r"replica 1 needs 1 CPU and 0 GPUs on one machine.*free now: 0 CPUs and 0 GPUs",
+    ):
         RolloutPool(EngineSpec("tiny-random-llama"), replicas=1, start_timeout_s=1)
     assert {g["placement_group_id"] for g in _live_groups()} == before  # nothing left behind
 
