@@ -97,7 +97,7 @@ def grade_many(
     gold_answers = [extract_gold(str(g)) for g in golds]
     found = [i for i, e in enumerate(extractions) if e is not None]
     # The last number of prose is a guess: it may only score against a plain-number gold, so
-    # `... 5` never matches `\frac{2}{5}`'s 5 or a gold expression that happens to equal 5.
+    # "page 5 of the notes" never matches `\sqrt{25}` or any other expression equal to 5.
     refused = {
         i
         for i in found
