@@ -49,7 +49,8 @@ def grade(
     last_number_fallback: bool = True,
     options: EquivalenceOptions | None = None,
 ) -> GradeResult:
-    """Extract the final answer from ``output`` and compare it with ``gold``.
+    """Extract the final answer from ``output`` and compare it with ``gold`` (a bare answer, or a
+    full solution: both sides are read by the same rules, see :mod:`rewards.math.extract`).
 
     >>> grade(r"... so the total is \\boxed{\\dfrac{3}{4}}", "0.75").correct
     True
@@ -65,7 +66,8 @@ def is_equivalent(
     timeout: float = DEFAULT_TIMEOUT,
     options: EquivalenceOptions | None = None,
 ) -> bool:
-    """Whether an already extracted ``answer`` equals ``gold`` (False on timeout or bad input).
+    """Whether an already extracted ``answer`` equals ``gold`` (False on timeout or bad input);
+    ``gold`` may be a full solution, read by :func:`rewards.math.extract_gold`.
 
     >>> is_equivalent("1/2", "12")
     False
