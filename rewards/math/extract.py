@@ -34,6 +34,7 @@ Extraction(text='y = \\\\frac{3}{4}', rule='math_span')
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -192,6 +193,7 @@ def _final_answer_after(text: str, position: int) -> Extraction | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)  # an RL batch grades many samples against the same gold
 def extract_gold(gold: str) -> str:
     """The answer inside a gold: a bare answer stays as it is; a MATH ``solution``, a gold with
     ``\\boxed{}`` (``x \\in \\boxed{[1, 2]}``) or a math span (``$40$ km``) is read by the same
@@ -217,12 +219,6 @@ def is_bare_answer(text: str) -> bool:
         return True
     # an answer in one or two words: `Evelyn`, `odd`, `no solution` (not `I don't know`)
     return len(s.split()) <= 2 and re.fullmatch(r"[A-Za-z][A-Za-z' ]*", s) is not None
-
-
-def last_math_span(text: str) -> str | None:
-    """The content of the last ``$...$``, ``$$...$$``, ``\\(...\\)`` or ``\\[...\\]`` span."""
-    spans = math_spans(text)
-    return spans[-1][2] if spans else None
 
 
 _DELIMITER = re.compile(r"\\\$|\$\$|\$|\\\(|\\\)|\\\[|\\\]|\n")
