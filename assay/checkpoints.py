@@ -53,14 +53,30 @@ def save_checkpoint(
     return target
 
 
+# The hidden names of a save in progress: ``save_to``'s temporary folders (``.step-000010-xyz``,
+# ``.best-xyz``, ``.final-xyz``), the folder it moves aside (``.best-stale``) and
+# ``runs.atomic_write``'s temporary files (``.summary.json-xyz``).
+_PARTIAL = re.compile(r"^\.(?:(?:step|keep|best|final)-.+|[\w.]+\.(?:json|jsonl|yaml|png)-\w+)$")
+
+
 def sweep_partial_checkpoints(run_dir: Path) -> list[Path]:
-    """Remove the hidden temporary folders (``checkpoints/.step-000010-xyz``) that a kill during
-    a save leaves behind, each up to a whole checkpoint; returns what was removed."""
-    folder = run_dir / "checkpoints"
-    partial = [p for p in folder.glob(".step-*") if p.is_dir()] if folder.is_dir() else []
-    for path in partial:
-        shutil.rmtree(path, ignore_errors=True)
-    return partial
+    """Remove what a kill during a save leaves behind in ``run_dir`` and its ``checkpoints/``
+    (each up to a whole checkpoint), and put back a folder moved aside for a replacement that
+    never arrived; returns what was removed."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints"):
+        entries = folder.iterdir() if folder.is_dir() else ()
+        for path in [p for p in entries if _PARTIAL.match(p.name)]:
+            target = folder / path.name[1:].removesuffix("-stale")
+            if path.name.endswith("-stale") and path.is_dir() and not target.exists():
+                os.replace(path, target)  # killed between moving it aside and the rename in
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def save_to(

@@ -86,6 +86,31 @@ def test_partial_checkpoint_folders_of_a_killed_save_are_swept(tmp_path):
     assert not partial.exists() and complete.exists()
 
 
+def test_every_leftover_of_a_killed_save_is_swept_and_a_moved_aside_folder_put_back(tmp_path):
+    from assay.checkpoints import latest_checkpoint
+
+    complete = tmp_path / "checkpoints" / "step-000002"
+    complete.mkdir(parents=True)
+    torch.save({"step": 2}, complete / STATE_FILE)
+    # killed between moving the old best aside and renaming the new one in
+    (tmp_path / "checkpoints" / ".best-stale").mkdir()
+    (tmp_path / "checkpoints" / ".best-stale" / STATE_FILE).write_bytes(b"best")
+    leftovers = [
+        tmp_path / "checkpoints" / ".best-a8f3kq1z",
+        tmp_path / ".final-0d9xk2mm",
+        tmp_path / "checkpoints" / ".step-000002-stale",
+    ]
+    for path in leftovers:
+        path.mkdir()
+    (tmp_path / ".summary.json-x81kd0qq").write_text("{")
+    (tmp_path / ".notes").write_text("a user's file, not a save's")
+    assert latest_checkpoint(tmp_path) == complete
+    assert (tmp_path / "checkpoints" / "best" / STATE_FILE).read_bytes() == b"best"
+    assert not any(path.exists() for path in leftovers)
+    assert not (tmp_path / ".summary.json-x81kd0qq").exists()
+    assert (tmp_path / ".notes").exists()
+
+
 def test_keeping_no_checkpoint_is_refused(tmp_path):
     from assay.checkpoints import save_checkpoint
 
