@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 
 from assay.errors import ConfigError
+from trainers import ray_reaper
 from trainers.rollout import Completion, Prompt, Sampling, distinct_tensors, named_items
 
 
@@ -132,10 +133,12 @@ class _EngineActor:
         self.engine.update_weights(weights)
         return True
 
-    def join_weight_group(self, host: str, port: int, rank: int, world: int, backend: str) -> bool:
+    def join_weight_group(
+        self, host: str, port: int, rank: int, world: int, backend: str, timeout_s: float
+    ) -> bool:
         from trainers.weight_sync import WeightGroup
 
-        self.weight_group = WeightGroup(host, port, rank, world, backend)
+        self.weight_group = WeightGroup(host, port, rank, world, backend, timeout_s=timeout_s)
         return True
 
     def ping(self) -> bool:
@@ -416,23 +419,31 @@ class RolloutPool:
         self._latest = {name: t.detach().to("cpu", copy=True) for name, t in items}
         self._weights_ref = None
         for attempt in range(2):
-            if self._group is None:
-                self._form_group()
-            receipts = [a.receive_weights.remote(manifest(items)) for a in self.actors]
             try:
+                if self._group is None:
+                    self._form_group()
+                receipts = [a.receive_weights.remote(manifest(items)) for a in self.actors]
                 self._group.send(items)
-                self._ray.get(receipts)
+                self._ray.get(receipts, timeout=self.call_timeout_s)
                 return
-            except Exception:  # a replica died mid-broadcast (the send timed out or failed)
+            # A replica died or hung mid-broadcast: the group's own timeout (call_timeout_s) ends
+            # the send or the join, or the receipts' wait ends.
+            except Exception:
                 if attempt == 1:
                     raise
                 self._group = None
                 self._restart_dead()
 
     def _restart_dead(self) -> None:
-        for replica, actor in enumerate(self.actors):
+        """Restart every replica that is dead, or alive but not answering (counted in ``hung``)."""
+        pings = [actor.ping.remote() for actor in self.actors]
+        deadline = time.monotonic() + min(60.0, self.call_timeout_s)
+        for replica, ping in enumerate(pings):
             try:
-                self._ray.get(actor.ping.remote(), timeout=60)
+                self._ray.get(ping, timeout=max(0.0, deadline - time.monotonic()))
+            except self._ray.exceptions.GetTimeoutError:
+                self.hung += 1
+                self._restart(replica)
             except Exception:
                 self._restart(replica)  # starts from self._latest
 
@@ -444,12 +455,13 @@ class RolloutPool:
         host = self._ray.util.get_node_ip_address()
         port, world = free_port(host), len(self.actors) + 1
         backend = "nccl" if self.spec.device.startswith("cuda") else "gloo"
+        timeout_s = self.call_timeout_s
         joins = [
-            a.join_weight_group.remote(host, port, rank, world, backend)
+            a.join_weight_group.remote(host, port, rank, world, backend, timeout_s)
             for rank, a in enumerate(self.actors, start=1)
         ]
-        self._group = WeightGroup(host, port, 0, world, backend)
-        self._ray.get(joins)
+        self._group = WeightGroup(host, port, 0, world, backend, timeout_s=timeout_s)
+        self._ray.get(joins, timeout=timeout_s)
 
     def close(self) -> None:
         from ray.util.placement_group import remove_placement_group
@@ -461,6 +473,9 @@ class RolloutPool:
                 remove_placement_group(group)
         self.actors, self.groups = [], []
 
+
+# The reapers this process started (kept so that their Popen objects are not collected).
+_REAPERS: list = []
 
 _SHOWN_ENV = (  # what placement() reports: the pool's variables and what they sit beside
     "CUDA_VISIBLE_DEVICES",
@@ -499,6 +514,7 @@ def _init_ray(ray, address: str | None, hide_gpus: tuple[int, ...]) -> None:
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if not hide_gpus or address is not None or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, **options)
+        _reap_if_local(ray)
         return
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     devices = visible.split(",") if visible else [str(k) for k in range(torch.cuda.device_count())]
@@ -519,6 +535,20 @@ def _init_ray(ray, address: str | None, hide_gpus: tuple[int, ...]) -> None:
             del os.environ["CUDA_VISIBLE_DEVICES"]
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
+    _reap_if_local(ray)
+
+
+def _reap_if_local(ray) -> None:
+    """If ``ray.init`` started a cluster here (rather than joining one), start a reaper that tears
+    it down should this process die without ``ray.shutdown()`` (Ray leaves its agents running)."""
+    # Ray has no public handle on the processes it started; a Ray without this private attribute
+    # just goes without the reaper.
+    node = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(node, "_global_node", None)
+    if node is None or not node.is_head():
+        return
+    pids = [info.process.pid for infos in node.all_processes.values() for info in infos]
+    _REAPERS.append(ray_reaper.watch(pids))
 
 
 def open_engine(

@@ -47,7 +47,9 @@ class WeightGroup:
         self.backend, self.rank = backend, rank
         if backend == "nccl":
             self.device = torch.device("cuda", torch.cuda.current_device())
-            self.group = dist.ProcessGroupNCCL(self.store, rank, world_size)
+            options = dist.ProcessGroupNCCL.Options()
+            options._timeout = timeout  # as torch's own new_group sets it (there is no public name)
+            self.group = dist.ProcessGroupNCCL(self.store, rank, world_size, options)
         else:
             self.device = torch.device("cpu")
             self.group = dist.ProcessGroupGloo(self.store, rank, world_size, timeout)

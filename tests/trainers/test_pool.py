@@ -272,3 +272,34 @@ def test_replica_env_unpins_cpu_vllm_and_keeps_tensor_parallel_gpus_visible():
     assert replica_env(EngineSpec("m"), {}, {}) == {}  # HF replicas need nothing
     tp = EngineSpec("m", backend="vllm", device="cuda", num_gpus=1, tensor_parallel_size=2)
     assert replica_env(tp, {}, {}) == {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
+
+
+def test_a_replica_that_hangs_during_a_broadcast_sync_is_restarted_within_the_call_timeout(
+    pool, tiny_lm
+):
+    """Broadcast sync is a collective: a member that hangs would stall it forever. The join, the
+    send and the receipts are all bounded by ``call_timeout_s``; the hung replica is restarted
+    with the new weights and counted."""
+    import time
+
+    del pool  # only for its Ray cluster
+    model, tokenizer = tiny_lm
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    expected = _ids(HFEngine(other, tokenizer).generate(PROMPTS, GREEDY))
+    spec = EngineSpec("tiny-random-llama", num_cpus=0)
+    broadcasting = RolloutPool(
+        spec, replicas=2, chunk_size=2, weight_sync="broadcast", call_timeout_s=15.0
+    )
+    try:
+        broadcasting.update_weights(model.state_dict())  # the group forms
+        broadcasting.actors[0].__ray_call__.remote(lambda actor: time.sleep(600))
+        start = time.monotonic()
+        broadcasting.update_weights(other.state_dict())
+        assert time.monotonic() - start < 150  # a few call timeouts, not forever
+        assert broadcasting.hung == 1
+        assert _ids(broadcasting.generate(PROMPTS, GREEDY)) == expected
+    finally:
+        broadcasting.close()
