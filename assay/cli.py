@@ -118,8 +118,9 @@ def _eval_math(args: argparse.Namespace) -> int:
     import envs
     from assay.models import load_causal_lm
     from assay.runs import new_run_dir, write_json
+    from trainers.engines.base import Sampling
+    from trainers.engines.hf import HFEngine
     from trainers.math_eval import evaluate_math, format_summary
-    from trainers.rollout import HFEngine, Sampling
 
     if not args.env.startswith("math-"):
         raise AssayError(f"assay eval math needs a math env (math-...), got {args.env!r}.")
@@ -163,8 +164,8 @@ def _rollout(args: argparse.Namespace) -> int:
     from assay.config import parse_overrides
     from assay.models import weights_fingerprint
     from trainers.collect import check_seats, collect_rollouts, parse_seats, seat_policies
-    from trainers.pool import open_engine
-    from trainers.rollout import Sampling
+    from trainers.engines.base import Sampling
+    from trainers.engines.factory import open_engine
 
     if args.n < 1 or args.samples < 1 or args.replicas < 1:
         raise AssayError("--n, --samples and --replicas must be positive.")

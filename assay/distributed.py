@@ -106,7 +106,7 @@ def launch_ranks(nproc: int, argv: list[str]) -> int:
     import subprocess
     import sys
 
-    from trainers.weight_sync import free_port
+    from trainers.engines.weight_sync import free_port
 
     launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                 f"--master_port={free_port()}", "-m", "assay.cli"]  # fmt: skip

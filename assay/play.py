@@ -100,7 +100,8 @@ class ModelAgent:
 
     def __init__(self, name: str, max_new_tokens: int = 24):
         from assay.models import load_causal_lm
-        from trainers.rollout import HFEngine, Sampling
+        from trainers.engines.base import Sampling
+        from trainers.engines.hf import HFEngine
 
         model, tokenizer = load_causal_lm(name)
         self.engine = HFEngine(model, tokenizer)

@@ -20,7 +20,7 @@ from assay.errors import AssayError
 
 def _engine(args: argparse.Namespace):
     """The policy's generation engine: one HF or vLLM engine, or a Ray pool of ``--replicas``."""
-    from trainers.pool import open_engine
+    from trainers.engines.factory import open_engine
 
     return open_engine(
         args.policy,
@@ -44,7 +44,7 @@ def _math_env(args: argparse.Namespace, split: str):
 
 
 def _sampling(args: argparse.Namespace):
-    from trainers.rollout import Sampling
+    from trainers.engines.base import Sampling
 
     if args.samples < 1 or args.problems < 1:
         raise AssayError(

@@ -15,8 +15,8 @@ import argparse
 import envs
 from assay.models import load_causal_lm
 from envs.codenames.tiers import TIERS
+from trainers.engines.hf import HFEngine
 from trainers.evaluate import evaluate_policy
-from trainers.rollout import HFEngine
 
 
 def per_tier(model_name: str, boards: int, env_kwargs: dict) -> dict[str, dict[str, float]]:

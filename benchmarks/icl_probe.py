@@ -14,8 +14,9 @@ import argparse
 import time
 
 from assay.models import load_causal_lm
+from trainers.engines.base import Sampling
+from trainers.engines.hf import HFEngine
 from trainers.icl_probe import episode_prompts
-from trainers.rollout import HFEngine, Sampling
 
 
 def main() -> None:

@@ -81,9 +81,10 @@ def bench_prm(backbone: str, pairs) -> dict[str, float]:
 def bench_data(policy: str) -> dict[str, float]:
     import envs
     from assay.models import load_causal_lm
-    from trainers.pool import EngineSpec, RolloutPool
+    from trainers.engines.base import Sampling
+    from trainers.engines.hf import HFEngine
+    from trainers.engines.pool import EngineSpec, RolloutPool
     from trainers.rm_data import sample_solutions
-    from trainers.rollout import HFEngine, Sampling
 
     env = envs.make("math-gsm8k-v0", split="train")
     sampling = Sampling(n=4, temperature=0.7, max_new_tokens=64, seed=0, logprobs=False)

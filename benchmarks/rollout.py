@@ -20,7 +20,8 @@ import statistics
 import time
 from dataclasses import replace
 
-from trainers.rollout import HFEngine, Sampling
+from trainers.engines.base import Sampling
+from trainers.engines.hf import HFEngine
 
 
 def tokens_per_second(engine, prompts, sampling: Sampling, repeats: int) -> float:
@@ -61,7 +62,7 @@ def main() -> None:
     try:
         import ray
 
-        from trainers.pool import EngineSpec, RolloutPool
+        from trainers.engines.pool import EngineSpec, RolloutPool
 
         ray.init(include_dashboard=False, log_to_driver=False)
         for replicas in (1, 2):
@@ -79,7 +80,7 @@ def main() -> None:
     except ImportError:
         print("pool: skipped (ray is not installed)")
     try:
-        from trainers.vllm_engine import VLLMEngine
+        from trainers.engines.vllm import VLLMEngine
 
         engine = VLLMEngine(args.model, dtype=args.dtype, max_model_len=1024)
         results["vllm"] = tokens_per_second(engine, prompts, sampling, args.repeats)

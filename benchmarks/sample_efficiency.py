@@ -24,9 +24,9 @@ from assay.config import load_config
 from assay.models import load_causal_lm
 from assay.runs import MetricsLog
 from trainers.config import RLConfig
+from trainers.engines.hf import HFEngine
 from trainers.evaluate import evaluate_policy
 from trainers.rl import run_rl
-from trainers.rollout import HFEngine
 
 CONFIG = Path(__file__).parents[1] / "configs" / "codenames_guess.yaml"
 

@@ -28,9 +28,10 @@ from assay.config import load_config
 from assay.models import load_causal_lm
 from assay.paths import cache_dir
 from trainers.config import RLConfig
+from trainers.engines.base import Completion, Sampling
+from trainers.engines.hf import HFEngine
 from trainers.logprobs import completion_logprobs, grouped_completion_logprobs
 from trainers.rl import GRPOLearner, Rollout, run_rl
-from trainers.rollout import Completion, HFEngine, Sampling
 
 QUICK = "--quick" in sys.argv
 ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
@@ -236,7 +237,7 @@ def pool_on_one_gpu(name: str) -> None:
     except ImportError:
         print("SKIP pool_on_one_gpu: ray is not installed")
         return
-    from trainers.pool import EngineSpec, RolloutPool
+    from trainers.engines.pool import EngineSpec, RolloutPool
 
     model, reference = greedy_reference(name)
     ray.init(include_dashboard=False, log_to_driver=False)
@@ -274,7 +275,7 @@ def vllm_engine(name: str) -> None:
     except ImportError:
         print("SKIP vllm_engine: vllm is not installed")
         return
-    from trainers.vllm_engine import VLLMEngine
+    from trainers.engines.vllm import VLLMEngine
 
     model, reference = greedy_reference(name)
     engine = VLLMEngine(name, dtype="bfloat16", gpu_memory_utilization=0.3, max_model_len=1024)
@@ -294,7 +295,7 @@ def vllm_engine(name: str) -> None:
 
 def _weight_group_rank(rank: int, port: int, backend: str, results) -> None:
     """One rank of the broadcast probe: rank 0 sends a SmolLM2-sized state, rank 1 receives it."""
-    from trainers.weight_sync import WeightGroup, manifest
+    from trainers.engines.weight_sync import WeightGroup, manifest
 
     device = torch.device(DEVICE)
     torch.manual_seed(0)
@@ -322,7 +323,7 @@ def weight_group_broadcast() -> None:
     one-GPU machine this probes whether it accepts two ranks on the same GPU."""
     import torch.multiprocessing as mp
 
-    from trainers.weight_sync import free_port
+    from trainers.engines.weight_sync import free_port
 
     backend = "nccl" if DEVICE == "cuda" else "gloo"
     if DEVICE == "cuda" and torch.cuda.device_count() < 2:

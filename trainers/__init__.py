@@ -2,9 +2,10 @@
 
 from trainers.algos import clipped_policy_loss, group_advantages
 from trainers.config import RLConfig
+from trainers.engines.base import Completion, Sampling
+from trainers.engines.hf import HFEngine
 from trainers.logprobs import completion_logprobs, grouped_completion_logprobs
 from trainers.rl import GRPOLearner, RLLearner, run_rl
-from trainers.rollout import Completion, HFEngine, Sampling
 
 __all__ = [
     "Completion",

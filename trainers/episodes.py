@@ -33,7 +33,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from envs import Message
-from trainers.rollout import GenerationEngine, Sampling
+from trainers.engines.base import GenerationEngine, Sampling
 
 
 @dataclass

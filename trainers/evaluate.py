@@ -9,7 +9,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from envs import score_answers
-from trainers.rollout import HFEngine, Sampling
+from trainers.engines.base import Sampling
+from trainers.engines.hf import HFEngine
 
 
 @dataclass

@@ -29,7 +29,8 @@ from envs.icl.env import balanced_demos, build_parts, is_match
 from envs.icl.prompt import Layout, Parts, render_chat, render_plain
 from envs.icl.rouge import best_rouge_l
 from envs.icl.tasks import resolve_task
-from trainers.rollout import HFEngine, Sampling, encode_prompts
+from trainers.engines.base import Sampling, encode_prompts
+from trainers.engines.hf import HFEngine
 
 
 def jackknife(values: Sequence[float]) -> tuple[float, float]:

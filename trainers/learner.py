@@ -45,8 +45,10 @@ from trainers.distributed import (
     current_world,
     sum_gradients,
 )
+from trainers.engines.base import Completion, GenerationEngine
+from trainers.engines.factory import engine_for_learner
+from trainers.engines.hf import HFEngine
 from trainers.logprobs import grouped_forward
-from trainers.rollout import Completion, GenerationEngine, HFEngine
 
 SEEDS_PER_RUN_SEED = 1_000_000  # train seeds: seed * 1e6 + k, so they stay below eval's 1e9
 
@@ -91,56 +93,6 @@ def train_seed(config: RLConfig, step: int, index: int, round_: int = 0) -> int:
     rounds = config.sample_rounds
     pps = config.algo.prompts_per_step
     return config.train.seed * SEEDS_PER_RUN_SEED + ((step - 1) * rounds + round_) * pps + index
-
-
-def build_engine(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, bool]:
-    """The rollout engine chosen by ``config.rollout`` and whether it holds its own weights
-    (then the learner syncs them after each step)."""
-    ro = config.rollout
-    if ro.backend == "vllm" and ro.replicas == 1:
-        from trainers.vllm_engine import VLLMEngine
-
-        return VLLMEngine(
-            config.model.name,
-            dtype=config.model.dtype,
-            gpu_memory_utilization=ro.gpu_memory_utilization,
-            tensor_parallel_size=ro.tensor_parallel_size,
-        ), True
-    if ro.replicas > 1:
-        from trainers.pool import EngineSpec, RolloutPool
-
-        device = "cuda" if str(model.device).startswith("cuda") else "cpu"
-        gpus = 0.0
-        if device == "cuda":
-            gpus = ro.colocated_gpu_share if ro.placement == "colocated" else 1.0
-        spec = EngineSpec(
-            config.model.name,
-            dtype=config.model.dtype,
-            device=device,
-            num_gpus=gpus,
-            backend=ro.backend,
-            tensor_parallel_size=ro.tensor_parallel_size,
-            vllm_kwargs={"gpu_memory_utilization": ro.gpu_memory_utilization},
-        )
-        # Separate replicas must not land on the learner's GPU in a local cluster.
-        hide = [model.device.index or 0] if device == "cuda" and ro.placement == "separate" else []
-        pool = RolloutPool(
-            spec,
-            replicas=ro.replicas,
-            chunk_size=ro.chunk_size,
-            weight_sync=ro.weight_sync,
-            address=ro.address,
-            hide_gpus=hide,
-            call_timeout_s=ro.call_timeout_s,
-            start_timeout_s=ro.start_timeout_s,
-        )
-        return pool, True
-    if ro.off_policy:  # generation runs while the learner updates: it needs its own copy
-        copied = copy.deepcopy(model)
-        if _is_peft(copied):  # the engine holds plain weights; syncs send merged ones
-            copied = copied.merge_and_unload()
-        return HFEngine(copied.eval(), tokenizer), True
-    return HFEngine(model, tokenizer), False
 
 
 def lr_lambda(config: RLConfig):
@@ -217,7 +169,7 @@ class RLLearner:
         if engine is not None:
             self.engine, self.separate_engine = engine, True
         else:
-            self.engine, self.separate_engine = build_engine(config, model, tokenizer)
+            self.engine, self.separate_engine = engine_for_learner(config, model, tokenizer)
         if self.separate_engine:
             self.sync_weights()
         self._background = ThreadPoolExecutor(max_workers=1) if config.rollout.off_policy else None

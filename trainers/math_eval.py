@@ -32,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rewards.math import grade_many
-from trainers.rollout import Sampling
+from trainers.engines.base import Sampling
 
 BOOTSTRAP_SAMPLES = 1000
 

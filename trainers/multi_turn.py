@@ -35,9 +35,10 @@ from assay.models import load_causal_lm
 from trainers.algos import dr_grpo_advantages, group_advantages, rloo_advantages
 from trainers.collect import check_seats, seat_policies
 from trainers.config import MULTI_TURN_ROUNDS
+from trainers.engines.base import Completion, Sampling
+from trainers.engines.hf import HFEngine
 from trainers.episodes import Episode, Policy, Trajectory, policy_for, run_episodes
 from trainers.evaluate import EvalResult
-from trainers.rollout import Completion, HFEngine, Sampling
 
 ESTIMATORS = {"grpo": group_advantages, "dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
 

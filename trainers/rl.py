@@ -39,7 +39,6 @@ from trainers.learner import (  # noqa: F401  (re-exported: older imports use tr
     GRPOLearner,
     RLLearner,
     Rollout,
-    build_engine,
     train_seed,
 )
 

@@ -2,7 +2,7 @@
 
 ``generate_rm_data`` (``assay rm data``) walks the first ``problems`` problems of a math env's
 split, samples ``samples`` solutions each with any :class:`GenerationEngine` (an HF engine, a
-vLLM engine or the Ray :class:`trainers.pool.RolloutPool`), grades their final answers with
+vLLM engine or the Ray :class:`trainers.engines.pool.RolloutPool`), grades their final answers with
 :func:`rewards.math.grade_many`, and writes, under ``out``:
 
 - ``samples.jsonl``: every graded solution, appended batch by batch (an interrupted run resumes
@@ -35,7 +35,7 @@ from assay.errors import ConfigError
 from assay.runs import check_settings, env_identity
 from rewards.math import grade_many
 from rewards.rm import arithmetic_labels, split_steps, step_spans
-from trainers.rollout import GenerationEngine, Sampling, encode_prompts
+from trainers.engines.base import GenerationEngine, Sampling, encode_prompts
 
 LABEL_SOURCES = ("arith", "mc")
 

@@ -12,8 +12,8 @@ from assay.errors import ConfigError
 from envs.reward_model import RewardModelEnv
 from rewards.rm import RMFormat, split_steps
 from trainers.config import RLConfig
+from trainers.engines.base import Completion
 from trainers.learner import RLLearner
-from trainers.rollout import Completion
 
 
 class FakePRM:

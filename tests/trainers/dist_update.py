@@ -13,8 +13,8 @@ from assay.config import load_config
 from assay.models import load_causal_lm
 from trainers.config import RLConfig
 from trainers.distributed import init_world
+from trainers.engines.base import Completion
 from trainers.learner import RLLearner, Rollout
-from trainers.rollout import Completion
 
 REWARDS = [[1.0, 0.0], [0.0, 0.5], [1.0, 1.0], [0.2, 0.9]]
 ANSWERS = ["yes indeed", "no way at all", "maybe so", "yes"]

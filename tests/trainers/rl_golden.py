@@ -30,8 +30,12 @@ ALGORITHMS = ("grpo", "dapo", "dr_grpo", "rloo", "reinforce_pp", "gspo", "ppo")
 SCENARIOS: dict[str, dict[str, object]] = {
     **{name: {"algo.name": name} for name in ALGORITHMS},
     "grpo_kl_loss": {"algo.kl_coef": 0.1},
-    "rloo_kl_reward": {"algo.name": "rloo", "algo.kl_coef": 0.1, "algo.kl_in": "reward",
-                       "algo.kl_estimator": "k1"},  # fmt: skip
+    "rloo_kl_reward": {
+        "algo.name": "rloo",
+        "algo.kl_coef": 0.1,
+        "algo.kl_in": "reward",
+        "algo.kl_estimator": "k1",
+    },
     "ppo_epochs_minibatches": {"algo.name": "ppo", "algo.epochs": 2, "algo.mini_batches": 2},
     "grpo_off_policy": {"rollout.off_policy": True},
     "grpo_entropy_grad_accum": {"algo.entropy_coef": 0.01, "algo.grad_accum": 2},
@@ -77,7 +81,9 @@ def register_length_env() -> None:
     import envs
 
     # The tests' conftest by path: putting tests/ on sys.path would shadow the envs package.
-    spec = importlib.util.spec_from_file_location("assay_tests_conftest", HERE.parent / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "assay_tests_conftest", HERE.parent / "conftest.py"
+    )
     conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conftest)
     LengthEnv = conftest.LengthEnv

@@ -8,7 +8,8 @@ import envs
 from assay.cli import main
 from assay.models import load_tokenizer_and_dir
 from trainers.collect import collect_rollouts
-from trainers.rollout import HFEngine, Sampling
+from trainers.engines.base import Sampling
+from trainers.engines.hf import HFEngine
 
 
 def test_rollouts_become_a_dataset_and_resume_from_shards(tmp_path, tiny_lm):

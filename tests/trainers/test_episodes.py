@@ -2,8 +2,9 @@
 
 import envs
 from envs import TextEnv
+from trainers.engines.base import Sampling
+from trainers.engines.hf import HFEngine
 from trainers.episodes import run_episodes
-from trainers.rollout import HFEngine, Sampling
 
 
 class TwoTurns(TextEnv):

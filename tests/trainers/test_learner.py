@@ -10,9 +10,9 @@ import torch
 import envs
 from assay.config import load_config
 from trainers.config import RLConfig
+from trainers.engines.base import Completion
 from trainers.learner import RLLearner, Rollout, lr_lambda, merged_state_dict
 from trainers.logprobs import completion_logprobs
-from trainers.rollout import Completion
 
 
 def _config(**overrides) -> RLConfig:

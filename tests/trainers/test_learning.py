@@ -7,9 +7,9 @@ import torch
 import envs
 from assay.config import load_config
 from trainers.config import RLConfig
+from trainers.engines.base import Completion
 from trainers.logprobs import completion_logprobs
 from trainers.rl import GRPOLearner, Rollout
-from trainers.rollout import Completion
 
 
 def _learner(tiny_lm, **overrides):

@@ -6,6 +6,7 @@ import pytest
 
 import envs
 from assay.cli import main
+from trainers.engines.base import Completion, Sampling
 from trainers.math_eval import (
     evaluate_math,
     majority_correct,
@@ -13,7 +14,6 @@ from trainers.math_eval import (
     summarize,
     wilson_interval,
 )
-from trainers.rollout import Completion, Sampling
 
 
 def test_pass_at_k_matches_the_closed_form():

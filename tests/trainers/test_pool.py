@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from assay.errors import ConfigError
-from trainers.pool import EngineSpec, RolloutPool
-from trainers.rollout import HFEngine, Sampling
+from trainers.engines.base import Sampling
+from trainers.engines.hf import HFEngine
+from trainers.engines.pool import EngineSpec, RolloutPool
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -158,7 +159,7 @@ def _live_groups():
 
 HIDE_SCRIPT = """
 import json, os, ray
-from trainers.pool import _init_ray
+from trainers.engines.pool import _init_ray
 
 _init_ray(ray, None, (0,))
 
@@ -201,7 +202,7 @@ def test_a_local_cluster_started_for_the_learner_leaves_its_gpu_out(tmp_path):
 
 
 def test_separate_replicas_with_only_the_learners_gpu_are_refused_at_once(monkeypatch):
-    from trainers.pool import _init_ray
+    from trainers.engines.pool import _init_ray
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -212,18 +213,18 @@ def test_separate_replicas_with_only_the_learners_gpu_are_refused_at_once(monkey
 def test_the_learner_hides_its_gpu_only_from_separate_replicas(monkeypatch):
     from types import SimpleNamespace
 
-    import trainers.pool
+    import trainers.engines.pool
     from assay.config import load_config
     from trainers.config import RLConfig
-    from trainers.learner import build_engine
+    from trainers.engines.factory import engine_for_learner
 
     made = []
-    monkeypatch.setattr(trainers.pool, "RolloutPool", lambda spec, **kw: made.append(kw))
+    monkeypatch.setattr(trainers.engines.pool, "RolloutPool", lambda spec, **kw: made.append(kw))
     model = SimpleNamespace(device=torch.device("cuda", 1))
     for placement in ("separate", "colocated"):
         overrides = ["model.name=tiny-random-llama", "rollout.replicas=2", "rollout.address=auto"]
         config = load_config(RLConfig, overrides=[*overrides, f"rollout.placement={placement}"])
-        build_engine(config, model, tokenizer=None)
+        engine_for_learner(config, model, tokenizer=None)
     assert [kw["hide_gpus"] for kw in made] == [[1], []]
     assert [kw["address"] for kw in made] == ["auto", "auto"]
 
@@ -239,7 +240,7 @@ class _FakeRay:
 
 
 def test_a_named_cluster_is_joined_as_it_is_and_only_a_new_one_hides_gpus(monkeypatch):
-    from trainers.pool import _init_ray
+    from trainers.engines.pool import _init_ray
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -259,7 +260,7 @@ def test_a_named_cluster_is_joined_as_it_is_and_only_a_new_one_hides_gpus(monkey
 
 
 def test_replica_env_unpins_cpu_vllm_and_keeps_tensor_parallel_gpus_visible():
-    from trainers.pool import replica_env
+    from trainers.engines.pool import replica_env
 
     cpu_vllm = EngineSpec("m", backend="vllm")
     bind = "VLLM_CPU_OMP_THREADS_BIND"

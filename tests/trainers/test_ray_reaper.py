@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Li
 # agents outlive the raylet. The driver starts it, starts the reaper for it and waits.
 FAKE_DRIVER = """
 import json, subprocess, sys, time
-from trainers import ray_reaper
+from trainers.engines import ray_reaper
 child = "import subprocess, time; subprocess.Popen(['sleep', '300'], start_new_session=True); time.sleep(300)"
 if sys.argv[1] == "shutdown":
     child = "import time; time.sleep(300)"
@@ -33,7 +33,7 @@ time.sleep(300)
 RAY_DRIVER = """
 import json, os, time
 import ray
-from trainers.pool import _init_ray
+from trainers.engines.pool import _init_ray
 _init_ray(ray, None, ())
 @ray.remote
 def pid():

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from rl_golden import FAST, differences, record
 
 GOLDEN = Path(__file__).parent / "data" / "rl_golden.json"

@@ -9,8 +9,8 @@ import pytest
 
 import envs
 from assay.models import load_tokenizer_and_dir
+from trainers.engines.base import Completion, Sampling
 from trainers.rm_data import generate_rm_data, mc_step_labels, sample_solutions
-from trainers.rollout import Completion, Sampling
 
 TOKENIZER = load_tokenizer_and_dir("tiny-random-llama")[0]
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from trainers.engines.base import Sampling
+from trainers.engines.hf import HFEngine
 from trainers.logprobs import completion_logprobs
-from trainers.rollout import HFEngine, Sampling
 
 PROMPTS = [
     [{"role": "user", "content": "Name a fruit."}],
@@ -134,7 +135,7 @@ def test_shared_prefill_samples_what_per_row_prefill_samples(tiny_lm):
 def test_a_sync_sends_tied_weights_once_and_the_replica_still_ends_up_equal(tiny_lm):
     import copy
 
-    from trainers.rollout import distinct_tensors
+    from trainers.engines.base import distinct_tensors
 
     model, tokenizer = tiny_lm
     assert model.lm_head.weight is model.model.embed_tokens.weight  # tied, like SmolLM2

@@ -10,8 +10,9 @@ from conftest import LengthEnv
 from assay.config import load_config
 from assay.errors import ConfigError
 from trainers.config import RLConfig
+from trainers.engines.base import Sampling
+from trainers.engines.hf import HFEngine
 from trainers.rl import GRPOLearner
-from trainers.rollout import HFEngine, Sampling
 
 
 def _config(**overrides):
@@ -103,7 +104,7 @@ def test_a_ray_pool_learner_syncs_its_replicas_after_each_step(tiny_lm):
 
 
 def test_pool_specs_that_cannot_work_are_refused_before_any_replica_starts():
-    from trainers.pool import EngineSpec
+    from trainers.engines.pool import EngineSpec
 
     assert EngineSpec("m").problems() == []
     assert EngineSpec("m", num_cpus=0).bundles() == []  # reserves nothing: no placement group

@@ -8,8 +8,9 @@ vllm = pytest.importorskip("vllm")
 pytestmark = pytest.mark.vllm
 
 from assay.models import load_causal_lm  # noqa: E402
-from trainers.rollout import HFEngine, Sampling  # noqa: E402
-from trainers.vllm_engine import VLLMEngine  # noqa: E402
+from trainers.engines.base import Sampling  # noqa: E402
+from trainers.engines.hf import HFEngine  # noqa: E402
+from trainers.engines.vllm import VLLMEngine  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 PROMPTS = [
@@ -86,7 +87,7 @@ def test_grpo_learner_with_a_vllm_engine_syncs_it_after_each_step(engines):
         "optim.lr=1e-3",
     ]
     config = load_config(RLConfig, overrides=[f"model.name={MODEL}", *overrides])
-    # The running engine is reused (start-up takes ~30 s); build_engine makes the same one.
+    # The running engine is reused (start-up takes ~30 s); engine_for_learner makes the same one.
     learner = GRPOLearner(config, copy.deepcopy(model), hf_engine.tokenizer, engine=vllm_engine)
 
     class LengthEnv(envs.TextEnv):  # rewards vary with the answer: every step changes weights

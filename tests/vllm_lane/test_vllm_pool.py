@@ -9,8 +9,9 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.vllm
 
 from assay.models import load_causal_lm  # noqa: E402
-from trainers.pool import EngineSpec, RolloutPool  # noqa: E402
-from trainers.rollout import HFEngine, Sampling  # noqa: E402
+from trainers.engines.base import Sampling  # noqa: E402
+from trainers.engines.hf import HFEngine  # noqa: E402
+from trainers.engines.pool import EngineSpec, RolloutPool  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 PROMPTS = [[{"role": "user", "content": f"Name {i} fruits."}] for i in range(1, 5)]

@@ -5,8 +5,8 @@ survive a replica dying.
     groups = pool.generate(prompts, Sampling(n=8, temperature=0.7))   # same as one engine's
     pool.update_weights(learner.model.state_dict())                    # after each learner step
 
-Each replica is one Ray actor holding an :class:`trainers.rollout.HFEngine` or, with
-``EngineSpec(backend="vllm")``, a :class:`trainers.vllm_engine.VLLMEngine`. Every replica gets a
+Each replica is one Ray actor holding an :class:`trainers.engines.hf.HFEngine` or, with
+``EngineSpec(backend="vllm")``, a :class:`trainers.engines.vllm.VLLMEngine`. Every replica gets a
 placement group of its own: one bundle with the resources its :class:`EngineSpec` declares
 (``num_gpus=1`` for one GPU each, a fraction to share one), or, for a tensor-parallel vLLM
 replica, ``tensor_parallel_size`` bundles of one GPU each on one node (``STRICT_PACK``); vLLM's
@@ -19,7 +19,7 @@ largest batches), dealt round-robin to the replicas and collected as they finish
 get seeds derived from ``sampling.seed`` and the chunk's position, so results do not depend on
 which replica ran what. New weights go through the Ray object store once (``ray.put``) and every
 replica loads them in place, or, with ``weight_sync="broadcast"``, over a collective group from
-the learner's process (NCCL between GPUs, gloo on CPUs; :mod:`trainers.weight_sync`). A replica
+the learner's process (NCCL between GPUs, gloo on CPUs; :mod:`trainers.engines.weight_sync`). A replica
 that dies is restarted with the current weights (the group is re-formed before the next sync)
 and its unfinished chunks are run again. Every request is answered exactly once.
 """
@@ -36,8 +36,8 @@ from typing import Any, Literal
 import torch
 
 from assay.errors import ConfigError
-from trainers import ray_reaper
-from trainers.rollout import Completion, Prompt, Sampling, distinct_tensors, named_items
+from trainers.engines import ray_reaper
+from trainers.engines.base import Completion, Prompt, Sampling, distinct_tensors, named_items
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class EngineSpec:
     tensor_parallel_size: int = 1
     """vLLM only: GPUs per replica, each in its own placement-group bundle on one node."""
     vllm_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
-    """Passed to :class:`trainers.vllm_engine.VLLMEngine` (``gpu_memory_utilization``,
+    """Passed to :class:`trainers.engines.vllm.VLLMEngine` (``gpu_memory_utilization``,
     ``max_model_len``, ``kv_cache_memory_bytes``, ...)."""
 
     def problems(self, weight_sync: str = "object_store") -> list[str]:
@@ -107,11 +107,11 @@ class _EngineActor:
 
     def __init__(self, spec: EngineSpec, weights: dict[str, torch.Tensor] | None):
         from assay.models import load_causal_lm
-        from trainers.rollout import HFEngine
+        from trainers.engines.hf import HFEngine
 
         torch.set_num_threads(max(1, int(spec.num_cpus)))
         if spec.backend == "vllm":
-            from trainers.vllm_engine import VLLMEngine
+            from trainers.engines.vllm import VLLMEngine
 
             kwargs = dict(spec.vllm_kwargs)
             if spec.tensor_parallel_size > 1:  # workers go on this actor's placement group
@@ -136,7 +136,7 @@ class _EngineActor:
     def join_weight_group(
         self, host: str, port: int, rank: int, world: int, backend: str, timeout_s: float
     ) -> bool:
-        from trainers.weight_sync import WeightGroup
+        from trainers.engines.weight_sync import WeightGroup
 
         self.weight_group = WeightGroup(host, port, rank, world, backend, timeout_s=timeout_s)
         return True
@@ -171,7 +171,7 @@ def _resources(bundles: list[dict[str, float]]) -> str:
 
 
 class RolloutPool:
-    """``replicas`` engines behind the :class:`trainers.rollout.GenerationEngine` interface."""
+    """``replicas`` engines behind the :class:`trainers.engines.base.GenerationEngine` interface."""
 
     def __init__(
         self,
@@ -414,7 +414,7 @@ class RolloutPool:
                 self._restart(replica)  # the new replica starts from these weights
 
     def _broadcast(self, items: list[tuple[str, torch.Tensor]]) -> None:
-        from trainers.weight_sync import manifest
+        from trainers.engines.weight_sync import manifest
 
         self._latest = {name: t.detach().to("cpu", copy=True) for name, t in items}
         self._weights_ref = None
@@ -450,7 +450,7 @@ class RolloutPool:
     def _form_group(self) -> None:
         """Learner as rank 0, replicas as 1..N, on a fresh port (the old group, if any, had a
         member that died)."""
-        from trainers.weight_sync import WeightGroup, free_port
+        from trainers.engines.weight_sync import WeightGroup, free_port
 
         host = self._ray.util.get_node_ip_address()
         port, world = free_port(host), len(self.actors) + 1
@@ -549,58 +549,3 @@ def _reap_if_local(ray) -> None:
         return
     pids = [info.process.pid for infos in node.all_processes.values() for info in infos]
     _REAPERS.append(ray_reaper.watch(pids))
-
-
-def open_engine(
-    model: str,
-    *,
-    backend: Literal["hf", "vllm"] = "hf",
-    replicas: int = 1,
-    dtype: str = "float32",
-    device: str = "cpu",
-    tensor_parallel_size: int = 1,
-    batch_size: int = 64,
-    address: str | None = None,
-):
-    """``(engine, tokenizer)`` for the commands that generate (``assay rollout``, ``assay rm
-    data``): one HF or vLLM engine, or a Ray pool of ``replicas`` of either (on the Ray cluster
-    ``address`` names, else ``RAY_ADDRESS``'s, else a local one).
-
-    Pool replicas on GPUs take one each when there are enough, else an equal share of them. vLLM
-    runs on the GPU whenever there is one (``device`` only places HF engines)."""
-    from assay.models import load_causal_lm, load_tokenizer_and_dir
-
-    if tensor_parallel_size < 1:
-        raise ConfigError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}.")
-    if tensor_parallel_size > 1 and backend != "vllm":
-        raise ConfigError("--tensor-parallel-size > 1 needs --backend vllm.")
-    if replicas > 1:
-        tokenizer = load_tokenizer_and_dir(model)[0]  # a bad name fails before any replica
-        count = torch.cuda.device_count()
-        if device.startswith("cuda") and count == 0:
-            raise ConfigError(f"--device {device}, but no GPU is visible here.")
-        on_gpu = count > 0 and (backend == "vllm" or device.startswith("cuda"))
-        if tensor_parallel_size > 1 and not on_gpu:
-            raise ConfigError("--tensor-parallel-size > 1 needs GPUs, and none is visible.")
-        gpus = 0.0
-        if on_gpu:
-            gpus = 1.0 if tensor_parallel_size > 1 or count >= replicas else count / replicas
-        spec = EngineSpec(
-            model,
-            dtype=dtype,
-            device="cuda" if on_gpu else "cpu",
-            batch_size=batch_size,
-            num_gpus=gpus,
-            backend=backend,
-            tensor_parallel_size=tensor_parallel_size,
-        )
-        return RolloutPool(spec, replicas=replicas, address=address), tokenizer
-    if backend == "vllm":
-        from trainers.vllm_engine import VLLMEngine
-
-        engine = VLLMEngine(model, dtype=dtype, tensor_parallel_size=tensor_parallel_size)
-        return engine, load_tokenizer_and_dir(model)[0]
-    from trainers.rollout import HFEngine
-
-    loaded, tokenizer = load_causal_lm(model, dtype=dtype, device=device)
-    return HFEngine(loaded, tokenizer, batch_size=batch_size), tokenizer

@@ -1,4 +1,4 @@
-"""The vLLM backend of :class:`trainers.rollout.GenerationEngine`.
+"""The vLLM backend of :class:`trainers.engines.base.GenerationEngine`.
 
     engine = VLLMEngine("smollm2-135m-instruct")               # registry name, path or hub id
     groups = engine.generate(prompts, Sampling(n=8, temperature=0.7, max_new_tokens=256))
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 import torch
 
 from assay.errors import ConfigError
-from trainers.rollout import Completion, Prompt, Sampling, encode_prompts, named_items
+from trainers.engines.base import Completion, Prompt, Sampling, encode_prompts, named_items
 
 
 def _reload_weights(worker, named_tensors: list[tuple[str, torch.Tensor]]) -> bool:
