@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from trainers.algos import registry
+
 
 @dataclass
 class ModelConfig:
@@ -117,50 +119,23 @@ class SamplingConfig:
 
 MAX_NEW_TOKENS = 1 << 17  # 131,072: past any model's context; a larger value is a typo
 
-ALGORITHMS = ("grpo", "dapo", "dr_grpo", "rloo", "reinforce_pp", "gspo", "ppo")
-
-# What ``algo.name`` sets for every knob left at ``None`` (docs/rl.md has a table of them).
-PRESETS: dict[str, dict[str, Any]] = {
-    "grpo": {"advantage": "grpo", "clip_low": 0.2, "clip_high": 0.2, "loss_agg": "token-mean"},
-    "dapo": {
-        "advantage": "grpo",
-        "clip_low": 0.2,
-        "clip_high": 0.28,
-        "loss_agg": "token-mean",
-        "dynamic_sampling": True,
-        "overlong_buffer": -1,  # -1: a quarter of sampling.max_new_tokens
-    },
-    "dr_grpo": {"advantage": "dr_grpo", "clip_low": 0.2, "clip_high": 0.2, "loss_agg": "seq-sum"},
-    "rloo": {"advantage": "rloo", "clip_low": 0.2, "clip_high": 0.2, "loss_agg": "token-mean"},
-    "reinforce_pp": {
-        "advantage": "reinforce_pp",
-        "clip_low": 0.2,
-        "clip_high": 0.2,
-        "loss_agg": "token-mean",
-    },
-    "gspo": {
-        "advantage": "grpo",
-        "clip_low": 3e-4,
-        "clip_high": 4e-4,
-        "loss_agg": "seq-mean-token-mean",
-        "ratio_level": "sequence",
-    },
-    "ppo": {"advantage": "gae", "clip_low": 0.2, "clip_high": 0.2, "loss_agg": "token-mean"},
-}
-_GENERIC = {"dynamic_sampling": False, "overlong_buffer": 0, "ratio_level": "token"}
-
 
 @dataclass
 class AlgoConfig:
-    name: Literal["grpo", "dapo", "dr_grpo", "rloo", "reinforce_pp", "gspo", "ppo"] = "grpo"
-    """The algorithm; it sets the defaults of every knob below that is left null (``PRESETS``)."""
+    name: str = "grpo"
+    """The algorithm: a preset in ``trainers.algos.registry`` (grpo, dapo, dr_grpo, rloo,
+    reinforce_pp, gspo, ppo, or one you register); it sets every knob below left null."""
     group_size: int = 8
     """Completions sampled per prompt (>= 2 for group baselines; PPO may use 1)."""
     prompts_per_step: int = 2
     """Prompt groups per RL step; a step trains on prompts_per_step * group_size completions."""
-    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "gae"] | None = None
-    """Advantage estimator: group-normalised (GRPO), group-centred (Dr. GRPO), leave-one-out
-    (RLOO), batch-normalised (REINFORCE++), or a value head with GAE (PPO)."""
+    advantage: str | None = None
+    """Advantage estimator (registered by name): group-normalised (``grpo``), group-centred
+    (``dr_grpo``), leave-one-out (``rloo``), batch-normalised (``reinforce_pp``), or a value head
+    with GAE (``gae``, PPO)."""
+    policy_loss: str | None = None
+    """Policy loss (registered by name): ``clip``, PPO's clipped surrogate with DAPO's decoupled
+    range (token or sequence ratios, see ``ratio_level``)."""
     clip_low: float | None = None
     """epsilon_low: the ratio is clipped at 1 - clip_low for negative advantages."""
     clip_high: float | None = None
@@ -226,18 +201,31 @@ class AlgoConfig:
             return self.clip_eps
         if key == "advantage" and self.scale_rewards is False and self.name == "grpo":
             return "dr_grpo"
-        return PRESETS[self.name].get(key, _GENERIC.get(key))
+        return registry.PRESETS[self.name][key]
+
+    def estimator(self) -> registry.AdvantageEstimator:
+        """The advantage estimator in force (checked by :meth:`problems`)."""
+        return registry.estimator(self.setting("advantage"))
 
     def problems(self) -> list[str]:
         out = []
-        if self.name not in PRESETS:
-            out.append(f"name must be one of {', '.join(ALGORITHMS)}, got {self.name!r}")
+        unknown = registry.unknown_name(registry.PRESETS, self.name, "algorithm")
+        if unknown:
+            return [f"name: {unknown}"]
+        for key, table, what in (
+            ("advantage", registry.ADVANTAGES, "advantage estimator"),
+            ("policy_loss", registry.POLICY_LOSSES, "policy loss"),
+        ):
+            unknown = registry.unknown_name(table, self.setting(key), what)
+            if unknown:
+                out.append(f"{key}: {unknown}")
+        if out:
             return out
         if self.micro_batch_tokens is not None and self.micro_batch_tokens < 0:
             out.append(
                 f"micro_batch_tokens must be >= 0 (0: no limit), got {self.micro_batch_tokens}"
             )
-        group = self.setting("advantage") != "gae"
+        group = not self.estimator().needs_values
         if group and self.group_size < 2:
             out.append(
                 f"group_size must be >= 2 for group-relative advantages, got {self.group_size}"
@@ -266,8 +254,11 @@ class AlgoConfig:
                 "kl_estimator k1 in the loss has zero expected gradient (it does not regularise); "
                 "use k3 in the loss, or k1 with kl_in: reward"
             )
-        if self.setting("advantage") == "gae" and self.setting("ratio_level") == "sequence":
-            out.append("ratio_level sequence (GSPO) needs a per-sequence advantage, not gae")
+        if not group and self.setting("ratio_level") == "sequence":
+            out.append(
+                f"ratio_level sequence (GSPO) needs a per-sequence advantage, not "
+                f"{self.setting('advantage')} (per token)"
+            )
         return out
 
 
@@ -545,6 +536,8 @@ class RLConfig:
     def problems(self) -> list[str]:
         """Checks across sections (each section checks its own fields; messages are relative)."""
         out = []
+        if self.algo.name not in registry.PRESETS:
+            return out  # algo.problems() says so; the checks below need the preset
         # Training seeds are seed * 10**6 + ((step - 1) * rounds + round) * prompts_per_step + i.
         rounds = self.sample_rounds
         if self.train.steps * self.algo.prompts_per_step * rounds > 1_000_000:
@@ -554,7 +547,8 @@ class RLConfig:
             )
         if self.rollout.multi_turn:
             out += _multi_turn_problems(self)
-        if self.reward_model.aggregate == "per_step" and self.algo.setting("advantage") != "gae":
+        known = registry.ADVANTAGES.get(self.algo.setting("advantage"))
+        if self.reward_model.aggregate == "per_step" and known and not known.needs_values:
             out.append(
                 "reward_model.aggregate: per_step gives dense per-token rewards, which only PPO's "
                 "value head (advantage gae) uses; set algo.name: ppo or pick an aggregation such "
@@ -571,11 +565,16 @@ turn; each step's seeds leave room for them."""
 def _multi_turn_problems(config: RLConfig) -> list[str]:
     """What multi-turn training (episode-level advantages per seat) cannot combine with."""
     algo, out = config.algo, []
-    advantage = algo.setting("advantage")
-    if advantage not in ("grpo", "dr_grpo", "rloo"):
+    if algo.problems():
+        return out
+    estimator = algo.estimator()
+    if estimator.needs_values or not estimator.within_group:
+        fits = [
+            e.name for e in registry.ADVANTAGES.values() if e.within_group and not e.needs_values
+        ]
         out.append(
-            f"rollout.multi_turn needs a group advantage (grpo, dr_grpo or rloo: each seat's "
-            f"episodes against the same seed's), but algo {algo.name} uses {advantage}"
+            f"rollout.multi_turn needs a group advantage that compares each seat's episodes with "
+            f"the same seed's only ({', '.join(fits)}), but algo {algo.name} uses {estimator.name}"
         )
     if algo.setting("dynamic_sampling"):
         out.append("rollout.multi_turn does not resample groups: set algo.dynamic_sampling: false")

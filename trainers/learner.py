@@ -22,14 +22,9 @@ import envs
 from trainers.algos import (
     ValueHead,
     aggregate,
-    clipped_policy_loss,
-    dr_grpo_advantages,
-    gae,
-    group_advantages,
     kl_estimate,
     overlong_penalty,
-    reinforce_pp_advantages,
-    rloo_advantages,
+    registry,
     truncated_is_weights,
     value_loss,
     varied_groups,
@@ -152,7 +147,8 @@ class RLLearner:
         self.world = world or current_world()
         self.tokenizer = tokenizer
         algo = config.algo
-        self.advantage = algo.setting("advantage")
+        self.estimator = algo.estimator()
+        self.policy_loss = registry.loss(algo.setting("policy_loss"))
         self.loss_agg = algo.setting("loss_agg")
         self.loss_constant = float(algo.loss_constant or config.sampling.max_new_tokens)
         if config.lora.enabled and not _is_peft(model):
@@ -163,7 +159,7 @@ class RLLearner:
             self.reference = reference if reference is not None else copy.deepcopy(model)
             self.reference.eval().requires_grad_(False)
         self.value_head = None
-        if self.advantage == "gae":
+        if self.estimator.needs_values:
             hidden = _base(model).config.hidden_size
             self.value_head = ValueHead(hidden).to(model.device)
         if engine is not None:
@@ -421,11 +417,11 @@ class RLLearner:
         rewards = rollout.train_rewards.to(mask.device).float()  # (P, G)
         kl_reward = algo.kl_coef > 0 and algo.kl_in == "reward"
         stats: dict[str, float] = {}
-        if self.advantage == "gae":
+        if self.estimator.needs_values:
             token_rewards = self.token_rewards(rollout, mask)
             if kl_reward:
                 token_rewards = token_rewards - algo.kl_coef * kl_estimate(old_lp, ref_lp, "k1")
-            adv, returns = gae(token_rewards, values, mask, algo.gamma, algo.lam)
+            adv, returns = self.estimator.fn(token_rewards, values, mask, algo.gamma, algo.lam)
             if algo.whiten_advantages:
                 adv = self._whiten(adv, mask)
             return adv, returns, stats
@@ -433,13 +429,7 @@ class RLLearner:
             kl_seq = (kl_estimate(old_lp, ref_lp, "k1") * mask).sum(1).view_as(rewards)
             rewards = rewards - algo.kl_coef * kl_seq
         everyone = all_gather_rows(rewards, self.world)  # (P_total, G)
-        estimator = {
-            "grpo": group_advantages,
-            "dr_grpo": dr_grpo_advantages,
-            "rloo": rloo_advantages,
-            "reinforce_pp": reinforce_pp_advantages,
-        }[self.advantage]
-        adv_all = estimator(everyone)
+        adv_all = self.estimator.fn(everyone)
         mine = adv_all[self.world.rank * len(rewards) : (self.world.rank + 1) * len(rewards)]
         return mine.flatten().unsqueeze(1) * mask, None, stats
 
@@ -573,7 +563,7 @@ class RLLearner:
             if weights is not None:
                 engine_stats.update(_is_stats(weights, m, self.config.rollout.is_cap))
         agg = {"mode": self.loss_agg, "denom": denom, "constant": self.loss_constant}
-        loss, diag = clipped_policy_loss(
+        loss, diag = self.policy_loss(
             logprobs,
             old,
             adv[rows],

@@ -32,15 +32,12 @@ from tqdm.auto import tqdm
 import envs
 from assay.errors import ConfigError
 from assay.models import load_causal_lm
-from trainers.algos import dr_grpo_advantages, group_advantages, rloo_advantages
 from trainers.collect import check_seats, seat_policies
 from trainers.config import MULTI_TURN_ROUNDS
 from trainers.engines.base import Completion, Sampling
 from trainers.engines.hf import HFEngine
 from trainers.episodes import Episode, Policy, Trajectory, policy_for, run_episodes
 from trainers.evaluate import EvalResult
-
-ESTIMATORS = {"grpo": group_advantages, "dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
 
 
 def build_seats(config, model, tokenizer) -> tuple[dict[str, Policy], list[Any]]:
@@ -113,8 +110,7 @@ def episode_rollout(learner, env, step: int):
             f"No episode of {MULTI_TURN_ROUNDS} batches gave the learner a turn: every agent that "
             "acted was in rollout.seats."
         )
-    estimator = ESTIMATORS[learner.advantage]
-    advantages = estimator(batch["rewards"])  # (K, G)
+    advantages = learner.estimator.fn(batch["rewards"])  # (K, G)
     per_row = torch.tensor([float(advantages[k, j]) for k, j in batch["owners"]])
     row_rewards = [float(batch["rewards"][k, j]) for k, j in batch["owners"]]
     return Rollout(

@@ -9,7 +9,9 @@
 - :mod:`~trainers.algos.ppo`: a value head, GAE and the clipped value loss;
 - :mod:`~trainers.algos.kl`: k1/k3 estimators of the KL to a reference policy, and entropy.
 
-:mod:`trainers.config` maps ``algo.name`` to the defaults of each (see ``PRESETS`` there).
+:mod:`~trainers.algos.registry` holds them by name: each module registers its estimator or loss
+and its presets (``algo.name``) as it is imported, and importing this package imports them all.
+No module here imports transformers.
 """
 
 from trainers.algos.dapo import overlong_penalty, varied_groups
@@ -19,10 +21,24 @@ from trainers.algos.gspo import sequence_ratios
 from trainers.algos.kl import kl_estimate
 from trainers.algos.policy import aggregate, clipped_policy_loss, truncated_is_weights
 from trainers.algos.ppo import ValueHead, gae, value_loss
+from trainers.algos.registry import (
+    ADVANTAGES,
+    POLICY_LOSSES,
+    PRESETS,
+    advantage_estimator,
+    policy_loss,
+    preset,
+)
 from trainers.algos.reinforce_pp import reinforce_pp_advantages
 from trainers.algos.rloo import rloo_advantages
 
 __all__ = [
+    "ADVANTAGES",
+    "POLICY_LOSSES",
+    "PRESETS",
+    "advantage_estimator",
+    "policy_loss",
+    "preset",
     "ValueHead",
     "aggregate",
     "clipped_policy_loss",

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from trainers.algos.registry import preset
+
 
 def overlong_penalty(lengths: torch.Tensor, max_len: int, buffer: int) -> torch.Tensor:
     """The soft length penalty for completion ``lengths`` (any shape); 0 everywhere if buffer is 0.
@@ -43,3 +45,8 @@ def varied_groups(rewards: torch.Tensor) -> torch.Tensor:
     tensor([False,  True, False])
     """
     return (rewards.max(dim=1).values - rewards.min(dim=1).values) > 0
+
+
+# DAPO = GRPO's advantage with clip-higher, dynamic sampling and overlong shaping (-1: a quarter
+# of sampling.max_new_tokens).
+preset("dapo", advantage="grpo", clip_high=0.28, dynamic_sampling=True, overlong_buffer=-1)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import torch
 
 from trainers.algos.grpo import group_advantages
+from trainers.algos.registry import advantage_estimator, preset
 
 
+@advantage_estimator("dr_grpo")
 def dr_grpo_advantages(rewards: torch.Tensor) -> torch.Tensor:
     """r_i - mean(r) within each group; ``rewards`` is ``(n_groups, group_size)``.
 
@@ -22,3 +24,6 @@ def dr_grpo_advantages(rewards: torch.Tensor) -> torch.Tensor:
     tensor([[ 1., -1.,  0.]])
     """
     return group_advantages(rewards, scale=False)
+
+
+preset("dr_grpo", advantage="dr_grpo", loss_agg="seq-sum")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from trainers.algos.registry import advantage_estimator, preset
 
+
+@advantage_estimator("grpo")
 def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
     """Advantages for rewards shaped ``(n_groups, group_size)``; same shape out.
 
@@ -23,3 +26,6 @@ def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-
         return centred
     std = rewards.std(dim=1, keepdim=True)
     return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
+
+
+preset("grpo", advantage="grpo")

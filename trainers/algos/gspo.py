@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from trainers.algos.registry import preset
+
 
 def sequence_ratios(
     logprobs: torch.Tensor,  # (B, T) with grad
@@ -22,3 +24,14 @@ def sequence_ratios(
     m = mask.to(logprobs.dtype)
     mean_log_ratio = ((logprobs - old_logprobs) * m).sum(1) / m.sum(1).clamp(min=1)
     return torch.exp(mean_log_ratio)
+
+
+# GSPO = GRPO's advantage with sequence ratios, a sequence-mean loss and the paper's narrow clip.
+preset(
+    "gspo",
+    advantage="grpo",
+    clip_low=3e-4,
+    clip_high=4e-4,
+    loss_agg="seq-mean-token-mean",
+    ratio_level="sequence",
+)

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 
 from trainers.algos.gspo import sequence_ratios
+from trainers.algos.registry import policy_loss
 
 Aggregation = Literal["token-mean", "seq-mean-token-mean", "seq-sum"]
 
@@ -64,6 +65,7 @@ def aggregate(
     raise ValueError(f"unknown loss aggregation {mode!r}")
 
 
+@policy_loss("clip")
 def clipped_policy_loss(
     logprobs: torch.Tensor,  # (B, T) under the current policy, with grad
     old_logprobs: torch.Tensor,  # (B, T) under the policy that sampled, no grad

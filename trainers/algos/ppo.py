@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainers.algos.registry import advantage_estimator, preset
+
 
 class ValueHead(nn.Module):
     """V(h) = w . h + b on the policy's final hidden states; starts at zero output."""
@@ -31,6 +33,7 @@ class ValueHead(nn.Module):
         return self.proj(hidden.to(self.proj.weight.dtype)).squeeze(-1)
 
 
+@advantage_estimator("gae", needs_values=True)
 def gae(
     rewards: torch.Tensor,  # (B, T) per-token rewards, 0 on padding
     values: torch.Tensor,  # (B, T) V_t, no grad
@@ -78,3 +81,6 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tens
     mean = (x * m).sum() / n
     var = (((x - mean) * m) ** 2).sum() / n
     return (x - mean) * torch.rsqrt(var + eps) * m
+
+
+preset("ppo", advantage="gae")

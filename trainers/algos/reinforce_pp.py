@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import torch
 
+from trainers.algos.registry import advantage_estimator, preset
 
+
+# Normalised over the whole batch: a group's advantages depend on the other groups.
+@advantage_estimator("reinforce_pp", within_group=False)
 def reinforce_pp_advantages(rewards: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """``(n_groups, G)`` rewards -> advantages of the same shape.
 
@@ -25,3 +29,6 @@ def reinforce_pp_advantages(rewards: torch.Tensor, eps: float = 1e-8) -> torch.T
     if not std > 0:
         return torch.zeros_like(centred)
     return (centred - centred.mean()) / (std + eps)
+
+
+preset("reinforce_pp", advantage="reinforce_pp")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from trainers.algos.registry import advantage_estimator, preset
 
+
+@advantage_estimator("rloo")
 def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
     """Leave-one-out advantages for ``(n_groups, G)`` rewards, G >= 2.
 
@@ -21,3 +24,6 @@ def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
         raise ValueError("RLOO needs at least 2 completions per prompt")
     others = (rewards.sum(dim=1, keepdim=True) - rewards) / (g - 1)
     return rewards - others
+
+
+preset("rloo", advantage="rloo")
