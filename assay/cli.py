@@ -51,8 +51,8 @@ def _train_rl(args: argparse.Namespace) -> int:
         return _launch_ranks(args)
     from assay.config import load_config
     from assay.runs import find_resume_dir
-    from trainers.config import RLConfig
-    from trainers.rl import run_rl
+    from trainers.rl.config import RLConfig
+    from trainers.rl.job import run_rl
 
     resume_dir = None
     if args.resume is not None:
@@ -362,8 +362,8 @@ def count(text: str) -> int:
 
 
 def token_budget(text: str) -> int:
-    """An argparse type: new tokens per answer, 1 to ``trainers.config.MAX_NEW_TOKENS``."""
-    from trainers.config import MAX_NEW_TOKENS
+    """An argparse type: new tokens per answer, 1 to ``trainers.rl.config.MAX_NEW_TOKENS``."""
+    from trainers.rl.config import MAX_NEW_TOKENS
 
     value = count(text)
     if value > MAX_NEW_TOKENS:

@@ -29,8 +29,8 @@ import envs
 from assay.config import load_config
 from assay.models import load_causal_lm
 from rewards import as_trl_reward, score_guess_answer
-from trainers.config import RLConfig
-from trainers.learner import RLLearner
+from trainers.rl.config import RLConfig
+from trainers.rl.learner import RLLearner
 
 GROUP, PROMPTS, MAX_NEW, LR, TEMPERATURE = 8, 2, 32, 1e-5, 0.7
 ALGOS = "grpo,dapo,dr_grpo,rloo,reinforce_pp,gspo,ppo"

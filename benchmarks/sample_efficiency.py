@@ -23,10 +23,10 @@ import envs
 from assay.config import load_config
 from assay.models import load_causal_lm
 from assay.runs import MetricsLog
-from trainers.config import RLConfig
 from trainers.engines.hf import HFEngine
 from trainers.evaluate import evaluate_policy
-from trainers.rl import run_rl
+from trainers.rl.config import RLConfig
+from trainers.rl.job import run_rl
 
 CONFIG = Path(__file__).parents[1] / "configs" / "codenames_guess.yaml"
 

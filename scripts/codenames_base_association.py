@@ -16,7 +16,7 @@ import torch
 import envs
 from assay.config import load_config
 from assay.models import load_causal_lm
-from trainers.config import RLConfig
+from trainers.rl.config import RLConfig
 
 
 def main() -> None:

@@ -27,11 +27,13 @@ import envs
 from assay.config import load_config
 from assay.models import load_causal_lm
 from assay.paths import cache_dir
-from trainers.config import RLConfig
 from trainers.engines.base import Completion, Sampling
 from trainers.engines.hf import HFEngine
 from trainers.logprobs import completion_logprobs, grouped_completion_logprobs
-from trainers.rl import GRPOLearner, Rollout, run_rl
+from trainers.rl.config import RLConfig
+from trainers.rl.job import run_rl
+from trainers.rl.learner import RLLearner
+from trainers.rl.samples import Samples
 
 QUICK = "--quick" in sys.argv
 ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
@@ -124,7 +126,7 @@ def bf16_update(name: str) -> None:
             "algo.prompts_per_step=1",
         ],
     )
-    learner = GRPOLearner(config, model, tokenizer)
+    learner = RLLearner(config, model, tokenizer)
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "Say yes."}],
         add_generation_prompt=True,
@@ -133,7 +135,7 @@ def bf16_update(name: str) -> None:
     )
     good = Completion("", prompt, tokenizer.encode("yes indeed"), [], "stop")
     bad = Completion("", prompt, tokenizer.encode("no way at all"), [], "stop")
-    rollout = Rollout([good, bad], torch.tensor([[1.0, 0.0]]))
+    rollout = Samples([good, bad], torch.tensor([[1.0, 0.0]]))
 
     def logprob(c):
         ids = torch.tensor([c.prompt_ids + c.token_ids], device=DEVICE)

@@ -4,7 +4,7 @@ import pytest
 
 from assay.config import load_config, parse_overrides
 from assay.errors import ConfigError
-from trainers.config import RLConfig
+from trainers.rl.config import RLConfig
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 # pretrain_*.yaml configure `assay pretrain`, study_*.yaml `assay study`; the rest `assay train rl`.
@@ -115,7 +115,7 @@ def test_string_fields_accept_yaml_dates_and_numbers():
 def test_every_shipped_config_loads_and_builds_its_envs():
     """configs/*.yaml stay valid as the config grows: types, ranges, env options, eval options."""
     import envs
-    from trainers.rl import EnvSchedule, _eval_env
+    from trainers.rl.job import EnvSchedule, _eval_env
 
     assert len(RL_CONFIGS) >= 6
     for path in RL_CONFIGS:

@@ -11,9 +11,9 @@ from assay.config import load_config
 from assay.errors import ConfigError
 from envs.reward_model import RewardModelEnv
 from rewards.rm import RMFormat, split_steps
-from trainers.config import RLConfig
 from trainers.engines.base import Completion
-from trainers.learner import RLLearner
+from trainers.rl.advantages import token_rewards
+from trainers.rl.config import RLConfig
 
 
 class FakePRM:
@@ -88,7 +88,7 @@ def test_per_step_rewards_land_on_the_last_token_of_each_step():
         infos=[info],
     )
     mask = torch.ones(1, len(ids))
-    dense = RLLearner.token_rewards(SimpleNamespace(tokenizer=tokenizer), rollout, mask)[0]
+    dense = token_rewards(rollout, mask, tokenizer)[0]
     where = dense.nonzero().flatten().tolist()
     assert dense[where].tolist() == pytest.approx([1.8, 1.4, 1.0])
     # each rewarded token is the one that completes its step's text

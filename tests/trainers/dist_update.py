@@ -11,10 +11,11 @@ import torch
 
 from assay.config import load_config
 from assay.models import load_causal_lm
-from trainers.config import RLConfig
 from trainers.distributed import init_world
 from trainers.engines.base import Completion
-from trainers.learner import RLLearner, Rollout
+from trainers.rl.config import RLConfig
+from trainers.rl.learner import RLLearner
+from trainers.rl.samples import Samples
 
 REWARDS = [[1.0, 0.0], [0.0, 0.5], [1.0, 1.0], [0.2, 0.9]]
 ANSWERS = ["yes indeed", "no way at all", "maybe so", "yes"]
@@ -32,7 +33,7 @@ def fixed_batch(tokenizer, groups):
         for g in range(2):
             text = ANSWERS[(p + g) % 4]
             completions.append(Completion(text, prompt, tokenizer.encode(text), [], "stop"))
-    return Rollout(completions, torch.tensor([REWARDS[p] for p in groups]))
+    return Samples(completions, torch.tensor([REWARDS[p] for p in groups]))
 
 
 def config(algo: str, grad_accum: int) -> RLConfig:

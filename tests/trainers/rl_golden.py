@@ -96,8 +96,8 @@ def run(overrides: dict[str, object], steps: int) -> list[dict[str, float]]:
     import envs
     from assay.config import load_config
     from assay.models import load_causal_lm
-    from trainers.config import RLConfig
-    from trainers.learner import RLLearner
+    from trainers.rl.config import RLConfig
+    from trainers.rl.learner import RLLearner
 
     register_length_env()
     pairs = [f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in overrides.items()]

@@ -9,10 +9,14 @@ import torch
 
 import envs
 from assay.config import load_config
-from trainers.config import RLConfig
 from trainers.engines.base import Completion
-from trainers.learner import RLLearner, Rollout, lr_lambda, merged_state_dict
 from trainers.logprobs import completion_logprobs
+from trainers.rl.advantages import token_rewards
+from trainers.rl.config import RLConfig
+from trainers.rl.learner import RLLearner
+from trainers.rl.lora import merged_state_dict
+from trainers.rl.samples import Samples
+from trainers.rl.schedule import lr_lambda
 
 
 def _config(**overrides) -> RLConfig:
@@ -70,7 +74,7 @@ def test_dynamic_sampling_drops_exactly_the_groups_with_equal_rewards(tiny_lm):
     model, tokenizer = tiny_lm
     config = _config(**{"algo.name": "dapo", "algo.prompts_per_step": 4, "algo.group_size": 2})
     learner = RLLearner(config, model, tokenizer, engine=ScriptedEngine(tokenizer))
-    rollout = learner.rollout(SeedEnv(), step=1)
+    rollout = learner.rollout.collect(SeedEnv(), step=1)
     # Round 0 poses seeds 0-3 (0 and 3 have no spread), round 1 seeds 4-7 (6 has none); the batch
     # is the first four groups with a spread.
     seeds = [int(c.text.split("s")[1]) for c in rollout.completions[::2]]
@@ -84,7 +88,7 @@ def test_without_dynamic_sampling_every_group_is_kept(tiny_lm):
     model, tokenizer = tiny_lm
     config = _config(**{"algo.prompts_per_step": 4, "algo.group_size": 2})
     learner = RLLearner(config, model, tokenizer, engine=ScriptedEngine(tokenizer))
-    rollout = learner.rollout(SeedEnv(), step=1)
+    rollout = learner.rollout.collect(SeedEnv(), step=1)
     assert [int(c.text.split("s")[1]) for c in rollout.completions[::2]] == [0, 1, 2, 3]
     assert rollout.dropped_groups == 0 and rollout.rounds == 1
 
@@ -96,11 +100,11 @@ def test_overlong_shaping_penalises_completions_near_and_past_the_limit(tiny_lm)
     )  # buffer: 8 // 4 = 2 tokens, so lengths 7 and 8 are penalised -0.5 and -1
     engine = ScriptedEngine(tokenizer, lengths=(6, 7, 8, 7))
     learner = RLLearner(config, model, tokenizer, engine=engine)
-    rollout = learner.rollout(SeedEnv(), step=1)
+    rollout = learner.rollout.collect(SeedEnv(), step=1)
     penalty = (rollout.shaped - rollout.rewards)[0].tolist()
     assert penalty == pytest.approx([0.0, -0.5, -1.0, -0.5, 0.0, -0.5, -1.0, -0.5])
     engine.finish = "length"  # cut at the limit: it would have gone on, so the full penalty
-    rollout = learner.rollout(SeedEnv(), step=1)
+    rollout = learner.rollout.collect(SeedEnv(), step=1)
     assert (rollout.shaped - rollout.rewards).flatten().tolist() == [-1.0] * 16
 
 
@@ -111,7 +115,7 @@ def _fixed_rollout(tokenizer, rewards, n_groups=2, group_size=2):
         for g in range(group_size):
             text = ["yes indeed", "no way at all", "maybe so", "yes"][(p + g) % 4]
             completions.append(Completion(text, prompt, tokenizer.encode(text), [], "stop"))
-    return Rollout(completions, torch.tensor(rewards, dtype=torch.float32))
+    return Samples(completions, torch.tensor(rewards, dtype=torch.float32))
 
 
 def _sequence_logprob(model, completion):
@@ -142,12 +146,9 @@ def test_kl_in_the_reward_lowers_the_advantage_of_drifting_samples(tiny_lm):
     rollout = _fixed_rollout(tokenizer, [[0.0, 0.0], [0.0, 0.0]])
     assert learner.update(rollout)["kl"] == 0.0
     learner.update(_fixed_rollout(tokenizer, [[1.0, 0.0], [1.0, 0.0]]))  # move the policy
-    batch = learner._batch(rollout.completions)
-    groups = [[0], [1]]
-    old, _ = learner._frozen_pass(batch, groups)
-    ref, _ = learner._frozen_pass(batch, groups, reference=True)
-    mask = batch["completion_mask"].float()
-    adv, _, _ = learner.advantages(rollout, mask, old, ref, None)
+    tensors = learner.tensors(rollout, chunks=[[0], [1]])
+    old, ref, adv = tensors.old_logprobs, tensors.ref_logprobs, tensors.advantages
+    mask = tensors.batch["completion_mask"].float()
     k1 = ((old - ref) * mask).sum(1)  # log pi - log pi_ref summed per completion
     # Equal env rewards: the advantage is GRPO's of -beta * k1 alone.
     expected = torch.stack([(-5.0 * k1[0:2]), (-5.0 * k1[2:4])])
@@ -248,16 +249,15 @@ def test_ppo_value_head_fits_the_returns_and_the_policy_follows_the_advantage(ti
 
 
 def test_step_rewards_land_on_the_token_that_ends_each_step(tiny_lm):
-    model, tokenizer = tiny_lm
-    learner = RLLearner(_config(**{"algo.name": "ppo", "algo.group_size": 1}), model, tokenizer)
+    _, tokenizer = tiny_lm
     text = "Step one.\nStep two.\nDone"
     ids = tokenizer.encode(text)
     completion = Completion(text, [1, 2], ids, [], "stop")
     first_end = len("Step one.")
     info = {"step_rewards": [[first_end, 0.25], [len("Step one.\nStep two."), -0.5]]}
-    rollout = Rollout([completion], torch.tensor([[1.0]]), [info])
+    rollout = Samples([completion], torch.tensor([[1.0]]), [info])
     mask = torch.ones(1, len(ids))
-    rewards = learner.token_rewards(rollout, mask)[0]
+    rewards = token_rewards(rollout, mask, tokenizer)[0]
     t = rewards.nonzero().flatten().tolist()
     assert len(t) == 3 and t[-1] == len(ids) - 1 and rewards[-1] == 1.0
     assert rewards[t[0]] == 0.25 and rewards[t[1]] == -0.5

@@ -6,10 +6,11 @@ import torch
 
 import envs
 from assay.config import load_config
-from trainers.config import RLConfig
 from trainers.engines.base import Completion
 from trainers.logprobs import completion_logprobs
-from trainers.rl import GRPOLearner, Rollout
+from trainers.rl.config import RLConfig
+from trainers.rl.learner import RLLearner
+from trainers.rl.samples import Samples
 
 
 def _learner(tiny_lm, **overrides):
@@ -17,7 +18,7 @@ def _learner(tiny_lm, **overrides):
     args = [
         f"{k}={v}" for k, v in {"optim.lr": 3e-3, "sampling.temperature": 1.0, **overrides}.items()
     ]
-    return GRPOLearner(load_config(RLConfig, overrides=args), copy.deepcopy(model), tokenizer)
+    return RLLearner(load_config(RLConfig, overrides=args), copy.deepcopy(model), tokenizer)
 
 
 def _sequence_logprob(learner, completion):
@@ -40,7 +41,7 @@ def test_update_raises_the_probability_of_the_rewarded_completion(tiny_lm):
     )
     good = Completion("yes", prompt, tokenizer.encode("yes indeed"), [], "stop")
     bad = Completion("no", prompt, tokenizer.encode("no way at all"), [], "stop")
-    rollout = Rollout([good, bad], torch.tensor([[1.0, 0.0]]))
+    rollout = Samples([good, bad], torch.tensor([[1.0, 0.0]]))
     before = (_sequence_logprob(learner, good), _sequence_logprob(learner, bad))
     for _ in range(5):
         learner.update(rollout)

@@ -3,8 +3,8 @@
 import json
 
 from assay.config import load_config
-from trainers.config import RLConfig
-from trainers.rl import _eval_env, run_rl
+from trainers.rl.config import RLConfig
+from trainers.rl.job import _eval_env, run_rl
 
 
 def _config(tmp_path):

@@ -12,10 +12,12 @@ import envs
 from assay.config import load_config
 from assay.errors import ConfigError
 from trainers.algos import group_advantages
-from trainers.config import RLConfig
-from trainers.learner import RLLearner, train_seed
 from trainers.logprobs import grouped_forward
-from trainers.rl import run_rl
+from trainers.rl import batch as batching
+from trainers.rl.config import RLConfig
+from trainers.rl.job import run_rl
+from trainers.rl.learner import RLLearner
+from trainers.rl.samples import train_seed
 
 
 class Duo(envs.TextEnv):
@@ -77,11 +79,11 @@ def _config(**overrides) -> RLConfig:
 def test_each_context_is_a_row_with_its_seats_group_advantage(duo, tiny_lm):
     model, tokenizer = tiny_lm
     learner = RLLearner(_config(), model, tokenizer)
-    rollout = learner.rollout(Duo(), step=1)
+    rollout = learner.rollout.collect(Duo(), step=1)
     assert rollout.group_size == 1 and len(rollout.completions) == 8  # 2 seeds x 4 episodes
     assert rollout.rewards.shape == (2, 4)  # agent a's episode rewards per seed
     torch.testing.assert_close(rollout.advantages.view(2, 4), group_advantages(rollout.rewards))
-    batch = learner._batch(rollout.completions, width=1)
+    batch = batching.pad_batch(rollout.completions, 1, tokenizer.pad_token_id, learner.model.device)
     for i, c in enumerate(rollout.completions):
         first = Duo().reset(seed=train_seed(learner.config, 1, i // 4))[0]
         assert c.prompt_ids == tokenizer.apply_chat_template(
@@ -96,9 +98,9 @@ def test_each_context_is_a_row_with_its_seats_group_advantage(duo, tiny_lm):
 def test_the_envs_tokens_get_no_gradient_and_the_policys_do(duo, tiny_lm):
     model, tokenizer = tiny_lm
     learner = RLLearner(_config(), copy.deepcopy(model), tokenizer)
-    rollout = learner.rollout(Duo(), step=1)
+    rollout = learner.rollout.collect(Duo(), step=1)
     rollout.advantages = torch.linspace(-1.0, 1.0, len(rollout.completions))  # all nonzero
-    batch = learner._batch(rollout.completions, width=1)
+    batch = batching.pad_batch(rollout.completions, 1, tokenizer.pad_token_id, learner.model.device)
     width = batch["completion_ids"].shape[1]
     captured = []
 
@@ -123,9 +125,9 @@ def test_the_envs_tokens_get_no_gradient_and_the_policys_do(duo, tiny_lm):
 def test_an_update_moves_each_context_the_way_its_advantage_says(duo, tiny_lm):
     model, tokenizer = tiny_lm
     learner = RLLearner(_config(), copy.deepcopy(model), tokenizer)
-    rollout = learner.rollout(Duo(), step=1)
+    rollout = learner.rollout.collect(Duo(), step=1)
     rollout.advantages = torch.tensor([1.0, -1.0] * 4)
-    batch = learner._batch(rollout.completions, width=1)
+    batch = batching.pad_batch(rollout.completions, 1, tokenizer.pad_token_id, learner.model.device)
     mask = batch["loss_mask"].float()
 
     def logprob_sums():
@@ -189,7 +191,7 @@ def test_the_rl_job_trains_the_red_seats_of_codenames_against_random_blue(tmp_pa
 
 def test_a_token_budget_splits_micro_batches_without_changing_the_update(duo, tiny_lm):
     model, tokenizer = tiny_lm
-    rollout = RLLearner(_config(), copy.deepcopy(model), tokenizer).rollout(Duo(), step=1)
+    rollout = RLLearner(_config(), copy.deepcopy(model), tokenizer).rollout.collect(Duo(), step=1)
     passes, weights, stats = [], [], []
     for budget in (0, 1):  # no limit; one context per pass
         learner = RLLearner(_config(**{"algo.micro_batch_tokens": budget}), copy.deepcopy(model),
@@ -222,7 +224,7 @@ def _context(agent, n_policy, reward):
 
 def test_rows_of_several_agents_and_turns_take_their_own_episodes_advantage():
     from trainers.episodes import Episode
-    from trainers.multi_turn import episode_batch
+    from trainers.rl.multi_turn import episode_batch
 
     def episode(seed, red, blue, red_turns, blue_turns):
         contexts = [_context("red", 1 + k, red) for k in range(red_turns)]

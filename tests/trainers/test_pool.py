@@ -215,8 +215,8 @@ def test_the_learner_hides_its_gpu_only_from_separate_replicas(monkeypatch):
 
     import trainers.engines.pool
     from assay.config import load_config
-    from trainers.config import RLConfig
     from trainers.engines.factory import engine_for_learner
+    from trainers.rl.config import RLConfig
 
     made = []
     monkeypatch.setattr(trainers.engines.pool, "RolloutPool", lambda spec, **kw: made.append(kw))

@@ -7,8 +7,8 @@ from conftest import LengthEnv
 
 import envs
 from assay.config import load_config
-from trainers.config import RLConfig
-from trainers.rl import run_rl
+from trainers.rl.config import RLConfig
+from trainers.rl.job import run_rl
 
 envs.register("test-length-v0", LengthEnv)
 
@@ -71,16 +71,16 @@ def test_resume_reproduces_the_next_step(tmp_path, extra):
 
 
 def test_ctrl_c_during_generation_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
-    from trainers.rl import GRPOLearner
+    from trainers.rl.single_turn import SingleTurnRollout
 
-    real_rollout = GRPOLearner.rollout
+    real_collect = SingleTurnRollout.collect
 
-    def rollout(self, env, step):
+    def collect(self, env, step, next_env=None):
         if step == 3:
             raise KeyboardInterrupt
-        return real_rollout(self, env, step)
+        return real_collect(self, env, step, next_env)
 
-    monkeypatch.setattr(GRPOLearner, "rollout", rollout)
+    monkeypatch.setattr(SingleTurnRollout, "collect", collect)
     config = _config(tmp_path, "interrupted", 5)
     config.train.checkpoint_every = 10
     with pytest.raises(KeyboardInterrupt):
@@ -91,16 +91,16 @@ def test_ctrl_c_during_generation_saves_a_resumable_checkpoint(tmp_path, monkeyp
 
 
 def test_ctrl_c_inside_an_update_keeps_the_last_consistent_checkpoint(tmp_path, monkeypatch):
-    from trainers.rl import GRPOLearner
+    from trainers.rl.learner import RLLearner
 
-    real_update = GRPOLearner.update
+    real_update = RLLearner.update
 
     def update(self, rollout):
         if self.weights_step == 2:  # step 3's update
             raise KeyboardInterrupt
         return real_update(self, rollout)
 
-    monkeypatch.setattr(GRPOLearner, "update", update)
+    monkeypatch.setattr(RLLearner, "update", update)
     config = _config(tmp_path, "mid-update", 5)
     config.train.checkpoint_every = 2
     with pytest.raises(KeyboardInterrupt):

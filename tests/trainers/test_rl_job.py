@@ -9,8 +9,8 @@ from conftest import LengthEnv
 import envs
 from assay.config import load_config
 from assay.models import load_causal_lm
-from trainers.config import RLConfig
-from trainers.rl import run_rl
+from trainers.rl.config import RLConfig
+from trainers.rl.job import run_rl
 
 
 class LevelEnv(envs.TextEnv):
@@ -137,7 +137,7 @@ def test_every_algorithm_runs_the_job(tmp_path, test_envs, overrides):
 def test_settings_that_would_fail_mid_run_fail_before_it(tmp_path, test_envs):
     from assay.errors import ConfigError
     from trainers.distributed import World
-    from trainers.rl import _check_world
+    from trainers.rl.job import _check_world
 
     with pytest.raises(ConfigError, match="best_metric 'recall'.*reward_mean"):
         run_rl(_config(tmp_path, "best", **{"eval.best_metric": "recall"}), log=lambda *_: None)
@@ -176,7 +176,7 @@ def test_a_run_with_no_learning_signal_says_so_early(tmp_path, test_envs):
 
 
 def test_the_signal_watch_names_the_commonest_invalid_reason():
-    from trainers.rl import SignalWatch
+    from trainers.rl.job import SignalWatch
 
     class Flat:
         infos = [{"reason": "no 'Answer: <number>' found"}] * 3 + [{"reason": "empty"}]
@@ -193,12 +193,12 @@ def test_the_signal_watch_names_the_commonest_invalid_reason():
 
 
 def test_a_run_whose_engines_cannot_start_leaves_no_run_folder(tmp_path, test_envs, monkeypatch):
-    import trainers.rl
+    import trainers.rl.job
 
     def no_pool(*args, **kwargs):
         raise RuntimeError("the Ray cluster could not place a replica")
 
-    monkeypatch.setattr(trainers.rl, "RLLearner", no_pool)
+    monkeypatch.setattr(trainers.rl.job, "RLLearner", no_pool)
     with pytest.raises(RuntimeError, match="could not place"):
         run_rl(_config(tmp_path, "nopool"), log=lambda *_: None)
     assert not (tmp_path / "nopool").exists()

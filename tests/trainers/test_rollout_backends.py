@@ -9,10 +9,10 @@ from conftest import LengthEnv
 
 from assay.config import load_config
 from assay.errors import ConfigError
-from trainers.config import RLConfig
 from trainers.engines.base import Sampling
 from trainers.engines.hf import HFEngine
-from trainers.rl import GRPOLearner
+from trainers.rl.config import RLConfig
+from trainers.rl.learner import RLLearner
 
 
 def _config(**overrides):
@@ -29,7 +29,7 @@ def _config(**overrides):
 
 def test_in_process_engine_has_no_gap_and_no_importance_weights(tiny_lm):
     model, tokenizer = tiny_lm
-    learner = GRPOLearner(_config(), copy.deepcopy(model), tokenizer)
+    learner = RLLearner(_config(), copy.deepcopy(model), tokenizer)
     metrics = learner.step(LengthEnv(), 1)
     assert not learner.separate_engine
     assert metrics["engine_logprob_gap"] < 1e-4
@@ -39,16 +39,16 @@ def test_in_process_engine_has_no_gap_and_no_importance_weights(tiny_lm):
 def test_off_policy_trains_on_the_batch_generated_one_step_earlier(tiny_lm):
     model, tokenizer = tiny_lm
     start = copy.deepcopy(model)
-    learner = GRPOLearner(_config(**{"rollout.off_policy": True}), copy.deepcopy(model), tokenizer)
+    learner = RLLearner(_config(**{"rollout.off_policy": True}), copy.deepcopy(model), tokenizer)
     try:
         first = learner.step(LengthEnv(), 1)
         second = learner.step(LengthEnv(), 2)
-        trained_on = [c.token_ids for c in learner.last_rollout.completions]
+        trained_on = [c.token_ids for c in learner.last_samples.completions]
     finally:
         learner.close()
     # Step 2's batch came from the starting weights: an on-policy learner still holding them
     # samples exactly the same completions for step 2.
-    reference = GRPOLearner(_config(), start, tokenizer).rollout(LengthEnv(), 2)
+    reference = RLLearner(_config(), start, tokenizer).rollout.collect(LengthEnv(), 2)
     assert trained_on == [c.token_ids for c in reference.completions]
     assert first["engine_logprob_gap"] < 1e-4  # step 1: engine and learner both at the start
     assert second["engine_logprob_gap"] > 1e-3  # step 2: the learner moved on by one update
@@ -85,7 +85,7 @@ def test_a_ray_pool_learner_syncs_its_replicas_after_each_step(tiny_lm):
     ray = pytest.importorskip("ray")
     model, tokenizer = tiny_lm
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    learner = GRPOLearner(
+    learner = RLLearner(
         _config(**{"rollout.replicas": 2, "model.name": "tiny-random-llama"}),
         copy.deepcopy(model),
         tokenizer,

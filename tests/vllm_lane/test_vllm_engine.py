@@ -74,8 +74,8 @@ def test_grpo_learner_with_a_vllm_engine_syncs_it_after_each_step(engines):
 
     import envs
     from assay.config import load_config
-    from trainers.config import RLConfig
-    from trainers.rl import GRPOLearner
+    from trainers.rl.config import RLConfig
+    from trainers.rl.job import RLLearner
 
     vllm_engine, hf_engine, model = engines
     overrides = [
@@ -88,7 +88,7 @@ def test_grpo_learner_with_a_vllm_engine_syncs_it_after_each_step(engines):
     ]
     config = load_config(RLConfig, overrides=[f"model.name={MODEL}", *overrides])
     # The running engine is reused (start-up takes ~30 s); engine_for_learner makes the same one.
-    learner = GRPOLearner(config, copy.deepcopy(model), hf_engine.tokenizer, engine=vllm_engine)
+    learner = RLLearner(config, copy.deepcopy(model), hf_engine.tokenizer, engine=vllm_engine)
 
     class LengthEnv(envs.TextEnv):  # rewards vary with the answer: every step changes weights
         def reset(self, *, seed=None, options=None):

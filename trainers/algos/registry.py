@@ -1,7 +1,7 @@
 """Algorithms by name: advantage estimators, policy losses and presets (``algo.name``).
 
 An estimator or a loss is one decorated function in a module of its own; a preset names the
-estimator, the loss and the knobs an algorithm sets. ``trainers.config`` checks names against
+estimator, the loss and the knobs an algorithm sets. ``trainers.rl.config`` checks names against
 these tables before any work, and the learner looks them up once, at construction. Adding an
 algorithm is one file (docs/rl.md shows one):
 

@@ -52,7 +52,7 @@ class Completion:
     logprobs: list[float]
     finish_reason: str  # "stop" (end-of-sequence produced) or "length"
     train_mask: list[int] | None = None
-    """Multi-turn contexts (``trainers.multi_turn``): ``token_ids`` also holds the ids the env
+    """Multi-turn contexts (``trainers.rl.multi_turn``): ``token_ids`` also holds the ids the env
     and the chat template added between turns; 1 marks the policy's own tokens (trained on)."""
 
 

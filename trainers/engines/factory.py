@@ -16,7 +16,7 @@ from assay.errors import ConfigError
 from trainers.engines.base import GenerationEngine
 
 if TYPE_CHECKING:
-    from trainers.config import RLConfig
+    from trainers.rl.config import RLConfig
 
 
 def open_engine(

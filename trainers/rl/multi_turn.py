@@ -1,6 +1,6 @@
 """Multi-turn RL: whole episodes of multi-turn, multi-agent envs as the learner's batches.
 
-With ``rollout.multi_turn: true`` a step plays ``algo.group_size`` episodes of each of
+With ``rollout.multi_turn: true`` (:class:`MultiTurnRollout`) a step plays ``algo.group_size`` episodes of each of
 ``algo.prompts_per_step`` seeds with :func:`trainers.episodes.run_episodes`. The learner's engine
 plays every agent that ``rollout.seats`` leaves to it; the seats are played by the env's
 scripted agents or by ``frozen``, a copy of the starting policy that is never trained.
@@ -33,11 +33,13 @@ import envs
 from assay.errors import ConfigError
 from assay.models import load_causal_lm
 from trainers.collect import check_seats, seat_policies
-from trainers.config import MULTI_TURN_ROUNDS
+from trainers.distributed import World
 from trainers.engines.base import Completion, Sampling
 from trainers.engines.hf import HFEngine
 from trainers.episodes import Episode, Policy, Trajectory, policy_for, run_episodes
 from trainers.evaluate import EvalResult
+from trainers.rl.config import MULTI_TURN_ROUNDS, RLConfig
+from trainers.rl.samples import Samples, prompt_indices, sampling_seed, train_seed
 
 
 def build_seats(config, model, tokenizer) -> tuple[dict[str, Policy], list[Any]]:
@@ -83,48 +85,66 @@ def check_rl_seats(config, env) -> None:
         )
 
 
-def episode_rollout(learner, env, step: int):
-    """This rank's batch for ``step``: ``prompts_per_step`` seeds x ``group_size`` episodes,
-    every context of the learner's agents a completion with its precomputed advantage."""
-    from trainers.learner import Rollout, train_seed
+class MultiTurnRollout:
+    """``collect(env, step)`` -> this rank's :class:`Samples` for ``step``: ``prompts_per_step``
+    seeds x ``group_size`` episodes, every context of the learner's agents a completion with
+    its precomputed advantage (the registered group estimator over each seat's episodes)."""
 
-    cfg = learner.config
-    g = cfg.algo.group_size
-    policies = {**learner.seats, "*": learner.engine}
-    for round_ in range(MULTI_TURN_ROUNDS):
-        seeds = [train_seed(cfg, step, i, round_) for i in learner.prompt_indices()]
-        seed = (cfg.train.seed * 1_000_003 + step) * 131 + round_ * 17 + learner.world.rank
-        played = run_episodes(
-            policies,
-            lambda: copy.deepcopy(env),
-            [s for s in seeds for _ in range(g)],
-            cfg.sampling.engine_sampling(1, seed),
-            learner.tokenizer,
-            cfg.rollout.max_turns,
+    # A row per turn, each with its own prompt: configs/codenames_game.yaml peaks near 7 GB on a
+    # CPU with this budget, 17 GB at 8192.
+    micro_batch_tokens = 2048
+    engine_busy = False
+    synced_s = None
+
+    def __init__(self, config: RLConfig, engine, tokenizer, world: World, model):
+        self.config, self.engine, self.tokenizer, self.world = config, engine, tokenizer, world
+        self.estimator = config.algo.estimator()
+        self.seats, self._seat_engines = build_seats(config, model, tokenizer)
+
+    def collect(self, env, step: int, next_env=None) -> Samples:
+        cfg = self.config
+        g = cfg.algo.group_size
+        policies = {**self.seats, "*": self.engine}
+        for round_ in range(MULTI_TURN_ROUNDS):
+            seeds = [train_seed(cfg, step, i, round_) for i in prompt_indices(cfg, self.world)]
+            played = run_episodes(
+                policies,
+                lambda: copy.deepcopy(env),
+                [s for s in seeds for _ in range(g)],
+                cfg.sampling.engine_sampling(1, sampling_seed(cfg, step, round_, self.world)),
+                self.tokenizer,
+                cfg.rollout.max_turns,
+            )
+            batch = episode_batch(played, g, lambda a: policy_for(policies, a) is self.engine)
+            if batch["completions"]:
+                break
+        else:
+            raise ConfigError(
+                f"No episode of {MULTI_TURN_ROUNDS} batches gave the learner a turn: every agent "
+                "that acted was in rollout.seats."
+            )
+        advantages = self.estimator.fn(batch["rewards"])  # (K, G)
+        per_row = torch.tensor([float(advantages[k, j]) for k, j in batch["owners"]])
+        row_rewards = [float(batch["rewards"][k, j]) for k, j in batch["owners"]]
+        return Samples(
+            completions=batch["completions"],
+            rewards=batch["rewards"],
+            infos=batch["infos"],
+            sampled_rewards=batch["rewards"].flatten().tolist(),
+            sampled_valid=batch["valid"],
+            rounds=round_ + 1,
+            group_size=1,
+            advantages=per_row,
+            row_rewards=row_rewards,
+            extra_metrics=_episode_metrics(played),
         )
-        batch = episode_batch(played, g, lambda a: policy_for(policies, a) is learner.engine)
-        if batch["completions"]:
-            break
-    else:
-        raise ConfigError(
-            f"No episode of {MULTI_TURN_ROUNDS} batches gave the learner a turn: every agent that "
-            "acted was in rollout.seats."
-        )
-    advantages = learner.estimator.fn(batch["rewards"])  # (K, G)
-    per_row = torch.tensor([float(advantages[k, j]) for k, j in batch["owners"]])
-    row_rewards = [float(batch["rewards"][k, j]) for k, j in batch["owners"]]
-    return Rollout(
-        completions=batch["completions"],
-        rewards=batch["rewards"],
-        infos=batch["infos"],
-        sampled_rewards=batch["rewards"].flatten().tolist(),
-        sampled_valid=batch["valid"],
-        rounds=round_ + 1,
-        group_size=1,
-        advantages=per_row,
-        row_rewards=row_rewards,
-        extra_metrics=_episode_metrics(played),
-    )
+
+    def finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        for engine in self._seat_engines:
+            engine.close()
 
 
 def episode_batch(

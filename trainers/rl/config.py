@@ -300,7 +300,7 @@ class RolloutConfig:
     start_timeout_s: float = 120.0
     """Pool: how long to wait for the cluster to place a replica before a clear error."""
     multi_turn: bool = False
-    """Play whole episodes of a multi-turn, multi-agent env (``trainers.multi_turn``): every
+    """Play whole episodes of a multi-turn, multi-agent env (``trainers.rl.multi_turn``): every
     token-exact context of an agent the learner plays is trained on, with the advantage of its
     agent's episode reward among the ``group_size`` episodes of the same seed."""
     seats: dict[str, str] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """The RL job: any algorithm of ``trainers.algos`` on a TextEnv, one process or several
 (``torchrun``; see ``trainers.distributed``).
 
-``run_rl`` wraps :class:`trainers.learner.RLLearner` with the run directory, evaluation before,
+``run_rl`` wraps :class:`trainers.rl.learner.RLLearner` with the run directory, evaluation before,
 during and after training (keeping the best checkpoint), a curriculum of env options, trackers
 (metrics.jsonl always; TensorBoard and W&B by config), plots, checkpoints and resuming.
 """
@@ -32,29 +32,25 @@ from assay.errors import ConfigError
 from assay.models import load_causal_lm
 from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from assay.trackers import Trackers
-from trainers.config import RLConfig
 from trainers.distributed import World, all_gather_objects, barrier, init_world
 from trainers.evaluate import EvalResult, evaluate_policy
-from trainers.learner import (  # noqa: F401  (re-exported: older imports use trainers.rl)
-    GRPOLearner,
-    RLLearner,
-    Rollout,
-    train_seed,
-)
+from trainers.rl.config import RLConfig
+from trainers.rl.learner import RLLearner
+from trainers.rl.samples import Samples
 
 
 # --- the job -------------------------------------------------------------------------------------
-def _samples(step: int, rollout: Rollout, group_size: int) -> dict[str, Any]:
+def _samples(step: int, samples: Samples, group_size: int) -> dict[str, Any]:
     """The first completion of each group with its reward and validity, for reading a run
     (multi-turn: the first 16 contexts)."""
-    firsts = range(0, len(rollout.completions), rollout.group_size or group_size)
+    firsts = range(0, len(samples.completions), samples.group_size or group_size)
     return {
         "step": step,
         "samples": [
             {
-                "answer": rollout.completions[i].text,
-                "reward": rollout.reward_of(i),
-                "reason": rollout.infos[i].get("reason", ""),
+                "answer": samples.completions[i].text,
+                "reward": samples.reward_of(i),
+                "reason": samples.infos[i].get("reason", ""),
             }
             for i in list(firsts)[:16]
         ],
@@ -71,14 +67,14 @@ class SignalWatch:
         self.patience, self.flat_steps, self.warned = patience, 0, False
         self.reasons: Counter[str] = Counter()
 
-    def update(self, metrics: dict[str, float], rollout: Rollout | None) -> str | None:
+    def update(self, metrics: dict[str, float], samples: Samples | None) -> str | None:
         """The warning to print after this step, or None."""
         if metrics.get("zero_std_groups", 0.0) < 1.0:
             self.flat_steps, self.reasons = 0, Counter()
             return None
         self.flat_steps += 1
-        if rollout is not None:
-            self.reasons.update(str(i.get("reason") or "") for i in rollout.infos if i)
+        if samples is not None:
+            self.reasons.update(str(i.get("reason") or "") for i in samples.infos if i)
         if self.warned or self.flat_steps < self.patience:
             return None
         self.warned = True
@@ -150,7 +146,7 @@ def _evaluate(
     n = config.eval.episodes if episodes is None else episodes
     seeds = [config.eval.seed_offset + i for i in range(n)]
     if config.rollout.multi_turn:
-        from trainers.multi_turn import evaluate_episodes
+        from trainers.rl.multi_turn import evaluate_episodes
 
         # The seats' engines and scripted agents are shared with rollouts: let a background
         # (off-policy) rollout finish first.
@@ -298,7 +294,6 @@ def _train(
     )
     best = _Best(run_dir, config.eval.best_metric)
     watch = SignalWatch()
-    learner.env_at = schedule.at
 
     def checkpoint(step: int) -> None:
         if main:
@@ -322,9 +317,9 @@ def _train(
             if all_gather_objects(stop, learner.world)[0]:  # rank 0's clock decides for all
                 log(f"Time limit of {limit} min reached after step {step}.")
                 break
-            metrics = learner.step(schedule.at(step + 1), step + 1)
+            metrics = learner.step(schedule.at(step + 1), step + 1, schedule.at(step + 2))
             step += 1
-            if main and (warning := watch.update(metrics, learner.last_rollout)):
+            if main and (warning := watch.update(metrics, learner.last_samples)):
                 log(warning)
             if config.eval.every and step % config.eval.every == 0:
                 metrics.update(_eval_during(learner, config, run_dir, step, best))
@@ -332,7 +327,7 @@ def _train(
                 metrics_log.append(metrics)
                 trackers.log(metrics)
                 if step % config.train.samples_every == 0:
-                    samples_log.append(_samples(step, learner.last_rollout, config.algo.group_size))
+                    samples_log.append(_samples(step, learner.last_samples, config.algo.group_size))
             logged = step
             bar.update(1)
             bar.set_postfix(
@@ -412,7 +407,7 @@ def _check_single_turn(config: RLConfig, env) -> None:
     several agents is refused before any model loads (others that go on after one answer are
     refused at the first step). With it, the seats are checked before any model loads."""
     if config.rollout.multi_turn:
-        from trainers.multi_turn import check_rl_seats
+        from trainers.rl.multi_turn import check_rl_seats
 
         check_rl_seats(config, env)
         return

@@ -1,0 +1,88 @@
+"""Forward passes over a padded batch: the policy's log-probs (with entropy and hidden states
+for the value head when asked), and frozen passes without gradients, micro-batch by
+micro-batch, for the sampling policy's ("old") and the reference policy's log-probs."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from trainers.logprobs import GroupedOutput, grouped_forward
+from trainers.rl.batch import Batch, group_rows, slice_groups
+from trainers.rl.config import RLConfig
+
+
+class PolicyForward:
+    """The learner's model, its value head (PPO) and its KL reference, run over batches.
+
+    ``reference`` None with a LoRA model: the base model under the adapters is the reference."""
+
+    def __init__(self, config: RLConfig, model, value_head=None, reference=None):
+        self.model, self.value_head, self.reference = model, value_head, reference
+        self.temperature = config.sampling.temperature
+        self.bf16 = config.model.autocast == "bf16"
+
+    def autocast(self):
+        if not self.bf16:
+            return nullcontext()
+        return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
+
+    def __call__(
+        self, model, batch: Batch, entropy=False, entropy_grad=False, hidden=False
+    ) -> GroupedOutput:
+        with self.autocast():
+            return grouped_forward(
+                model,
+                batch["prompt_ids"],
+                batch["prompt_mask"],
+                batch["completion_ids"],
+                batch["completion_mask"],
+                self.temperature,
+                with_entropy=entropy,
+                entropy_grad=entropy_grad,
+                with_hidden=hidden,
+            )
+
+    def policy(self, batch: Batch, entropy_grad: bool) -> GroupedOutput:
+        """The trained pass: log-probs, entropies and (with a value head) hidden states."""
+        return self(
+            self.model,
+            batch,
+            entropy=True,
+            entropy_grad=entropy_grad,
+            hidden=self.value_head is not None,
+        )
+
+    @torch.no_grad()
+    def frozen(
+        self, batch: Batch, chunks: list[list[int]], group_size: int, reference: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(logprobs, values)``, both (B, T_c), of the whole batch without gradients: the
+        sampling policy's (values from the value head, if any), or the reference policy's
+        (values None). Runs in eval mode (no dropout), as generation does."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._frozen(batch, chunks, group_size, reference)
+        finally:
+            self.model.train(was_training)
+
+    def _frozen(self, batch: Batch, chunks, group_size: int, reference: bool):
+        width = batch["completion_ids"].shape
+        logprobs = torch.zeros(width, device=self.model.device)
+        values = torch.zeros(width, device=self.model.device) if not reference else None
+        for groups in chunks:
+            rows = group_rows(groups, group_size).to(self.model.device)
+            sub = slice_groups(batch, groups, group_size)
+            if reference and self.reference is None:  # LoRA: the base model is the reference
+                with self.model.disable_adapter():
+                    out = self(self.model, sub)
+            else:
+                model = self.reference if reference else self.model
+                want_hidden = values is not None and self.value_head is not None
+                out = self(model, sub, hidden=want_hidden)
+                if want_hidden:
+                    values[rows] = self.value_head(out.hidden).float()
+            logprobs[rows] = out.logprobs.float()
+        return logprobs, values
