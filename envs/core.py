@@ -9,6 +9,17 @@ sees. ``info`` always carries ``agent`` (who acts next, e.g. ``"guesser"`` or ``
 (why not, ``""`` if valid). Hidden state for the training loop (boards, gold answers) also goes in
 ``info`` and never in the observation. The same seed gives the same episode: everything random is
 drawn from ``self.np_random``, which ``reset(seed=...)`` seeds.
+
+Optional, for trainers:
+
+- ``score_many(episodes)``: rewards of many single-turn ``(seed, answer)`` pairs at once. The
+  default replays each (``reset`` then one ``step``); envs whose scoring batches well (a judge
+  model, an API) override it. Single-turn RL and evaluation score through it.
+- ``info["step_rewards"]``: ``[[char_end, reward], ...]`` in ``step``'s info, dense rewards
+  inside one answer (a process reward model's per-step scores): each lands on the token that
+  ends at or after ``char_end`` of the answer text. Estimators with a critic (PPO's GAE) use
+  them; group estimators use the episode's reward only.
+- ``metric_keys``: numeric ``info`` keys that trainers average and log.
 """
 
 from __future__ import annotations
@@ -115,17 +126,28 @@ class TextEnv(gym.Env[list, str]):
     def make_info(
         agent: str, valid: bool = True, reason: str = "", **hidden: Any
     ) -> dict[str, Any]:
-        """Build an ``info`` dict with the three contract keys first, then any hidden state."""
+        """Build an ``info`` dict with the three contract keys first, then any hidden state.
+        ``hidden`` may carry ``step_rewards`` (see the module docstring)."""
         return {"agent": agent, "valid": valid, "reason": reason, **hidden}
+
+    def score_many(self, episodes: list[tuple[int, str]]) -> list[tuple[float, dict[str, Any]]]:
+        """``(reward, info)`` of each single-turn ``(seed, answer)``: by default ``reset(seed)``
+        then ``step(answer)`` for each. Override it where one call for the batch is cheaper
+        (a judge model, an API); the results must be the same as the default's. An env whose
+        episode goes on after the first step is refused (it is not single-turn)."""
+        return _replay(self, episodes)
 
 
 def score_answers(env, episodes: list[tuple[int, str]]) -> list[tuple[float, dict]]:
-    """Reward and info of each single-turn (seed, answer) pair: ``reset(seed=seed)`` then
-    ``step(answer)``, or one ``env.score_many(episodes)`` call for envs that batch their scoring
-    (a judge model, an API). An env whose episode goes on after that step is refused."""
+    """Reward and info of each single-turn (seed, answer) pair: the env's ``score_many`` (every
+    :class:`TextEnv` has one), or a replay of each for other gymnasium envs."""
     batched = getattr(env, "score_many", None)
     if batched is not None:
         return batched(episodes)
+    return _replay(env, episodes)
+
+
+def _replay(env, episodes: list[tuple[int, str]]) -> list[tuple[float, dict]]:
     out = []
     for seed, answer in episodes:
         env.reset(seed=seed)

@@ -41,3 +41,21 @@ def test_register_and_make_a_callable_entry_point():
     env.reset(seed=0)
     assert env.step("hi")[1] == 1.0
     assert all(r.passed for r in envs.check_env(env))
+
+
+def test_every_text_env_scores_a_batch_as_its_episodes_would_one_by_one():
+    """``score_many`` is part of the contract: the default replays each (seed, answer), and
+    envs that override it (a judge) must agree with that replay."""
+    env = envs.make("codenames-guess-v0")
+    answers = [(seed, answer) for seed in (0, 1, 2) for answer in ("Guess: X", "nonsense")]
+    by_one = []
+    for seed, answer in answers:
+        env.reset(seed=seed)
+        _, reward, _, _, info = env.step(answer)
+        by_one.append((reward, info["valid"], info["reason"]))
+    batched = [(r, i["valid"], i["reason"]) for r, i in env.score_many(answers)]
+    assert batched == by_one
+    assert envs.TextEnv.score_many is type(env).score_many  # inherited, not reimplemented
+    game = envs.make("codenames-game-v0")
+    with pytest.raises(ConfigError, match="goes on after the first answer"):
+        game.score_many([(0, "Clue: ANIMAL 2")])  # not single-turn: refused

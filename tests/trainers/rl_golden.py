@@ -53,19 +53,26 @@ FAST = {  # the tiny model on the length env
     "eval.episodes": 0,
 }
 
-FULL = {  # SmolLM2 on Codenames (the multi-turn run plays the game on the tiny model)
+FULL = {  # SmolLM2 on the demo's Codenames boards, where its answers get varied rewards
     "model.name": "smollm2-135m-instruct",
     "env.id": "codenames-guess-v0",
+    "env.kwargs": {
+        "answer_format": "simple",
+        "n_targets": [2, 3],
+        "n_non_targets": [2, 3],
+        "difficulty": "close",
+    },
     "sampling.temperature": 1.0,
-    "sampling.max_new_tokens": 12,
+    "sampling.max_new_tokens": 32,
     "algo.group_size": 4,
     "algo.prompts_per_step": 2,
-    "optim.lr": 1e-5,
+    "optim.lr": 1.5e-5,
     "eval.episodes": 0,
 }
-FULL_MULTI_TURN = {
+FULL_MULTI_TURN = {  # the full game (the tiny model: SmolLM2 takes minutes a step)
     "model.name": "tiny-random-llama",
     "env.id": "codenames-game-v0",
+    "env.kwargs": {},
     "rollout.seats": {"blue/*": "embedding"},
     "rollout.max_turns": 8,
 }

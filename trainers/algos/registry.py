@@ -11,12 +11,17 @@ algorithm is one file (docs/rl.md shows one):
 
     preset("median", advantage="median")
 
+Algorithms in other packages register the same way and are found through the ``assay.algos``
+entry-point group (each entry names a module to import; see docs/rl.md).
+
 This module imports nothing heavier than the standard library.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +46,8 @@ class AdvantageEstimator:
     needs_values: bool = False
     within_group: bool = True
 
+
+ENTRY_POINT_GROUP = "assay.algos"
 
 ADVANTAGES: dict[str, AdvantageEstimator] = {}
 POLICY_LOSSES: dict[str, Callable[..., Any]] = {}
@@ -103,9 +110,31 @@ def loss(name: str) -> Callable[..., Any]:
     return POLICY_LOSSES[_known(POLICY_LOSSES, name, "policy loss")]
 
 
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every module named in the ``assay.algos`` entry-point group (once), so that their
+    estimators, losses and presets are registered."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            importlib.import_module(ep.value.split(":")[0])
+        except Exception as err:  # a broken plugin: say which, not a traceback
+            source = ep.dist.name if ep.dist else ep.value
+            raise ConfigError(
+                f"The algorithm plugin {ep.name!r} ({ep.value} from {source}) failed to import: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+
+
 def unknown_name(table: dict[str, Any], name: str, what: str) -> str | None:
     """A sentence for a name not in ``table`` (with the known names and the closest one), or
-    None when it is known."""
+    None when it is known. Plugins are loaded first."""
+    load_plugins()
     if name in table:
         return None
     close = difflib.get_close_matches(str(name), table, n=1)
