@@ -4,6 +4,7 @@ pretraining trainer (``pretraining``): which rank this is, how many there are, a
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -101,12 +102,17 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` now (the OS picks it), for a rendezvous to bind."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def launch_ranks(nproc: int, argv: list[str]) -> int:
     """Run ``assay <argv>`` as ``nproc`` data-parallel processes under torchrun; its exit code."""
     import subprocess
     import sys
-
-    from trainers.engines.weight_sync import free_port
 
     launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                 f"--master_port={free_port()}", "-m", "assay.cli"]  # fmt: skip

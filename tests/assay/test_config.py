@@ -115,11 +115,12 @@ def test_string_fields_accept_yaml_dates_and_numbers():
 def test_every_shipped_config_loads_and_builds_its_envs():
     """configs/*.yaml stay valid as the config grows: types, ranges, env options, eval options."""
     import envs
-    from trainers.rl.job import EnvSchedule, _eval_env
+    from trainers.rl.evaluation import eval_env
+    from trainers.rl.job import EnvSchedule
 
     assert len(RL_CONFIGS) >= 6
     for path in RL_CONFIGS:
         config = load_config(RLConfig, path)
         EnvSchedule(config)
-        _eval_env(config)
+        eval_env(config)
         assert config.env.id in envs.list_envs()

@@ -2,7 +2,7 @@
 
 import envs
 from assay.cli import main
-from assay.play import HumanAgent, make_agents, parse_seats, play
+from assay.cli.play import HumanAgent, make_agents, parse_seats, play
 
 
 def test_a_human_operative_is_asked_again_after_bad_input_and_the_game_finishes():

@@ -32,4 +32,4 @@ def test_wheel_contains_codenames_data(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "envs/codenames/data/wordlist_en.txt" in names
     assert "envs/codenames/data/minilm_l6.npy" in names
-    assert {"assay/cli.py", "trainers/algos/grpo.py", "rewards/codenames.py"} <= names
+    assert {"assay/cli/__init__.py", "trainers/algos/grpo.py", "rewards/codenames.py"} <= names

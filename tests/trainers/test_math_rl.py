@@ -4,7 +4,8 @@ import json
 
 from assay.config import load_config
 from trainers.rl.config import RLConfig
-from trainers.rl.job import _eval_env, run_rl
+from trainers.rl.evaluation import eval_env
+from trainers.rl.job import run_rl
 
 
 def _config(tmp_path):
@@ -29,7 +30,7 @@ def _config(tmp_path):
 
 def test_eval_env_options_override_the_training_ones(tmp_path):
     config = _config(tmp_path)
-    assert _eval_env(config).split == "test"
+    assert eval_env(config).split == "test"
     assert config.env.kwargs.get("split", "train") == "train"
 
 

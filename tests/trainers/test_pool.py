@@ -159,9 +159,9 @@ def _live_groups():
 
 HIDE_SCRIPT = """
 import json, os, ray
-from trainers.engines.pool import _init_ray
+from trainers.engines.cluster import init_ray
 
-_init_ray(ray, None, (0,))
+init_ray(ray, None, (0,))
 
 @ray.remote(num_gpus=1, num_cpus=0)
 class Seat:
@@ -202,12 +202,12 @@ def test_a_local_cluster_started_for_the_learner_leaves_its_gpu_out(tmp_path):
 
 
 def test_separate_replicas_with_only_the_learners_gpu_are_refused_at_once(monkeypatch):
-    from trainers.engines.pool import _init_ray
+    from trainers.engines.cluster import init_ray
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with pytest.raises(ConfigError, match="colocated"):
-        _init_ray(ray, None, (0,))  # refused before any cluster starts
+        init_ray(ray, None, (0,))  # refused before any cluster starts
 
 
 def test_the_learner_hides_its_gpu_only_from_separate_replicas(monkeypatch):
@@ -240,16 +240,16 @@ class _FakeRay:
 
 
 def test_a_named_cluster_is_joined_as_it_is_and_only_a_new_one_hides_gpus(monkeypatch):
-    from trainers.engines.pool import _init_ray
+    from trainers.engines.cluster import init_ray
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     fake = _FakeRay()
-    _init_ray(fake, "ray://head:10001", (0,))  # a named cluster: its GPUs are its business
-    _init_ray(fake, None, ())  # nothing to hide: Ray's own choice
-    _init_ray(fake, None, (1,))  # a new local cluster without the learner's device 1
+    init_ray(fake, "ray://head:10001", (0,))  # a named cluster: its GPUs are its business
+    init_ray(fake, None, ())  # nothing to hide: Ray's own choice
+    init_ray(fake, None, (1,))  # a new local cluster without the learner's device 1
     monkeypatch.setenv("RAY_ADDRESS", "auto")
-    _init_ray(fake, None, (0,))
+    init_ray(fake, None, (0,))
     assert fake.calls == [
         ("ray://head:10001", None, "4,5,6"),
         (None, None, "4,5,6"),
@@ -260,7 +260,7 @@ def test_a_named_cluster_is_joined_as_it_is_and_only_a_new_one_hides_gpus(monkey
 
 
 def test_replica_env_unpins_cpu_vllm_and_keeps_tensor_parallel_gpus_visible():
-    from trainers.engines.pool import replica_env
+    from trainers.engines.replica import replica_env
 
     cpu_vllm = EngineSpec("m", backend="vllm")
     bind = "VLLM_CPU_OMP_THREADS_BIND"

@@ -33,8 +33,8 @@ time.sleep(300)
 RAY_DRIVER = """
 import json, os, time
 import ray
-from trainers.engines.pool import _init_ray
-_init_ray(ray, None, ())
+from trainers.engines.cluster import init_ray
+init_ray(ray, None, ())
 @ray.remote
 def pid():
     return os.getpid()

@@ -137,7 +137,7 @@ def test_every_algorithm_runs_the_job(tmp_path, test_envs, overrides):
 def test_settings_that_would_fail_mid_run_fail_before_it(tmp_path, test_envs):
     from assay.errors import ConfigError
     from trainers.distributed import World
-    from trainers.rl.job import _check_world
+    from trainers.rl.checks import check_world
 
     with pytest.raises(ConfigError, match="best_metric 'recall'.*reward_mean"):
         run_rl(_config(tmp_path, "best", **{"eval.best_metric": "recall"}), log=lambda *_: None)
@@ -146,12 +146,12 @@ def test_settings_that_would_fail_mid_run_fail_before_it(tmp_path, test_envs):
         _config(tmp_path, "k1", **{"algo.kl_coef": 0.1, "algo.kl_estimator": "k1"})
     two = World(rank=0, size=2)
     with pytest.raises(ValueError, match="multiple of the number of processes"):
-        _check_world(_config(tmp_path, "w", **{"algo.prompts_per_step": 3}), two)
+        check_world(_config(tmp_path, "w", **{"algo.prompts_per_step": 3}), two)
     with pytest.raises(ValueError, match="per process"):
-        _check_world(_config(tmp_path, "w", **{"algo.prompts_per_step": 2,
+        check_world(_config(tmp_path, "w", **{"algo.prompts_per_step": 2,
                                                "algo.mini_batches": 2}), two)  # fmt: skip
     with pytest.raises(ValueError, match="single learner process"):
-        _check_world(_config(tmp_path, "w", **{"rollout.backend": "vllm"}), two)
+        check_world(_config(tmp_path, "w", **{"rollout.backend": "vllm"}), two)
 
 
 def test_a_multi_agent_env_is_refused_before_anything_loads(tmp_path):

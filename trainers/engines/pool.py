@@ -30,136 +30,21 @@ import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
 
 from assay.errors import ConfigError
-from trainers.engines import ray_reaper
 from trainers.engines.base import Completion, Prompt, Sampling, distinct_tensors, named_items
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """How each replica builds its engine, and the Ray resources it reserves."""
-
-    model: str
-    """Registered model name (``assay.models``), local directory or hub id."""
-    dtype: str = "float32"
-    device: str = "cpu"
-    batch_size: int = 64
-    """HF backend: sequences per ``generate`` call (vLLM schedules its own batches)."""
-    num_cpus: float = 1
-    num_gpus: float = 0
-    """GPUs per replica (per tensor-parallel rank): 1 for a GPU each, a fraction to share one."""
-    backend: Literal["hf", "vllm"] = "hf"
-    tensor_parallel_size: int = 1
-    """vLLM only: GPUs per replica, each in its own placement-group bundle on one node."""
-    vllm_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
-    """Passed to :class:`trainers.engines.vllm.VLLMEngine` (``gpu_memory_utilization``,
-    ``max_model_len``, ``kv_cache_memory_bytes``, ...)."""
-
-    def problems(self, weight_sync: str = "object_store") -> list[str]:
-        out = []
-        if self.backend not in ("hf", "vllm"):
-            out.append(f"backend must be hf or vllm, got {self.backend!r}")
-        if self.tensor_parallel_size < 1:
-            out.append(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
-        if self.tensor_parallel_size > 1 and (self.backend != "vllm" or self.num_gpus != 1):
-            out.append(
-                "tensor_parallel_size > 1 needs backend vllm and num_gpus=1 (one whole GPU per "
-                "tensor-parallel rank)"
-            )
-        if weight_sync == "broadcast" and self.tensor_parallel_size > 1:
-            # The replica's actor holds no GPU of its own to join a NCCL group from.
-            out.append(
-                "weight_sync=broadcast does not reach tensor-parallel replicas (their GPUs belong "
-                "to vLLM's workers); they sync through the object store"
-            )
-        if weight_sync == "broadcast" and self.device.startswith("cuda") and self.num_gpus < 1:
-            # Seen on an H200 (NCCL 2.28.9): two ranks on one GPU fail with "invalid usage".
-            out.append(
-                "weight_sync=broadcast over NCCL needs a whole GPU per replica (NCCL refuses two "
-                "ranks on one GPU); replicas sharing a GPU sync through the object store"
-            )
-        return out
-
-    def bundles(self) -> list[dict[str, float]]:
-        """The placement-group bundles one replica reserves (none if it asks for nothing): the
-        CPUs of its actor in the first, a GPU per tensor-parallel rank."""
-        first = {k: float(v) for k, v in (("CPU", self.num_cpus), ("GPU", self.num_gpus)) if v}
-        if not first:
-            return []
-        return [first] + [
-            {"GPU": float(self.num_gpus)} for _ in range(self.tensor_parallel_size - 1)
-        ]
+from trainers.engines.cluster import init_ray
+from trainers.engines.replica import EngineReplica, EngineSpec, replica_env
 
 
 def _older(version: str, than: str) -> bool:
     from packaging.version import Version
 
     return Version(version) < Version(than)
-
-
-class _EngineActor:
-    """Body of one replica (wrapped by ``ray.remote`` at pool start)."""
-
-    def __init__(self, spec: EngineSpec, weights: dict[str, torch.Tensor] | None):
-        from assay.models import load_causal_lm
-        from trainers.engines.hf import HFEngine
-
-        torch.set_num_threads(max(1, int(spec.num_cpus)))
-        if spec.backend == "vllm":
-            from trainers.engines.vllm import VLLMEngine
-
-            kwargs = dict(spec.vllm_kwargs)
-            if spec.tensor_parallel_size > 1:  # workers go on this actor's placement group
-                kwargs.update(
-                    tensor_parallel_size=spec.tensor_parallel_size,
-                    distributed_executor_backend="ray",
-                )
-            self.engine = VLLMEngine(spec.model, dtype=spec.dtype, **kwargs)
-        else:
-            model, tokenizer = load_causal_lm(spec.model, dtype=spec.dtype, device=spec.device)
-            self.engine = HFEngine(model, tokenizer, batch_size=spec.batch_size)
-        if weights is not None:
-            self.engine.update_weights(weights)
-
-    def generate(self, prompts: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
-        return self.engine.generate(prompts, sampling)
-
-    def update_weights(self, weights: dict[str, torch.Tensor]) -> bool:
-        self.engine.update_weights(weights)
-        return True
-
-    def join_weight_group(
-        self, host: str, port: int, rank: int, world: int, backend: str, timeout_s: float
-    ) -> bool:
-        from trainers.engines.weight_sync import WeightGroup
-
-        self.weight_group = WeightGroup(host, port, rank, world, backend, timeout_s=timeout_s)
-        return True
-
-    def ping(self) -> bool:
-        return True
-
-    def placement(self) -> dict[str, Any]:
-        """Where this replica runs: its placement group, node, process and the environment
-        variables the pool may set."""
-        import ray
-
-        context = ray.get_runtime_context()
-        return {
-            "placement_group": context.get_placement_group_id(),
-            "node": context.get_node_id(),
-            "pid": os.getpid(),
-            "env": {k: os.environ.get(k) for k in _SHOWN_ENV},
-        }
-
-    def receive_weights(self, manifest) -> bool:
-        self.engine.update_weights(self.weight_group.receive(manifest))
-        return True
 
 
 def _resources(bundles: list[dict[str, float]]) -> str:
@@ -221,11 +106,11 @@ class RolloutPool:
             raise ConfigError("RolloutPool: " + "; ".join(problems) + ".")
         self._ray = ray
         if not ray.is_initialized():
-            _init_ray(ray, address, tuple(hide_gpus))
+            init_ray(ray, address, tuple(hide_gpus))
         self.spec, self.chunk_size, self.max_restarts = spec, chunk_size, max_restarts
         # A tensor-parallel replica's actor only drives vLLM: its GPU workers hold the GPUs.
         actor_gpus = spec.num_gpus if spec.tensor_parallel_size == 1 else 0
-        self._remote = ray.remote(num_cpus=spec.num_cpus, num_gpus=actor_gpus)(_EngineActor)
+        self._remote = ray.remote(num_cpus=spec.num_cpus, num_gpus=actor_gpus)(EngineReplica)
         self.weight_sync = weight_sync
         self._weights_ref = None
         self._latest: dict[str, torch.Tensor] | None = None  # broadcast mode: for restarts
@@ -472,80 +357,3 @@ class RolloutPool:
             if group is not None:
                 remove_placement_group(group)
         self.actors, self.groups = [], []
-
-
-# The reapers this process started (kept so that their Popen objects are not collected).
-_REAPERS: list = []
-
-_SHOWN_ENV = (  # what placement() reports: the pool's variables and what they sit beside
-    "CUDA_VISIBLE_DEVICES",
-    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO",
-    "VLLM_CPU_OMP_THREADS_BIND",
-    "VLLM_CPU_KVCACHE_SPACE",
-)
-
-
-def replica_env(
-    spec: EngineSpec, driver_env: Mapping[str, str], job_env: Mapping[str, str]
-) -> dict[str, str]:
-    """Environment variables a replica's actor gets beyond the Ray job's ``runtime_env``. A
-    value set in the driver's environment is passed on explicitly: on a remote cluster the
-    workers never see the driver's environment."""
-    env = {}
-    if spec.tensor_parallel_size > 1:
-        # This actor holds no GPU (its vLLM workers take the bundles'). With the override on,
-        # Ray blanks a zero-GPU actor's CUDA_VISIBLE_DEVICES and vLLM's engine process finds
-        # no GPU at all (ray-project/ray#51242); Ray 2.60 defaults to off, but a cluster
-        # may turn it on.
-        env["RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO"] = "0"
-    cpu_vllm = spec.backend == "vllm" and not spec.device.startswith("cuda")
-    if cpu_vllm and "VLLM_CPU_OMP_THREADS_BIND" not in job_env:
-        # vllm-cpu pins each engine's OpenMP threads to the first NUMA node's cores ("auto"),
-        # so replicas on one machine would all run on the same cores; leave it to the OS.
-        env["VLLM_CPU_OMP_THREADS_BIND"] = driver_env.get("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-    return env
-
-
-def _init_ray(ray, address: str | None, hide_gpus: tuple[int, ...]) -> None:
-    """Join the cluster ``address`` (or ``RAY_ADDRESS``) names, or start a local one. Ray counts
-    every visible GPU as its own, and the learner is not a Ray actor, so a local cluster would
-    hand the learner's GPU to a replica: the GPUs in ``hide_gpus`` are left out of it (the new
-    raylet inherits a ``CUDA_VISIBLE_DEVICES`` without them)."""
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-    if not hide_gpus or address is not None or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, **options)
-        _reap_if_local(ray)
-        return
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = visible.split(",") if visible else [str(k) for k in range(torch.cuda.device_count())]
-    keep = [d.strip() for k, d in enumerate(devices) if k not in hide_gpus and d.strip()]
-    if not keep:
-        raise ConfigError(
-            f"RolloutPool: every visible GPU ({len(devices)}) is the learner's, so replicas "
-            "with GPUs of their own have none; share the learner's (rollout.placement: "
-            "colocated) or name a cluster with RAY_ADDRESS."
-        )
-    try:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(keep)
-        # "local": a new cluster even where `ray start` left one (that one would count the
-        # learner's GPU); set RAY_ADDRESS to join a running cluster instead.
-        ray.init(address="local", num_gpus=len(keep), **options)
-    finally:
-        if visible is None:
-            del os.environ["CUDA_VISIBLE_DEVICES"]
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = visible
-    _reap_if_local(ray)
-
-
-def _reap_if_local(ray) -> None:
-    """If ``ray.init`` started a cluster here (rather than joining one), start a reaper that tears
-    it down should this process die without ``ray.shutdown()`` (Ray leaves its agents running)."""
-    # Ray has no public handle on the processes it started; a Ray without this private attribute
-    # just goes without the reaper.
-    node = getattr(getattr(ray, "_private", None), "worker", None)
-    node = getattr(node, "_global_node", None)
-    if node is None or not node.is_head():
-        return
-    pids = [info.process.pid for infos in node.all_processes.values() for info in infos]
-    _REAPERS.append(ray_reaper.watch(pids))

@@ -24,17 +24,23 @@ from assay.checkpoints import (
     latest_checkpoint,
     load_trainer_state,
     save_checkpoint,
-    save_to,
 )
 from assay.config import dump_yaml
 from assay.distributed import resolve_device
-from assay.errors import ConfigError
 from assay.models import load_causal_lm
 from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from assay.trackers import Trackers
 from trainers.distributed import World, all_gather_objects, barrier, init_world
-from trainers.evaluate import EvalResult, evaluate_policy
+from trainers.rl.checks import check_best_metric, check_single_turn, check_world
 from trainers.rl.config import RLConfig
+from trainers.rl.evaluation import (
+    Best,
+    base_eval,
+    eval_during,
+    eval_env,
+    evaluate,
+    format_eval_table,
+)
 from trainers.rl.learner import RLLearner
 from trainers.rl.samples import Samples
 
@@ -108,12 +114,6 @@ class EnvSchedule:
         return self._built[key]
 
 
-def _eval_env(config: RLConfig):
-    """The held-out env, always with its own (verifiable) reward: a learned reward trains the
-    policy, but evaluation and the best checkpoint go by the ground truth."""
-    return envs.make(config.env.id, **{**config.env.kwargs, **config.eval.env_kwargs})
-
-
 def _with_reward_model(config: RLConfig, env, world: World | None = None):
     """``env`` rewarded by ``config.reward_model`` (an ORM or PRM), when one is set."""
     rm = config.reward_model
@@ -130,60 +130,6 @@ def _with_reward_model(config: RLConfig, env, world: World | None = None):
         device = str(resolve_device(config.model.device, world))
     scorer = reward_scorer(rm.path, device, rm.batch_size, rm.actor, rm.num_gpus)
     return RewardModelEnv(env, scorer, rm.aggregate, rm.weight, rm.grader_weight, rm.dense)
-
-
-def _evaluate(
-    learner: RLLearner,
-    config: RLConfig,
-    run_dir: Path,
-    label: str,
-    episodes: int | None = None,
-    engine=None,
-) -> EvalResult:
-    """Greedy (and, with ``eval.sampled``, sampled) episodes on held-out seeds; written to
-    ``eval_<label>.json``."""
-    env = _eval_env(config)
-    n = config.eval.episodes if episodes is None else episodes
-    seeds = [config.eval.seed_offset + i for i in range(n)]
-    if config.rollout.multi_turn:
-        from trainers.rl.multi_turn import evaluate_episodes
-
-        # The seats' engines and scripted agents are shared with rollouts: let a background
-        # (off-policy) rollout finish first.
-        learner.finish()
-        result = evaluate_episodes(
-            engine or learner.engine,
-            learner.seats,
-            env,
-            seeds,
-            learner.tokenizer,
-            config.sampling.max_new_tokens,
-            config.rollout.max_turns,
-            config.eval.batch_size,
-            desc=f"eval {label}",
-        )
-        write_json(
-            run_dir / f"eval_{label}.json", {"metrics": result.metrics, "episodes": result.episodes}
-        )
-        return result
-    sampled = None
-    if config.eval.sampled:
-        sampled = config.sampling.engine_sampling(
-            config.eval.sampled, config.train.seed, logprobs=False
-        )
-    result = evaluate_policy(
-        engine or learner.engine,
-        env,
-        seeds,
-        config.sampling.max_new_tokens,
-        config.eval.batch_size,
-        desc=f"eval {label}",
-        sampling=sampled,
-    )
-    write_json(
-        run_dir / f"eval_{label}.json", {"metrics": result.metrics, "episodes": result.episodes}
-    )
-    return result
 
 
 def _load_policy(config: RLConfig, checkpoint: Path | None, device: str):
@@ -241,41 +187,6 @@ def _open_run(
     return run_dir, learner, start_step
 
 
-def _base_eval(learner: RLLearner, config: RLConfig, run_dir: Path) -> dict[str, float] | None:
-    if not (config.eval.episodes and config.eval.compare_base) or not learner.world.main:
-        return None
-    saved = run_dir / "eval_base.json"
-    if saved.exists():  # a resumed run evaluated its starting policy already
-        return json.loads(saved.read_text())["metrics"]
-    return _evaluate(learner, config, run_dir, "base").metrics
-
-
-class _Best:
-    """The best evaluation so far (``best.json``) and its checkpoint (``checkpoints/best``)."""
-
-    def __init__(self, run_dir: Path, metric: str):
-        self.path = run_dir / "best.json"
-        self.metric = metric
-        self.value = None
-        if self.path.exists():
-            self.value = json.loads(self.path.read_text())["value"]
-
-    def offer(self, learner: RLLearner, step: int, metrics: dict[str, float]) -> bool:
-        if self.metric not in metrics:
-            raise KeyError(
-                f"eval.best_metric {self.metric!r} is not an eval metric; "
-                f"choose one of {', '.join(sorted(metrics))}"
-            )
-        value = metrics[self.metric]
-        if self.value is not None and value <= self.value:
-            return False
-        target = self.path.parent / "checkpoints" / "best"
-        save_to(target, step, learner.model, learner.tokenizer, {})
-        self.value = value
-        write_json(self.path, {"step": step, "metric": self.metric, "value": value})
-        return True
-
-
 def _train(
     learner: RLLearner, schedule: EnvSchedule, config: RLConfig, run_dir: Path, start, log
 ) -> int:
@@ -292,7 +203,7 @@ def _train(
         wandb_mode=config.log.wandb_mode,
         config=asdict(config),
     )
-    best = _Best(run_dir, config.eval.best_metric)
+    best = Best(run_dir, config.eval.best_metric)
     watch = SignalWatch()
 
     def checkpoint(step: int) -> None:
@@ -322,7 +233,7 @@ def _train(
             if main and (warning := watch.update(metrics, learner.last_samples)):
                 log(warning)
             if config.eval.every and step % config.eval.every == 0:
-                metrics.update(_eval_during(learner, config, run_dir, step, best))
+                metrics.update(eval_during(learner, config, run_dir, step, best))
             if main:
                 metrics_log.append(metrics)
                 trackers.log(metrics)
@@ -356,21 +267,6 @@ def _train(
     return step
 
 
-def _eval_during(learner: RLLearner, config: RLConfig, run_dir: Path, step: int, best) -> dict:
-    """``eval/*`` metrics at ``step`` (rank 0 evaluates, the others wait), and the best
-    checkpoint kept up to date."""
-    out: dict[str, Any] = {}
-    if learner.world.main:
-        episodes = config.eval.every_episodes or config.eval.episodes
-        result = _evaluate(
-            learner, config, run_dir, f"step{step:06d}", episodes, learner.eval_engine()
-        )
-        out = {f"eval/{k}": v for k, v in result.metrics.items()}
-        out["eval/best"] = float(best.offer(learner, step, result.metrics))
-    barrier(learner.world)
-    return out
-
-
 def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[str, Any]:
     """Train (or resume) an RL run and return its summary; see ``configs/``.
 
@@ -379,14 +275,14 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
     ``torchrun`` every rank trains on its share of the prompts and rank 0 writes the run.
     """
     world = init_world()
-    _check_world(config, world)
+    check_world(config, world)
     if not world.main:
         log = _silent
     schedule = EnvSchedule(config, world)  # bad env options fail before any loading
-    _check_single_turn(config, schedule.at(1))
+    check_single_turn(config, schedule.at(1))
     try:
         if config.eval.episodes:
-            _check_best_metric(config, _eval_env(config))
+            check_best_metric(config, eval_env(config))
         Trackers.check(config.log.tensorboard, config.log.wandb)  # on every rank
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
@@ -402,69 +298,13 @@ def run_rl(config: RLConfig, resume_dir: Path | None = None, log=print) -> dict[
             close_scorers()
 
 
-def _check_single_turn(config: RLConfig, env) -> None:
-    """Without ``rollout.multi_turn`` the learner trains one answer per episode: an env with
-    several agents is refused before any model loads (others that go on after one answer are
-    refused at the first step). With it, the seats are checked before any model loads."""
-    if config.rollout.multi_turn:
-        from trainers.rl.multi_turn import check_rl_seats
-
-        check_rl_seats(config, env)
-        return
-    agents = getattr(getattr(env, "unwrapped", env), "possible_agents", ())
-    if len(agents) > 1:
-        raise ConfigError(
-            f"{config.env.id} has {len(agents)} agents ({', '.join(agents)}) and several turns "
-            "per episode; train it with rollout.multi_turn: true (and rollout.seats for the "
-            "agents the learner does not play)."
-        )
-
-
-def _check_world(config: RLConfig, world: World) -> None:
-    """Settings that depend on the number of processes, checked on every rank."""
-    if config.algo.prompts_per_step % world.size:
-        raise ValueError(
-            f"algo.prompts_per_step ({config.algo.prompts_per_step}) must be a multiple of the "
-            f"number of processes ({world.size})"
-        )
-    per_rank = config.algo.prompts_per_step // world.size
-    if config.algo.mini_batches * config.algo.grad_accum > per_rank:
-        raise ValueError(
-            f"algo.mini_batches * algo.grad_accum must be <= the prompt groups per process "
-            f"({per_rank} with {world.size} processes)"
-        )
-    if world.active and config.rollout.multi_turn:
-        raise ValueError(
-            "rollout.multi_turn trains in a single learner process for now (ranks would hold "
-            "different numbers of rows and their collectives would not line up)"
-        )
-    if world.active and (config.rollout.backend == "vllm" or config.rollout.replicas > 1):
-        raise ValueError(
-            "several learner processes generate with their own HF engine; rollout.backend vllm "
-            "and rollout.replicas > 1 need a single learner process for now"
-        )
-
-
-def _check_best_metric(config: RLConfig, env) -> None:
-    known = {"reward_mean", "valid_rate", *getattr(env, "metric_keys", ())}
-    if config.rollout.multi_turn:
-        known = {"reward_mean", "valid_rate", "episode_steps", "truncated_rate"}
-    if config.eval.sampled:
-        known |= {"sampled_reward_mean", "sampled_max_reward"}
-    if config.eval.best_metric not in known:
-        raise ConfigError(
-            f"eval.best_metric {config.eval.best_metric!r} is not an eval metric of this run; "
-            f"choose one of {', '.join(sorted(known))}"
-        )
-
-
 def _silent(*_args, **_kwargs) -> None:
     return None
 
 
 def _run_phases(learner, schedule, config: RLConfig, run_dir: Path, start_step: int, log) -> dict:
     main = learner.world.main
-    base = _base_eval(learner, config, run_dir)
+    base = base_eval(learner, config, run_dir)
     barrier(learner.world)
     step = _train(learner, schedule, config, run_dir, start_step, log)
     learner.finish()  # a background rollout done, the engine holds the final weights
@@ -483,7 +323,7 @@ def _run_phases(learner, schedule, config: RLConfig, run_dir: Path, start_step: 
         plot_metrics(records, keys, run_dir / "plots" / "training.png", title=title)
     trained = None
     if config.eval.episodes:
-        trained = _evaluate(learner, config, run_dir, "trained").metrics
+        trained = evaluate(learner, config, run_dir, "trained").metrics
     summary["eval_trained"] = trained
     best = run_dir / "best.json"
     if best.exists():
@@ -493,24 +333,3 @@ def _run_phases(learner, schedule, config: RLConfig, run_dir: Path, start_step: 
         log(format_eval_table(base, trained, config.eval.episodes))
     barrier(learner.world)
     return summary
-
-
-def format_eval_table(
-    base: dict[str, float] | None, trained: dict[str, float], episodes: int
-) -> str:
-    """A small text table of base vs trained held-out metrics."""
-    rows = [
-        ("mean reward", "reward_mean", "{:+.3f}"),
-        ("format-valid rate", "valid_rate", "{:.1%}"),
-    ]
-    rows += [
-        (k.replace("_", " "), k, "{:.3f}")
-        for k in trained
-        if k not in ("reward_mean", "valid_rate")
-    ]
-    head = f"Held-out evaluation ({episodes} episodes, greedy)"
-    lines = [head, f"{'':22}{'base':>10}{'trained':>10}"]
-    for label, key, fmt in rows:
-        b = fmt.format(base[key]) if base else "-"
-        lines.append(f"{label:22}{b:>10}{fmt.format(trained[key]):>10}")
-    return "\n".join(lines)

@@ -3,6 +3,7 @@ models (registry names or paths), ``embedding`` or ``random`` scripted agents ta
 
 A human's input is checked before it reaches the game: a bad clue or guess gets a message and
 another try, never a crash. ``--watch`` plays models against each other and prints the game.
+The command itself (its options) is registered in :mod:`assay.cli.codenames`.
 """
 
 from __future__ import annotations

@@ -107,7 +107,8 @@ def _seen(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``pretrain`` and its actions (``pretrain-sweep`` ...; see :func:`route`)."""
     pre = sub.add_parser("pretrain", help="pretrain a LLaMA-style model (full rank or low rank)")
     pre.add_argument("--config", type=Path, help="e.g. configs/pretrain_tiny.yaml")
     pre.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_DIR")

@@ -31,7 +31,8 @@ def _study(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``analyze`` and ``study``."""
     analyze = sub.add_parser("analyze", help="geometry and grammar of checkpoints -> report.md")
     analyze.add_argument("--runs", required=True, help="run directories or models, comma-separated")
     analyze.add_argument("--suite", choices=["geometry", "grammar", "all"], default="geometry")

@@ -249,11 +249,7 @@ def _policy_args(p: argparse.ArgumentParser, problems: int, samples: int) -> Non
     p.add_argument("--device", default="cpu")
 
 
-def add_parsers(sub, evaluate) -> None:
-    """Register ``rm data``, ``rm train`` (under ``sub``) and ``eval rerank`` (under ``evaluate``)."""
-    rm = sub.add_parser("rm", help="reward models: data, training").add_subparsers(
-        dest="rm_job", required=True
-    )
+def _add_data(rm: argparse._SubParsersAction) -> None:
     data = rm.add_parser("data", help="sample, grade and step-label solutions (resumable)")
     _policy_args(data, problems=100, samples=8)
     data.add_argument("--split", default="train", help="split to sample problems from")
@@ -268,6 +264,8 @@ def add_parsers(sub, evaluate) -> None:
     data.add_argument("--out", type=Path, required=True, help="output folder")
     data.set_defaults(func=rm_data)
 
+
+def _add_train(rm: argparse._SubParsersAction) -> None:
     train = rm.add_parser("train", help="train an ORM or a PRM")
     train.add_argument("--kind", choices=("orm", "prm"), required=True)
     train.add_argument(
@@ -296,6 +294,8 @@ def add_parsers(sub, evaluate) -> None:
     train.add_argument("--out", type=Path, required=True)
     train.set_defaults(func=rm_train)
 
+
+def _add_rerank(evaluate: argparse._SubParsersAction) -> None:
     rerank = evaluate.add_parser(
         "rerank", help="best-of-N: oracle, majority, ORM, PRM (x aggregation)"
     )
@@ -310,3 +310,13 @@ def add_parsers(sub, evaluate) -> None:
     rerank.add_argument("--subsets", type=int, default=200, help="random subsets per N for votes")
     rerank.add_argument("--output-dir", type=Path, default=Path("runs"))
     rerank.set_defaults(func=eval_rerank)
+
+
+def add_parsers(sub: argparse._SubParsersAction, evaluate: argparse._SubParsersAction) -> None:
+    """Register ``rm data``, ``rm train`` (under ``sub``) and ``eval rerank`` (under ``evaluate``)."""
+    rm = sub.add_parser("rm", help="reward models: data, training").add_subparsers(
+        dest="rm_job", required=True
+    )
+    _add_data(rm)
+    _add_train(rm)
+    _add_rerank(evaluate)

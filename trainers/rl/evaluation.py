@@ -1,0 +1,147 @@
+"""Held-out evaluation of an RL run: greedy (and sampled) episodes of the starting and the
+trained policy, ``eval/*`` metrics during training, and the best checkpoint by one metric."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import envs
+from assay.checkpoints import save_to
+from assay.runs import write_json
+from trainers.distributed import barrier
+from trainers.evaluate import EvalResult, evaluate_policy
+from trainers.rl.config import RLConfig
+from trainers.rl.learner import RLLearner
+
+
+def eval_env(config: RLConfig):
+    """The held-out env, always with its own (verifiable) reward: a learned reward trains the
+    policy, but evaluation and the best checkpoint go by the ground truth."""
+    return envs.make(config.env.id, **{**config.env.kwargs, **config.eval.env_kwargs})
+
+
+def evaluate(
+    learner: RLLearner,
+    config: RLConfig,
+    run_dir: Path,
+    label: str,
+    episodes: int | None = None,
+    engine=None,
+) -> EvalResult:
+    """Greedy (and, with ``eval.sampled``, sampled) episodes on held-out seeds; written to
+    ``eval_<label>.json``."""
+    env = eval_env(config)
+    n = config.eval.episodes if episodes is None else episodes
+    seeds = [config.eval.seed_offset + i for i in range(n)]
+    if config.rollout.multi_turn:
+        from trainers.rl.multi_turn import evaluate_episodes
+
+        # The seats' engines and scripted agents are shared with rollouts: let a background
+        # (off-policy) rollout finish first.
+        learner.finish()
+        result = evaluate_episodes(
+            engine or learner.engine,
+            learner.seats,
+            env,
+            seeds,
+            learner.tokenizer,
+            config.sampling.max_new_tokens,
+            config.rollout.max_turns,
+            config.eval.batch_size,
+            desc=f"eval {label}",
+        )
+        write_json(
+            run_dir / f"eval_{label}.json", {"metrics": result.metrics, "episodes": result.episodes}
+        )
+        return result
+    sampled = None
+    if config.eval.sampled:
+        sampled = config.sampling.engine_sampling(
+            config.eval.sampled, config.train.seed, logprobs=False
+        )
+    result = evaluate_policy(
+        engine or learner.engine,
+        env,
+        seeds,
+        config.sampling.max_new_tokens,
+        config.eval.batch_size,
+        desc=f"eval {label}",
+        sampling=sampled,
+    )
+    write_json(
+        run_dir / f"eval_{label}.json", {"metrics": result.metrics, "episodes": result.episodes}
+    )
+    return result
+
+
+def base_eval(learner: RLLearner, config: RLConfig, run_dir: Path) -> dict[str, float] | None:
+    if not (config.eval.episodes and config.eval.compare_base) or not learner.world.main:
+        return None
+    saved = run_dir / "eval_base.json"
+    if saved.exists():  # a resumed run evaluated its starting policy already
+        return json.loads(saved.read_text())["metrics"]
+    return evaluate(learner, config, run_dir, "base").metrics
+
+
+class Best:
+    """The best evaluation so far (``best.json``) and its checkpoint (``checkpoints/best``)."""
+
+    def __init__(self, run_dir: Path, metric: str):
+        self.path = run_dir / "best.json"
+        self.metric = metric
+        self.value = None
+        if self.path.exists():
+            self.value = json.loads(self.path.read_text())["value"]
+
+    def offer(self, learner: RLLearner, step: int, metrics: dict[str, float]) -> bool:
+        if self.metric not in metrics:
+            raise KeyError(
+                f"eval.best_metric {self.metric!r} is not an eval metric; "
+                f"choose one of {', '.join(sorted(metrics))}"
+            )
+        value = metrics[self.metric]
+        if self.value is not None and value <= self.value:
+            return False
+        target = self.path.parent / "checkpoints" / "best"
+        save_to(target, step, learner.model, learner.tokenizer, {})
+        self.value = value
+        write_json(self.path, {"step": step, "metric": self.metric, "value": value})
+        return True
+
+
+def eval_during(learner: RLLearner, config: RLConfig, run_dir: Path, step: int, best) -> dict:
+    """``eval/*`` metrics at ``step`` (rank 0 evaluates, the others wait), and the best
+    checkpoint kept up to date."""
+    out: dict[str, Any] = {}
+    if learner.world.main:
+        episodes = config.eval.every_episodes or config.eval.episodes
+        result = evaluate(
+            learner, config, run_dir, f"step{step:06d}", episodes, learner.eval_engine()
+        )
+        out = {f"eval/{k}": v for k, v in result.metrics.items()}
+        out["eval/best"] = float(best.offer(learner, step, result.metrics))
+    barrier(learner.world)
+    return out
+
+
+def format_eval_table(
+    base: dict[str, float] | None, trained: dict[str, float], episodes: int
+) -> str:
+    """A small text table of base vs trained held-out metrics."""
+    rows = [
+        ("mean reward", "reward_mean", "{:+.3f}"),
+        ("format-valid rate", "valid_rate", "{:.1%}"),
+    ]
+    rows += [
+        (k.replace("_", " "), k, "{:.3f}")
+        for k in trained
+        if k not in ("reward_mean", "valid_rate")
+    ]
+    head = f"Held-out evaluation ({episodes} episodes, greedy)"
+    lines = [head, f"{'':22}{'base':>10}{'trained':>10}"]
+    for label, key, fmt in rows:
+        b = fmt.format(base[key]) if base else "-"
+        lines.append(f"{label:22}{b:>10}{fmt.format(trained[key]):>10}")
+    return "\n".join(lines)
