@@ -325,7 +325,7 @@ def weight_group_broadcast() -> None:
     one-GPU machine this probes whether it accepts two ranks on the same GPU."""
     import torch.multiprocessing as mp
 
-    from trainers.engines.weight_sync import free_port
+    from assay.distributed import free_port
 
     backend = "nccl" if DEVICE == "cuda" else "gloo"
     if DEVICE == "cuda" and torch.cuda.device_count() < 2:

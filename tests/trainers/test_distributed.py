@@ -16,7 +16,7 @@ from dist_update import run  # noqa: E402
 
 
 def _torchrun(args: list[str], nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
-    from trainers.engines.weight_sync import free_port
+    from assay.distributed import free_port
 
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
            f"--master_port={free_port()}", *args]  # fmt: skip

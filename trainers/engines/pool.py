@@ -335,7 +335,8 @@ class RolloutPool:
     def _form_group(self) -> None:
         """Learner as rank 0, replicas as 1..N, on a fresh port (the old group, if any, had a
         member that died)."""
-        from trainers.engines.weight_sync import WeightGroup, free_port
+        from assay.distributed import free_port
+        from trainers.engines.weight_sync import WeightGroup
 
         host = self._ray.util.get_node_ip_address()
         port, world = free_port(host), len(self.actors) + 1

@@ -15,19 +15,12 @@ the same order: the learner sends ``manifest(named_tensors)`` first so replicas 
 from __future__ import annotations
 
 import datetime
-import socket
 from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
 
 Manifest = list[tuple[str, torch.dtype, tuple[int, ...]]]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class WeightGroup:
