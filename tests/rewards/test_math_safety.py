@@ -192,10 +192,12 @@ def test_an_interrupted_grade_does_not_answer_the_next_one(warm_pool):
 
     timer = threading.Timer(0.3, _thread.interrupt_main)
     timer.start()
+    # The task outlasts the timer by seconds: on a loaded 2-core machine the timer thread may
+    # start late (with 1.5 s the task once replied first, and nothing was interrupted).
     with pytest.raises(KeyboardInterrupt):
-        warm_pool.run(time.sleep, 1.5, timeout=10)  # replies (None) after the interrupt
+        warm_pool.run(time.sleep, 4.0, timeout=10)  # replies (None) after the interrupt
     timer.join()
-    time.sleep(1.5)  # past the moment the interrupted task would have replied
+    time.sleep(4.0)  # past the moment the interrupted task would have replied
     for _ in range(4):  # every worker of the pool, one after the other
         assert warm_pool.run(divmod, 7, 2, timeout=10) == (3, 1)
     assert not is_equivalent(r"2\sqrt{3}", r"\sqrt{13}")
