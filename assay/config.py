@@ -143,11 +143,39 @@ def _convert(tp: Any, value: Any, where: str, errors: list[str]) -> Any:
     raise TypeError(f"config field {where} has an unsupported annotation {tp!r}")
 
 
+def _was_renamed(
+    renamed: dict[str, str], key: str, value: Any, prefix: str, errors: list[str]
+) -> bool:
+    """Report an old key (or each key of an old section) by its new name, from a config class's
+    ``RENAMED`` table (old dotted key -> new dotted key); False if ``key`` is not an old name."""
+    if key in renamed:
+        errors.append(f"{prefix}{key} is now {prefix}{renamed[key]}; rename it")
+        return True
+    if not isinstance(value, dict) or not any(old.startswith(key + ".") for old in renamed):
+        return False
+    sections = sorted(
+        {new.split(".")[0] for old, new in renamed.items() if old.startswith(key + ".")}
+    )
+    for sub in value:
+        old = f"{key}.{sub}"
+        if old in renamed:
+            errors.append(f"{prefix}{old} is now {prefix}{renamed[old]}; move it")
+        else:
+            errors.append(
+                f"{prefix}{old}: unknown key ({prefix}{key} was split into "
+                f"{' and '.join(prefix + s for s in sections)})"
+            )
+    return True
+
+
 def _build(cls: type[T], raw: dict[str, Any], prefix: str, errors: list[str]) -> T:
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
+    renamed = getattr(cls, "RENAMED", {})
     for key, value in raw.items():
+        if key not in fields and _was_renamed(renamed, str(key), value, prefix, errors):
+            continue
         if key not in fields:
             errors.append(
                 f"{prefix}{key}: unknown key.{did_you_mean(str(key), fields)} "

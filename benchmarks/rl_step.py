@@ -12,7 +12,7 @@ warm-up step each, ``--steps`` steps are timed. Completion lengths differ with s
 tokens/s is printed too. DAPO's dynamic sampling may generate extra rounds in a step; its rounds
 are printed. Ends with ``RESULT assay_s=... trl_s=... ratio=... <algo>_s=...`` where assay_s and
 ratio are GRPO's (goal: ratio <= 0.5). ``--replicas N`` (N > 1) makes assay generate on a Ray
-pool of N HF engines, with weight sync after each step (``rollout.replicas=N``).
+pool of N HF engines, with weight sync after each step (``engines.replicas=N``).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def time_assay(
         overrides=[
             f"algo.name={algo}",
             f"model.name={name}",
-            f"rollout.replicas={replicas}",
+            f"engines.replicas={replicas}",
             # Replicas share the GPU(s) with the learner when there is not one GPU each.
-            f"rollout.placement={'colocated' if 0 < torch.cuda.device_count() <= replicas else 'separate'}",
-            f"rollout.colocated_gpu_share={min(1.0, torch.cuda.device_count() / replicas) or 0.5}",
+            f"engines.placement={'colocated' if 0 < torch.cuda.device_count() <= replicas else 'separate'}",
+            f"engines.colocated_gpu_share={min(1.0, torch.cuda.device_count() / replicas) or 0.5}",
             f"algo.group_size={GROUP}",
             f"algo.prompts_per_step={PROMPTS}",
             f"sampling.max_new_tokens={MAX_NEW}",

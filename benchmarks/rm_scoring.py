@@ -9,7 +9,7 @@ and reward-model data generation through one engine and through the Ray rollout 
 - PRM: ``ProcessRewardModel.score_solutions`` (every step of a solution read from one forward
   pass, batched) vs the same model called once per solution (batch size 1).
 - Data generation: ``trainers.rm_data.sample_solutions`` (sample + grade) on 8 GSM8K train
-  problems x 4 samples x 64 new tokens with one HF engine, then a 2-replica ``RolloutPool``.
+  problems x 4 samples x 64 new tokens with one HF engine, then a 2-replica ``EnginePool``.
 
 Solutions are GSM8K reference solutions (calculator annotations removed), so lengths are real;
 the heads are untrained (throughput does not depend on their weights). Ends with a RESULT line.
@@ -83,14 +83,14 @@ def bench_data(policy: str) -> dict[str, float]:
     from assay.models import load_causal_lm
     from trainers.engines.base import Sampling
     from trainers.engines.hf import HFEngine
-    from trainers.engines.pool import EngineSpec, RolloutPool
+    from trainers.engines.pool import EnginePool, EngineSpec
     from trainers.rm_data import sample_solutions
 
     env = envs.make("math-gsm8k-v0", split="train")
     sampling = Sampling(n=4, temperature=0.7, max_new_tokens=64, seed=0, logprobs=False)
     model, tokenizer = load_causal_lm(policy)
     engines = {"hf": lambda: HFEngine(model, tokenizer),
-               "pool2": lambda: RolloutPool(EngineSpec(policy), replicas=2)}  # fmt: skip
+               "pool2": lambda: EnginePool(EngineSpec(policy), replicas=2)}  # fmt: skip
     out = {}
     for name, make in engines.items():
         engine = make()

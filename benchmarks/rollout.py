@@ -62,7 +62,7 @@ def main() -> None:
     try:
         import ray
 
-        from trainers.engines.pool import EngineSpec, RolloutPool
+        from trainers.engines.pool import EnginePool, EngineSpec
 
         ray.init(include_dashboard=False, log_to_driver=False)
         for replicas in (1, 2):
@@ -72,7 +72,7 @@ def main() -> None:
             spec = EngineSpec(
                 args.model, dtype=args.dtype, device=args.device, num_cpus=cores, num_gpus=gpus
             )
-            pool = RolloutPool(spec, replicas=replicas)
+            pool = EnginePool(spec, replicas=replicas)
             results[f"pool{replicas}"] = tokens_per_second(pool, prompts, sampling, args.repeats)
             pool.close()
             print(f"pool x{replicas}  {results[f'pool{replicas}']:8.1f} tokens/s")

@@ -157,7 +157,7 @@ def _replay(env, episodes: list[tuple[int, str]]) -> list[tuple[float, dict]]:
             raise ConfigError(
                 f"{name} goes on after the first answer, and single-turn scoring (assay train "
                 "rl, assay eval) would take its first step's reward for the episode's; train "
-                "multi-turn envs with rollout.multi_turn: true, play them with assay rollout."
+                "multi-turn envs with episodes.multi_turn: true, play them with assay rollout."
             )
         out.append((float(reward), info))
     return out

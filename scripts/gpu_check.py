@@ -193,7 +193,7 @@ def run_rl_bf16(name: str) -> None:
 def run_rl_off_policy(name: str) -> None:
     """A separate HF engine on the GPU, one step stale: weight sync, TIS weights and the
     engine-vs-learner log-prob gap (both bf16, so the gap is the kernels' rounding)."""
-    _, metrics = rl_job(name, "off-policy", ["rollout.off_policy=true"])
+    _, metrics = rl_job(name, "off-policy", ["engines.off_policy=true"])
 
     def mean(key):
         values = [m[key] for m in metrics if key in m]
@@ -239,13 +239,13 @@ def pool_on_one_gpu(name: str) -> None:
     except ImportError:
         print("SKIP pool_on_one_gpu: ray is not installed")
         return
-    from trainers.engines.pool import EngineSpec, RolloutPool
+    from trainers.engines.pool import EnginePool, EngineSpec
 
     model, reference = greedy_reference(name)
     ray.init(include_dashboard=False, log_to_driver=False)
     gpus = 0.4 if DEVICE == "cuda" else 0
     spec = EngineSpec(name, dtype="bfloat16", device=DEVICE, num_gpus=gpus)
-    pool = RolloutPool(spec, replicas=2, chunk_size=2)
+    pool = EnginePool(spec, replicas=2, chunk_size=2)
     try:
         pool.update_weights(model.state_dict())  # waits for both replicas to start
         start = time.perf_counter()

@@ -2,7 +2,7 @@
 
 ``generate_rm_data`` (``assay rm data``) walks the first ``problems`` problems of a math env's
 split, samples ``samples`` solutions each with any :class:`GenerationEngine` (an HF engine, a
-vLLM engine or the Ray :class:`trainers.engines.pool.RolloutPool`), grades their final answers with
+vLLM engine or the Ray :class:`trainers.engines.pool.EnginePool`), grades their final answers with
 :func:`rewards.math.grade_many`, and writes, under ``out``:
 
 - ``samples.jsonl``: every graded solution, appended batch by batch (an interrupted run resumes

@@ -50,6 +50,22 @@ def test_unknown_key_names_the_key_and_suggests():
     assert "Allowed keys: steps," in message
 
 
+def test_keys_of_the_old_rollout_section_are_refused_with_their_new_names(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("rollout:\n  backend: vllm\n  multi_turn: true\n  colour: red\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(RLConfig, old)
+    message = str(err.value)
+    assert "3 config problem(s)" in message
+    assert "rollout.backend is now engines.backend" in message
+    assert "rollout.multi_turn is now episodes.multi_turn" in message
+    assert "rollout.colour: unknown key (rollout was split into engines and episodes)" in message
+    with pytest.raises(ConfigError, match=r"rollout\.max_turns is now episodes\.max_turns"):
+        load_config(RLConfig, overrides=["rollout.max_turns=4"])
+    moved = load_config(RLConfig, overrides=["engines.backend=vllm", "episodes.max_turns=4"])
+    assert (moved.engines.backend, moved.episodes.max_turns) == ("vllm", 4)
+
+
 def test_all_problems_are_reported_together():
     with pytest.raises(ConfigError) as err:
         load_config(

@@ -37,9 +37,9 @@ SCENARIOS: dict[str, dict[str, object]] = {
         "algo.kl_estimator": "k1",
     },
     "ppo_epochs_minibatches": {"algo.name": "ppo", "algo.epochs": 2, "algo.mini_batches": 2},
-    "grpo_off_policy": {"rollout.off_policy": True},
+    "grpo_off_policy": {"engines.off_policy": True},
     "grpo_entropy_grad_accum": {"algo.entropy_coef": 0.01, "algo.grad_accum": 2},
-    "multi_turn": {"rollout.multi_turn": True},
+    "multi_turn": {"episodes.multi_turn": True},
 }
 
 FAST = {  # the tiny model on the length env
@@ -73,8 +73,8 @@ FULL_MULTI_TURN = {  # the full game (the tiny model: SmolLM2 takes minutes a st
     "model.name": "tiny-random-llama",
     "env.id": "codenames-game-v0",
     "env.kwargs": {},
-    "rollout.seats": {"blue/*": "embedding"},
-    "rollout.max_turns": 8,
+    "episodes.seats": {"blue/*": "embedding"},
+    "episodes.max_turns": 8,
 }
 
 

@@ -74,23 +74,23 @@ def test_dynamic_sampling_drops_exactly_the_groups_with_equal_rewards(tiny_lm):
     model, tokenizer = tiny_lm
     config = _config(**{"algo.name": "dapo", "algo.prompts_per_step": 4, "algo.group_size": 2})
     learner = RLLearner(config, model, tokenizer, engine=ScriptedEngine(tokenizer))
-    rollout = learner.rollout.collect(SeedEnv(), step=1)
+    samples = learner.rollout.collect(SeedEnv(), step=1)
     # Round 0 poses seeds 0-3 (0 and 3 have no spread), round 1 seeds 4-7 (6 has none); the batch
     # is the first four groups with a spread.
-    seeds = [int(c.text.split("s")[1]) for c in rollout.completions[::2]]
+    seeds = [int(c.text.split("s")[1]) for c in samples.completions[::2]]
     assert seeds == [1, 2, 4, 5]
-    assert rollout.rounds == 2 and rollout.dropped_groups == 3
-    assert (rollout.rewards.amax(1) > rollout.rewards.amin(1)).all()
-    assert len(rollout.sampled_rewards) == 8 * 2  # metrics see everything that was sampled
+    assert samples.rounds == 2 and samples.dropped_groups == 3
+    assert (samples.rewards.amax(1) > samples.rewards.amin(1)).all()
+    assert len(samples.sampled_rewards) == 8 * 2  # metrics see everything that was sampled
 
 
 def test_without_dynamic_sampling_every_group_is_kept(tiny_lm):
     model, tokenizer = tiny_lm
     config = _config(**{"algo.prompts_per_step": 4, "algo.group_size": 2})
     learner = RLLearner(config, model, tokenizer, engine=ScriptedEngine(tokenizer))
-    rollout = learner.rollout.collect(SeedEnv(), step=1)
-    assert [int(c.text.split("s")[1]) for c in rollout.completions[::2]] == [0, 1, 2, 3]
-    assert rollout.dropped_groups == 0 and rollout.rounds == 1
+    samples = learner.rollout.collect(SeedEnv(), step=1)
+    assert [int(c.text.split("s")[1]) for c in samples.completions[::2]] == [0, 1, 2, 3]
+    assert samples.dropped_groups == 0 and samples.rounds == 1
 
 
 def test_overlong_shaping_penalises_completions_near_and_past_the_limit(tiny_lm):
@@ -100,15 +100,15 @@ def test_overlong_shaping_penalises_completions_near_and_past_the_limit(tiny_lm)
     )  # buffer: 8 // 4 = 2 tokens, so lengths 7 and 8 are penalised -0.5 and -1
     engine = ScriptedEngine(tokenizer, lengths=(6, 7, 8, 7))
     learner = RLLearner(config, model, tokenizer, engine=engine)
-    rollout = learner.rollout.collect(SeedEnv(), step=1)
-    penalty = (rollout.shaped - rollout.rewards)[0].tolist()
+    samples = learner.rollout.collect(SeedEnv(), step=1)
+    penalty = (samples.shaped - samples.rewards)[0].tolist()
     assert penalty == pytest.approx([0.0, -0.5, -1.0, -0.5, 0.0, -0.5, -1.0, -0.5])
     engine.finish = "length"  # cut at the limit: it would have gone on, so the full penalty
-    rollout = learner.rollout.collect(SeedEnv(), step=1)
-    assert (rollout.shaped - rollout.rewards).flatten().tolist() == [-1.0] * 16
+    samples = learner.rollout.collect(SeedEnv(), step=1)
+    assert (samples.shaped - samples.rewards).flatten().tolist() == [-1.0] * 16
 
 
-def _fixed_rollout(tokenizer, rewards, n_groups=2, group_size=2):
+def _fixed_samples(tokenizer, rewards, n_groups=2, group_size=2):
     completions = []
     for p in range(n_groups):
         prompt = _prompt_ids(tokenizer, [{"role": "user", "content": f"Question {p}: say yes."}])
@@ -129,11 +129,11 @@ def test_kl_is_zero_at_the_reference_and_grows_as_the_policy_moves(tiny_lm):
     model, tokenizer = tiny_lm
     config = _config(**{"algo.kl_coef": 0.1, "algo.group_size": 2})
     learner = RLLearner(config, copy.deepcopy(model), tokenizer)
-    rollout = _fixed_rollout(tokenizer, [[1.0, 0.0], [0.0, 1.0]])
-    first = learner.update(rollout)
+    samples = _fixed_samples(tokenizer, [[1.0, 0.0], [0.0, 1.0]])
+    first = learner.update(samples)
     assert first["kl"] == 0.0  # the policy is the reference before its first update
     for _ in range(3):
-        later = learner.update(rollout)
+        later = learner.update(samples)
     assert later["kl"] > 1e-4
     ref = learner.reference.state_dict()
     assert all(torch.equal(ref[k], v) for k, v in model.state_dict().items())  # frozen
@@ -143,10 +143,10 @@ def test_kl_in_the_reward_lowers_the_advantage_of_drifting_samples(tiny_lm):
     model, tokenizer = tiny_lm
     config = _config(**{"algo.kl_coef": 5.0, "algo.kl_in": "reward", "algo.group_size": 2})
     learner = RLLearner(config, copy.deepcopy(model), tokenizer)
-    rollout = _fixed_rollout(tokenizer, [[0.0, 0.0], [0.0, 0.0]])
-    assert learner.update(rollout)["kl"] == 0.0
-    learner.update(_fixed_rollout(tokenizer, [[1.0, 0.0], [1.0, 0.0]]))  # move the policy
-    tensors = learner.tensors(rollout, chunks=[[0], [1]])
+    samples = _fixed_samples(tokenizer, [[0.0, 0.0], [0.0, 0.0]])
+    assert learner.update(samples)["kl"] == 0.0
+    learner.update(_fixed_samples(tokenizer, [[1.0, 0.0], [1.0, 0.0]]))  # move the policy
+    tensors = learner.tensors(samples, chunks=[[0], [1]])
     old, ref, adv = tensors.old_logprobs, tensors.ref_logprobs, tensors.advantages
     mask = tensors.batch["completion_mask"].float()
     k1 = ((old - ref) * mask).sum(1)  # log pi - log pi_ref summed per completion
@@ -158,27 +158,27 @@ def test_kl_in_the_reward_lowers_the_advantage_of_drifting_samples(tiny_lm):
 
 def test_entropy_bonus_raises_entropy_when_rewards_carry_no_signal(tiny_lm):
     model, tokenizer = tiny_lm
-    rollout = _fixed_rollout(tokenizer, [[1.0, 1.0], [0.0, 0.0]])  # zero advantages
+    samples = _fixed_samples(tokenizer, [[1.0, 1.0], [0.0, 0.0]])  # zero advantages
     flat = RLLearner(_config(**{"algo.group_size": 2}), copy.deepcopy(model), tokenizer)
     before = copy.deepcopy(flat.model.state_dict())
-    flat.update(rollout)
+    flat.update(samples)
     assert all(torch.equal(before[k], v) for k, v in flat.model.state_dict().items())
     bonus = RLLearner(
         _config(**{"algo.group_size": 2, "algo.entropy_coef": 1.0}), copy.deepcopy(model), tokenizer
     )
-    entropies = [bonus.update(rollout)["entropy"] for _ in range(4)]
+    entropies = [bonus.update(samples)["entropy"] for _ in range(4)]
     assert entropies[-1] > entropies[0] + 1e-3
 
 
 @pytest.mark.parametrize("name", ["grpo", "dr_grpo", "gspo"])
 def test_micro_batches_add_up_to_the_whole_batch(tiny_lm, name):
     model, tokenizer = tiny_lm
-    rollout = _fixed_rollout(tokenizer, [[1.0, 0.0], [0.0, 0.5]])
+    samples = _fixed_samples(tokenizer, [[1.0, 0.0], [0.0, 0.5]])
     results = []
     for accum in (1, 2):
         overrides = {"algo.name": name, "algo.group_size": 2, "algo.grad_accum": accum}
         learner = RLLearner(_config(**overrides), copy.deepcopy(model), tokenizer)
-        stats = learner.update(rollout)
+        stats = learner.update(samples)
         results.append((stats["loss"], stats["grad_norm"], learner.model.state_dict()))
     (loss1, norm1, w1), (loss2, norm2, w2) = results
     assert loss1 == pytest.approx(loss2, rel=1e-5, abs=1e-7)
@@ -189,10 +189,10 @@ def test_micro_batches_add_up_to_the_whole_batch(tiny_lm, name):
 
 def test_epochs_and_mini_batches_set_the_number_of_optimizer_steps(tiny_lm):
     model, tokenizer = tiny_lm
-    rollout = _fixed_rollout(tokenizer, [[1.0, 0.0], [0.0, 1.0]])
+    samples = _fixed_samples(tokenizer, [[1.0, 0.0], [0.0, 1.0]])
     overrides = {"algo.group_size": 2, "algo.epochs": 2, "algo.mini_batches": 2}
     learner = RLLearner(_config(**overrides), copy.deepcopy(model), tokenizer)
-    stats = learner.update(rollout)
+    stats = learner.update(samples)
     param = next(p for p in learner.model.parameters() if p.requires_grad)
     assert learner.optimizer.state[param]["step"].item() == 4
     assert stats["ratio_mean"] != pytest.approx(1.0, abs=1e-7)  # later passes are off-policy
@@ -215,16 +215,16 @@ def test_lora_trains_only_adapters_and_merged_weights_match_the_adapter_model(ti
                         "lora.target_modules": "[q_proj, v_proj]"})  # fmt: skip
     learner = RLLearner(config, copy.deepcopy(model), tokenizer)
     before = {k: v.clone() for k, v in learner.model.state_dict().items()}
-    rollout = _fixed_rollout(tokenizer, [[1.0, 0.0], [0.0, 1.0]])
+    samples = _fixed_samples(tokenizer, [[1.0, 0.0], [0.0, 1.0]])
     for _ in range(3):
-        learner.update(rollout)
+        learner.update(samples)
     after = learner.model.state_dict()
     changed = {k for k in after if not torch.equal(before[k], after[k])}
     assert changed and all("lora_" in k for k in changed)
     assert any("lora_B" in k for k in changed)  # B starts at zero, so it must have moved
     merged = copy.deepcopy(model)
     merged.load_state_dict(merged_state_dict(learner.model))
-    ids = torch.tensor([rollout.completions[0].prompt_ids + rollout.completions[0].token_ids])
+    ids = torch.tensor([samples.completions[0].prompt_ids + samples.completions[0].token_ids])
     with torch.no_grad():
         expected = learner.model(input_ids=ids).logits
         got = merged(input_ids=ids).logits
@@ -237,10 +237,10 @@ def test_ppo_value_head_fits_the_returns_and_the_policy_follows_the_advantage(ti
     model, tokenizer = tiny_lm
     config = _config(**{"algo.name": "ppo", "algo.group_size": 2, "algo.whiten_advantages": False})
     learner = RLLearner(config, copy.deepcopy(model), tokenizer)
-    rollout = _fixed_rollout(tokenizer, [[1.0, 0.0], [0.0, 1.0]])
-    good, bad = rollout.completions[0], rollout.completions[1]
+    samples = _fixed_samples(tokenizer, [[1.0, 0.0], [0.0, 1.0]])
+    good, bad = samples.completions[0], samples.completions[1]
     before = (_sequence_logprob(learner.model, good), _sequence_logprob(learner.model, bad))
-    losses = [learner.update(rollout)["value_loss"] for _ in range(8)]
+    losses = [learner.update(samples)["value_loss"] for _ in range(8)]
     assert losses[-1] < 0.5 * losses[0]
     after = (_sequence_logprob(learner.model, good), _sequence_logprob(learner.model, bad))
     assert after[0] > before[0] and after[1] < before[1]
@@ -255,9 +255,9 @@ def test_step_rewards_land_on_the_token_that_ends_each_step(tiny_lm):
     completion = Completion(text, [1, 2], ids, [], "stop")
     first_end = len("Step one.")
     info = {"step_rewards": [[first_end, 0.25], [len("Step one.\nStep two."), -0.5]]}
-    rollout = Samples([completion], torch.tensor([[1.0]]), [info])
+    samples = Samples([completion], torch.tensor([[1.0]]), [info])
     mask = torch.ones(1, len(ids))
-    rewards = token_rewards(rollout, mask, tokenizer)[0]
+    rewards = token_rewards(samples, mask, tokenizer)[0]
     t = rewards.nonzero().flatten().tolist()
     assert len(t) == 3 and t[-1] == len(ids) - 1 and rewards[-1] == 1.0
     assert rewards[t[0]] == 0.25 and rewards[t[1]] == -0.5

@@ -1,4 +1,4 @@
-"""Multi-turn RL (``rollout.multi_turn``): each context of the learner's agent is a training row,
+"""Multi-turn RL (``episodes.multi_turn``): each context of the learner's agent is a training row,
 the env's tokens inside it are attended to but never trained on, advantages compare a seat's
 episode rewards within a seed's group, and the RL job runs on the full Codenames game."""
 
@@ -63,8 +63,8 @@ def _config(**overrides) -> RLConfig:
     base = {
         "model.name": "tiny-random-llama",
         "env.id": "test-duo-v0",
-        "rollout.multi_turn": True,
-        "rollout.seats.b": "echo",
+        "episodes.multi_turn": True,
+        "episodes.seats.b": "echo",
         "algo.group_size": 4,
         "algo.prompts_per_step": 2,
         "sampling.temperature": 1.0,
@@ -79,12 +79,12 @@ def _config(**overrides) -> RLConfig:
 def test_each_context_is_a_row_with_its_seats_group_advantage(duo, tiny_lm):
     model, tokenizer = tiny_lm
     learner = RLLearner(_config(), model, tokenizer)
-    rollout = learner.rollout.collect(Duo(), step=1)
-    assert rollout.group_size == 1 and len(rollout.completions) == 8  # 2 seeds x 4 episodes
-    assert rollout.rewards.shape == (2, 4)  # agent a's episode rewards per seed
-    torch.testing.assert_close(rollout.advantages.view(2, 4), group_advantages(rollout.rewards))
-    batch = batching.pad_batch(rollout.completions, 1, tokenizer.pad_token_id, learner.model.device)
-    for i, c in enumerate(rollout.completions):
+    samples = learner.rollout.collect(Duo(), step=1)
+    assert samples.group_size == 1 and len(samples.completions) == 8  # 2 seeds x 4 episodes
+    assert samples.rewards.shape == (2, 4)  # agent a's episode rewards per seed
+    torch.testing.assert_close(samples.advantages.view(2, 4), group_advantages(samples.rewards))
+    batch = batching.pad_batch(samples.completions, 1, tokenizer.pad_token_id, learner.model.device)
+    for i, c in enumerate(samples.completions):
         first = Duo().reset(seed=train_seed(learner.config, 1, i // 4))[0]
         assert c.prompt_ids == tokenizer.apply_chat_template(
             first, add_generation_prompt=True, tokenize=True, return_dict=False
@@ -98,9 +98,9 @@ def test_each_context_is_a_row_with_its_seats_group_advantage(duo, tiny_lm):
 def test_the_envs_tokens_get_no_gradient_and_the_policys_do(duo, tiny_lm):
     model, tokenizer = tiny_lm
     learner = RLLearner(_config(), copy.deepcopy(model), tokenizer)
-    rollout = learner.rollout.collect(Duo(), step=1)
-    rollout.advantages = torch.linspace(-1.0, 1.0, len(rollout.completions))  # all nonzero
-    batch = batching.pad_batch(rollout.completions, 1, tokenizer.pad_token_id, learner.model.device)
+    samples = learner.rollout.collect(Duo(), step=1)
+    samples.advantages = torch.linspace(-1.0, 1.0, len(samples.completions))  # all nonzero
+    batch = batching.pad_batch(samples.completions, 1, tokenizer.pad_token_id, learner.model.device)
     width = batch["completion_ids"].shape[1]
     captured = []
 
@@ -111,7 +111,7 @@ def test_the_envs_tokens_get_no_gradient_and_the_policys_do(duo, tiny_lm):
 
     handle = learner.model.get_output_embeddings().register_forward_hook(keep)
     try:
-        learner.update(rollout)
+        learner.update(samples)
     finally:
         handle.remove()
     (logits,) = captured
@@ -125,9 +125,9 @@ def test_the_envs_tokens_get_no_gradient_and_the_policys_do(duo, tiny_lm):
 def test_an_update_moves_each_context_the_way_its_advantage_says(duo, tiny_lm):
     model, tokenizer = tiny_lm
     learner = RLLearner(_config(), copy.deepcopy(model), tokenizer)
-    rollout = learner.rollout.collect(Duo(), step=1)
-    rollout.advantages = torch.tensor([1.0, -1.0] * 4)
-    batch = batching.pad_batch(rollout.completions, 1, tokenizer.pad_token_id, learner.model.device)
+    samples = learner.rollout.collect(Duo(), step=1)
+    samples.advantages = torch.tensor([1.0, -1.0] * 4)
+    batch = batching.pad_batch(samples.completions, 1, tokenizer.pad_token_id, learner.model.device)
     mask = batch["loss_mask"].float()
 
     def logprob_sums():
@@ -137,7 +137,7 @@ def test_an_update_moves_each_context_the_way_its_advantage_says(duo, tiny_lm):
         return (out.logprobs * mask).sum(1)
 
     before = logprob_sums()
-    learner.update(rollout)
+    learner.update(samples)
     change = logprob_sums() - before
     assert (change[0::2] > 0).all() and (change[1::2] < 0).all()
 
@@ -150,13 +150,13 @@ def test_settings_multi_turn_cannot_use_are_refused_together():
     with pytest.raises(ConfigError, match="group advantage .* ppo uses gae"):
         _config(**{"algo.name": "ppo"})
     with pytest.raises(ConfigError, match="seats are for multi_turn"):
-        _config(**{"rollout.multi_turn": False})
+        _config(**{"episodes.multi_turn": False})
 
 
 def test_seats_that_leave_the_learner_nothing_are_refused(duo, tiny_lm):
     model, tokenizer = tiny_lm
     with pytest.raises(ConfigError, match="learner would play none"):
-        RLLearner(_config(**{"rollout.seats.a": "frozen"}), model, tokenizer)
+        RLLearner(_config(**{"episodes.seats.a": "frozen"}), model, tokenizer)
 
 
 @pytest.mark.slow
@@ -164,8 +164,8 @@ def test_the_rl_job_trains_the_red_seats_of_codenames_against_random_blue(tmp_pa
     overrides = {
         "model.name": "tiny-random-llama",
         "env.id": "codenames-game-v0",
-        "rollout.multi_turn": True,
-        "rollout.seats.blue/*": "random",
+        "episodes.multi_turn": True,
+        "episodes.seats.blue/*": "random",
         "algo.group_size": 2,
         "algo.prompts_per_step": 1,
         "sampling.max_new_tokens": 6,
@@ -191,18 +191,18 @@ def test_the_rl_job_trains_the_red_seats_of_codenames_against_random_blue(tmp_pa
 
 def test_a_token_budget_splits_micro_batches_without_changing_the_update(duo, tiny_lm):
     model, tokenizer = tiny_lm
-    rollout = RLLearner(_config(), copy.deepcopy(model), tokenizer).rollout.collect(Duo(), step=1)
+    samples = RLLearner(_config(), copy.deepcopy(model), tokenizer).rollout.collect(Duo(), step=1)
     passes, weights, stats = [], [], []
     for budget in (0, 1):  # no limit; one context per pass
         learner = RLLearner(_config(**{"algo.micro_batch_tokens": budget}), copy.deepcopy(model),
                             tokenizer)  # fmt: skip
         calls = []
         hook = learner.model.register_forward_hook(lambda *_, seen=calls: seen.append(1))
-        stats.append(learner.update(rollout))
+        stats.append(learner.update(samples))
         hook.remove()
         passes.append(len(calls))
         weights.append(learner.model.state_dict())
-    assert passes == [2, 2 * len(rollout.completions)]  # prompt + completion pass each
+    assert passes == [2, 2 * len(samples.completions)]  # prompt + completion pass each
     # The same loss and gradient (Adam would hide a wrong scale in the weights alone).
     assert stats[1]["loss"] == pytest.approx(stats[0]["loss"], rel=1e-4, abs=1e-7)
     assert stats[1]["grad_norm"] == pytest.approx(stats[0]["grad_norm"], rel=1e-4)
@@ -256,7 +256,7 @@ def test_frozen_seats_are_the_configured_model_not_the_learners_weights(duo, tin
     trained = copy.deepcopy(model)
     with torch.no_grad():
         next(trained.parameters()).add_(1.0)  # as a resumed checkpoint would differ
-    learner = RLLearner(_config(**{"rollout.seats.b": "frozen"}), trained, tokenizer)
+    learner = RLLearner(_config(**{"episodes.seats.b": "frozen"}), trained, tokenizer)
     frozen = learner.seats["b"].model
     fresh = load_causal_lm("tiny-random-llama")[0]
     for (name, a), (_, b) in zip(frozen.named_parameters(), fresh.named_parameters(), strict=True):
@@ -265,7 +265,7 @@ def test_frozen_seats_are_the_configured_model_not_the_learners_weights(duo, tin
 
 
 def test_unknown_seat_kinds_are_refused_before_any_model_loads(duo, tmp_path):
-    config = _config(**{"rollout.seats.b": "genius", "model.name": "nope",
+    config = _config(**{"episodes.seats.b": "genius", "model.name": "nope",
                         "train.output_dir": str(tmp_path)})  # fmt: skip
     with pytest.raises(ConfigError, match="b=genius: seats take the env's scripted agents"):
         run_rl(config)

@@ -10,7 +10,7 @@ import torch
 from assay.errors import ConfigError
 from trainers.engines.base import Sampling
 from trainers.engines.hf import HFEngine
-from trainers.engines.pool import EngineSpec, RolloutPool
+from trainers.engines.pool import EnginePool, EngineSpec
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ GREEDY = Sampling(temperature=0.0, max_new_tokens=6)
 @pytest.fixture(scope="module")
 def pool():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    pool = RolloutPool(EngineSpec("tiny-random-llama"), replicas=2, chunk_size=2)
+    pool = EnginePool(EngineSpec("tiny-random-llama"), replicas=2, chunk_size=2)
     yield pool
     pool.close()
     ray.shutdown()
@@ -102,7 +102,7 @@ def test_broadcast_weight_sync_and_a_restart_that_reforms_the_group(pool, tiny_l
     expected = _ids(HFEngine(other, tokenizer).generate(PROMPTS, GREEDY))
     reference = _ids(HFEngine(model, tokenizer).generate(PROMPTS, GREEDY))
     spec = EngineSpec("tiny-random-llama", num_cpus=0)  # the fixture's pool holds both CPUs
-    broadcasting = RolloutPool(spec, replicas=2, chunk_size=2, weight_sync="broadcast")
+    broadcasting = EnginePool(spec, replicas=2, chunk_size=2, weight_sync="broadcast")
     try:
         broadcasting.update_weights(other.state_dict())  # gloo broadcast from this process
         assert _ids(broadcasting.generate(PROMPTS, GREEDY)) == expected
@@ -138,7 +138,7 @@ def test_a_pool_the_cluster_cannot_place_says_what_it_lacks(pool):
         ConfigError,
         match=r"replica 1 needs 1 CPU and 0 GPUs on one machine.*free now: 0 CPUs and 0 GPUs",
     ):
-        RolloutPool(EngineSpec("tiny-random-llama"), replicas=1, start_timeout_s=1)
+        EnginePool(EngineSpec("tiny-random-llama"), replicas=1, start_timeout_s=1)
     assert {g["placement_group_id"] for g in _live_groups()} == before  # nothing left behind
 
 
@@ -147,7 +147,7 @@ def test_a_spec_that_cannot_work_is_refused_before_anything_is_reserved(pool):
     before = {g["placement_group_id"] for g in _live_groups()}
     spec = EngineSpec("tiny-random-llama", num_gpus=1, tensor_parallel_size=2)  # HF has no TP
     with pytest.raises(ConfigError, match="tensor_parallel_size > 1 needs backend vllm"):
-        RolloutPool(spec, replicas=2)
+        EnginePool(spec, replicas=2)
     assert {g["placement_group_id"] for g in _live_groups()} == before
 
 
@@ -219,11 +219,11 @@ def test_the_learner_hides_its_gpu_only_from_separate_replicas(monkeypatch):
     from trainers.rl.config import RLConfig
 
     made = []
-    monkeypatch.setattr(trainers.engines.pool, "RolloutPool", lambda spec, **kw: made.append(kw))
+    monkeypatch.setattr(trainers.engines.pool, "EnginePool", lambda spec, **kw: made.append(kw))
     model = SimpleNamespace(device=torch.device("cuda", 1))
     for placement in ("separate", "colocated"):
-        overrides = ["model.name=tiny-random-llama", "rollout.replicas=2", "rollout.address=auto"]
-        config = load_config(RLConfig, overrides=[*overrides, f"rollout.placement={placement}"])
+        overrides = ["model.name=tiny-random-llama", "engines.replicas=2", "engines.address=auto"]
+        config = load_config(RLConfig, overrides=[*overrides, f"engines.placement={placement}"])
         engine_for_learner(config, model, tokenizer=None)
     assert [kw["hide_gpus"] for kw in made] == [[1], []]
     assert [kw["address"] for kw in made] == ["auto", "auto"]
@@ -291,7 +291,7 @@ def test_a_replica_that_hangs_during_a_broadcast_sync_is_restarted_within_the_ca
             p.add_(torch.randn_like(p) * 0.5)
     expected = _ids(HFEngine(other, tokenizer).generate(PROMPTS, GREEDY))
     spec = EngineSpec("tiny-random-llama", num_cpus=0)
-    broadcasting = RolloutPool(
+    broadcasting = EnginePool(
         spec, replicas=2, chunk_size=2, weight_sync="broadcast", call_timeout_s=15.0
     )
     try:

@@ -151,14 +151,14 @@ def test_settings_that_would_fail_mid_run_fail_before_it(tmp_path, test_envs):
         check_world(_config(tmp_path, "w", **{"algo.prompts_per_step": 2,
                                                "algo.mini_batches": 2}), two)  # fmt: skip
     with pytest.raises(ValueError, match="single learner process"):
-        check_world(_config(tmp_path, "w", **{"rollout.backend": "vllm"}), two)
+        check_world(_config(tmp_path, "w", **{"engines.backend": "vllm"}), two)
 
 
 def test_a_multi_agent_env_is_refused_before_anything_loads(tmp_path):
     from assay.errors import ConfigError
 
     config = _config(tmp_path, "game", **{"env.id": "codenames-game-v0", "model.name": "nope"})
-    with pytest.raises(ConfigError, match="has 4 agents .* rollout.multi_turn: true"):
+    with pytest.raises(ConfigError, match="has 4 agents .* episodes.multi_turn: true"):
         run_rl(config)
     assert not any(tmp_path.iterdir())  # no run directory, no model loaded ("nope" is none)
 

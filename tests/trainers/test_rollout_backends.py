@@ -39,7 +39,7 @@ def test_in_process_engine_has_no_gap_and_no_importance_weights(tiny_lm):
 def test_off_policy_trains_on_the_batch_generated_one_step_earlier(tiny_lm):
     model, tokenizer = tiny_lm
     start = copy.deepcopy(model)
-    learner = RLLearner(_config(**{"rollout.off_policy": True}), copy.deepcopy(model), tokenizer)
+    learner = RLLearner(_config(**{"engines.off_policy": True}), copy.deepcopy(model), tokenizer)
     try:
         first = learner.step(LengthEnv(), 1)
         second = learner.step(LengthEnv(), 2)
@@ -75,9 +75,9 @@ def test_truncated_weights_scale_each_tokens_term():
 
 def test_tensor_parallel_hf_engines_are_a_config_error():
     with pytest.raises(ConfigError, match="tensor_parallel_size > 1 needs backend vllm"):
-        _config(**{"rollout.tensor_parallel_size": 2})
-    config = _config(**{"rollout.backend": "vllm", "rollout.replicas": 2})  # a vLLM pool
-    assert config.rollout.replicas == 2
+        _config(**{"engines.tensor_parallel_size": 2})
+    config = _config(**{"engines.backend": "vllm", "engines.replicas": 2})  # a vLLM pool
+    assert config.engines.replicas == 2
 
 
 @pytest.mark.slow
@@ -86,7 +86,7 @@ def test_a_ray_pool_learner_syncs_its_replicas_after_each_step(tiny_lm):
     model, tokenizer = tiny_lm
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     learner = RLLearner(
-        _config(**{"rollout.replicas": 2, "model.name": "tiny-random-llama"}),
+        _config(**{"engines.replicas": 2, "model.name": "tiny-random-llama"}),
         copy.deepcopy(model),
         tokenizer,
     )
@@ -121,9 +121,9 @@ def test_pool_specs_that_cannot_work_are_refused_before_any_replica_starts():
 
 
 def test_tensor_parallel_pool_settings_that_cannot_work_are_config_errors():
-    base = {"rollout.backend": "vllm", "rollout.replicas": 2, "rollout.tensor_parallel_size": 2}
+    base = {"engines.backend": "vllm", "engines.replicas": 2, "engines.tensor_parallel_size": 2}
     with pytest.raises(ConfigError, match="needs placement: separate"):
-        _config(**base, **{"rollout.placement": "colocated"})
+        _config(**base, **{"engines.placement": "colocated"})
     with pytest.raises(ConfigError, match="broadcast does not reach tensor-parallel"):
-        _config(**base, **{"rollout.weight_sync": "broadcast"})
-    assert _config(**base).rollout.tensor_parallel_size == 2
+        _config(**base, **{"engines.weight_sync": "broadcast"})
+    assert _config(**base).engines.tensor_parallel_size == 2

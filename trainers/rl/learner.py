@@ -54,7 +54,7 @@ class RLLearner:
         world: World | None = None,
     ):
         """``engine``: a running engine to generate with (then treated as separate from the
-        learner's model); by default the factory builds one from ``config.rollout``.
+        learner's model); by default the factory builds one from ``config.engines``.
         ``reference``: the frozen policy for the KL term (default: a copy of ``model`` as given,
         or the base model under LoRA adapters)."""
         algo = config.algo
@@ -93,11 +93,11 @@ class RLLearner:
 
     def _rollout_strategy(self):
         cfg = self.config
-        if cfg.rollout.multi_turn:
+        if cfg.episodes.multi_turn:
             strategy = MultiTurnRollout(cfg, self.engine, self.tokenizer, self.world, self.model)
         else:
             strategy = SingleTurnRollout(cfg, self.engine, self.world)
-        if cfg.rollout.off_policy:
+        if cfg.engines.off_policy:
             strategy = OffPolicyRollout(strategy, self.sync_weights, cfg.train.steps)
         return strategy
 
@@ -179,7 +179,7 @@ class RLLearner:
         engine_lp = batching.engine_logprobs(samples.completions, mask.shape[1], mask.device)
         is_weights = None
         if engine_lp is not None and old_lp is not None and self.separate_engine:
-            is_weights = truncated_is_weights(old_lp, engine_lp, self.config.rollout.is_cap)
+            is_weights = truncated_is_weights(old_lp, engine_lp, self.config.engines.is_cap)
         return StepTensors(
             batch=batch,
             group_size=group_size,

@@ -1,8 +1,8 @@
 """Multi-turn RL: whole episodes of multi-turn, multi-agent envs as the learner's batches.
 
-With ``rollout.multi_turn: true`` (:class:`MultiTurnRollout`) a step plays ``algo.group_size`` episodes of each of
+With ``episodes.multi_turn: true`` (:class:`MultiTurnRollout`) a step plays ``algo.group_size`` episodes of each of
 ``algo.prompts_per_step`` seeds with :func:`trainers.episodes.run_episodes`. The learner's engine
-plays every agent that ``rollout.seats`` leaves to it; the seats are played by the env's
+plays every agent that ``episodes.seats`` leaves to it; the seats are played by the env's
 scripted agents or by ``frozen``, a copy of the starting policy that is never trained.
 
 - **Samples.** Every token-exact context of an agent the learner plays is one training row:
@@ -43,8 +43,8 @@ from trainers.rl.samples import Samples, prompt_indices, sampling_seed, train_se
 
 
 def build_seats(config, model, tokenizer) -> tuple[dict[str, Policy], list[Any]]:
-    """The policies of ``config.rollout.seats`` and the engines opened for them (to close)."""
-    seats = config.rollout.seats
+    """The policies of ``config.episodes.seats`` and the engines opened for them (to close)."""
+    seats = config.episodes.seats
     if not seats:
         return {}, []
     env = envs.make(config.env.id, **config.env.kwargs)
@@ -58,29 +58,29 @@ def build_seats(config, model, tokenizer) -> tuple[dict[str, Policy], list[Any]]
         frozen, _ = load_causal_lm(config.model.name, dtype=config.model.dtype, device=device)
         return HFEngine(frozen.eval().requires_grad_(False), tokenizer), tokenizer
 
-    return seat_policies(seats, env, tokenizer, open_model, label="rollout.seats")
+    return seat_policies(seats, env, tokenizer, open_model, label="episodes.seats")
 
 
 def check_rl_seats(config, env) -> None:
-    """``rollout.seats`` that cannot work, refused before any model loads: patterns that match
+    """``episodes.seats`` that cannot work, refused before any model loads: patterns that match
     no agent, kinds that are neither the env's scripted agents nor ``frozen``, and seats that
     leave the learner no agent."""
     from fnmatch import fnmatchcase
 
-    seats = config.rollout.seats
+    seats = config.episodes.seats
     env = getattr(env, "unwrapped", env)
-    check_seats(seats, env, label="rollout.seats")
+    check_seats(seats, env, label="episodes.seats")
     kinds = getattr(env, "scripted_kinds", ())
     for pattern, who in seats.items():
         if who not in kinds and who != "frozen":
             raise ConfigError(
-                f"rollout.seats {pattern}={who}: seats take the env's scripted agents "
+                f"episodes.seats {pattern}={who}: seats take the env's scripted agents "
                 f"({', '.join(kinds) or 'none'}) or 'frozen' (the starting policy)."
             )
     known = getattr(env, "possible_agents", ())
     if known and all(any(fnmatchcase(a, p) for p in seats) for a in known):
         raise ConfigError(
-            f"rollout.seats cover every agent of {config.env.id} ({', '.join(known)}), so the "
+            f"episodes.seats cover every agent of {config.env.id} ({', '.join(known)}), so the "
             "learner would play none; leave at least one to it."
         )
 
@@ -113,7 +113,7 @@ class MultiTurnRollout:
                 [s for s in seeds for _ in range(g)],
                 cfg.sampling.engine_sampling(1, sampling_seed(cfg, step, round_, self.world)),
                 self.tokenizer,
-                cfg.rollout.max_turns,
+                cfg.episodes.max_turns,
             )
             batch = episode_batch(played, g, lambda a: policy_for(policies, a) is self.engine)
             if batch["completions"]:
@@ -121,7 +121,7 @@ class MultiTurnRollout:
         else:
             raise ConfigError(
                 f"No episode of {MULTI_TURN_ROUNDS} batches gave the learner a turn: every agent "
-                "that acted was in rollout.seats."
+                "that acted was in episodes.seats."
             )
         advantages = self.estimator.fn(batch["rewards"])  # (K, G)
         per_row = torch.tensor([float(advantages[k, j]) for k, j in batch["owners"]])

@@ -50,7 +50,7 @@ class Objective:
         algo = config.algo
         self.algo, self.forward, self.policy_loss = algo, forward, policy_loss
         self.separate_engine = separate_engine
-        self.is_cap = config.rollout.is_cap
+        self.is_cap = config.engines.is_cap
         self.aggregation = algo.setting("loss_agg")
         self.constant = float(algo.loss_constant or config.sampling.max_new_tokens)
         self.gap_max = 0.0

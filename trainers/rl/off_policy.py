@@ -1,6 +1,6 @@
-"""Off-policy rollouts (``rollout.off_policy: true``): step t+1's samples are generated in the
+"""Off-policy rollouts (``engines.off_policy: true``): step t+1's samples are generated in the
 background while step t trains, so each step trains on samples from weights one step older;
-truncated importance weights (``rollout.is_cap``) correct for the lag. Wraps either rollout
+truncated importance weights (``engines.is_cap``) correct for the lag. Wraps either rollout
 strategy; the engine holds its own copy of the weights, synced once a background rollout ends.
 """
 
