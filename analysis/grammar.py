@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from analysis.blimp import blimp_accuracy_table
 from analysis.critical import (
     critical_phrase,
@@ -24,13 +27,12 @@ from analysis.probes import (
     concept_dimensionality,
     head_attention,
     head_concentration,
-    plot_heads,
-    plot_probes,
     probe_accuracy,
     rank_heads,
     sentence_states,
 )
 from analysis.subjects import Subject, load_model, load_tokenizer
+from assay.runs import pyplot, save_figure
 from pretraining.zeroshot import BLIMP_DEFAULT, load_blimp
 
 
@@ -105,3 +107,32 @@ def probes_and_heads(subject: Subject, settings: GrammarSettings, plots: Path) -
         del model
     plot_probes(out["probes"], plots / f"probes_{subject.label}.png")
     return out
+
+
+def plot_probes(rows_by_label: dict[str, list[dict]], path: str | Path) -> Path:
+    """Probe accuracy per layer, one line (± std band) per checkpoint label."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, rows in rows_by_label.items():
+        layers = [r["layer"] for r in rows]
+        acc = np.array([r["accuracy"] for r in rows])
+        std = np.array([r["std"] for r in rows])
+        ax.plot(layers, acc, marker="o", label=label)
+        ax.fill_between(layers, acc - std, acc + std, alpha=0.2)
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set(xlabel="layer (0 = embeddings)", ylabel="probe accuracy (CV)", ylim=(0.4, 1.02))
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_heads(scores: torch.Tensor, path: str | Path) -> Path:
+    """Layer × head heatmap of attention scores (e.g. from :func:`analysis.probes.head_attention`)."""
+    plt = pyplot()
+    layers, heads = scores.shape
+    fig, ax = plt.subplots(figsize=(1.0 + 0.4 * heads, 1.0 + 0.3 * layers))
+    image = ax.imshow(scores.float().numpy(), aspect="auto", cmap="viridis", origin="lower")
+    ax.set(xlabel="head", ylabel="layer")
+    fig.colorbar(image, ax=ax, label="attention to licensor")
+    fig.tight_layout()
+    return save_figure(fig, path)

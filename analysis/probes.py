@@ -11,7 +11,7 @@ attention heads, measured on BLiMP-style minimal pairs (good vs bad sentence).
 - Attention from the critical word to its licensing word per head (Clark et al. 2019,
   "What does BERT look at?", arXiv:1906.04341; Voita et al. 2019, arXiv:1905.09418).
 
-No I/O except the two plotting functions at the end.
+No I/O (the plots are :func:`analysis.grammar.plot_probes` and :func:`analysis.grammar.plot_heads`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
 from assay.errors import AssayError, ConfigError
-from assay.runs import pyplot, save_figure
 
 WordPair = tuple[int, int]  # (critical word index, licensing word index), whitespace words
 
@@ -384,35 +382,3 @@ def compare_before_after(before: dict, after: dict) -> dict:
         )
         table[name] = {"before": old, "after": new, "delta": delta}
     return table
-
-
-# ---------------------------------------------------------------- plots
-
-
-def plot_probes(rows_by_label: dict[str, list[dict]], path: str | Path) -> Path:
-    """Probe accuracy per layer, one line (± std band) per checkpoint label."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, rows in rows_by_label.items():
-        layers = [r["layer"] for r in rows]
-        acc = np.array([r["accuracy"] for r in rows])
-        std = np.array([r["std"] for r in rows])
-        ax.plot(layers, acc, marker="o", label=label)
-        ax.fill_between(layers, acc - std, acc + std, alpha=0.2)
-    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
-    ax.set(xlabel="layer (0 = embeddings)", ylabel="probe accuracy (CV)", ylim=(0.4, 1.02))
-    ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def plot_heads(scores: torch.Tensor, path: str | Path) -> Path:
-    """Layer × head heatmap of attention scores (e.g. from :func:`head_attention`)."""
-    plt = pyplot()
-    layers, heads = scores.shape
-    fig, ax = plt.subplots(figsize=(1.0 + 0.4 * heads, 1.0 + 0.3 * layers))
-    image = ax.imshow(scores.float().numpy(), aspect="auto", cmap="viridis", origin="lower")
-    ax.set(xlabel="head", ylabel="layer")
-    fig.colorbar(image, ax=ax, label="attention to licensor")
-    fig.tight_layout()
-    return save_figure(fig, path)

@@ -26,7 +26,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()
     model, tokenizer = load_causal_lm(args.model)
-    prompts, *_ = episode_prompts("sst2", "all", 0, 4, args.prompts, "chat", tokenizer)
+    prompts, *_ = episode_prompts(
+        "sst2", "all", 0, n_demos=4, limit=args.prompts, mode="chat", tokenizer=tokenizer
+    )
     greedy = Sampling(temperature=0.0, max_new_tokens=10, logprobs=False)
     HFEngine(model, tokenizer).generate(prompts[:2], greedy)  # warm-up
     start = time.perf_counter()

@@ -59,7 +59,8 @@ def hf_tokens_per_s(config, out: Path) -> float:
     import datasets
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from pretraining.trainer import build, prepare_corpus
+    from pretraining.corpus import prepare_corpus
+    from pretraining.trainer import build
 
     corpus = prepare_corpus(config, out / "data")
     model, _ = build(config, len(corpus.tokenizer))

@@ -19,10 +19,15 @@ import gzip
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from assay.errors import ConfigError
+from assay.paths import cache_dir
+from pretraining.config import PretrainConfig
+from pretraining.packing import PackedData, pack, tokenize_documents
 
 _DATA = resources.files("pretraining") / "data" / "corpus"
 _PACKAGED = {"wikitext2": "wikitext2_valid.txt.gz", "wikitext2-test": "wikitext2_test.txt.gz"}
@@ -124,3 +129,57 @@ def train_tokenizer(documents: list[str], vocab_size: int, out_dir: Path | None 
     if out_dir is not None:
         tokenizer.save_pretrained(str(out_dir))
     return tokenizer
+
+
+# --- a pretraining run's corpus -------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    tokenizer: Any
+    train: PackedData
+    eval: PackedData | None
+    meta: dict[str, Any]
+
+
+def _documents(spec: str, config: PretrainConfig) -> tuple[list[str], dict[str, Any]]:
+    documents = load_corpus(spec)
+    meta: dict[str, Any] = {"corpus": spec, "documents": len(documents)}
+    s = config.data.simplify
+    if s.enabled:
+        from pretraining.simplify import simple_vocabulary, simplify
+
+        vocab = simple_vocabulary(path=s.vocab_file) if s.vocab_file else simple_vocabulary(
+            **({"top_n": s.top_n} if s.top_n else {})
+        )  # fmt: skip
+        spans = simplify(documents, vocab, max_oov=s.max_oov, min_words=s.min_words)
+        meta.update(simplified_spans=len(spans), vocabulary=len(vocab))
+        documents = [span.text for span in spans]
+    return documents, meta
+
+
+def prepare_corpus(config: PretrainConfig, data_dir: Path) -> Corpus:
+    """Tokenizer (trained once per corpus and size, then cached) and packed train/eval windows."""
+    from transformers import AutoTokenizer
+
+    documents, meta = _documents(config.data.corpus, config)
+    if config.data.tokenizer:
+        tokenizer = AutoTokenizer.from_pretrained(config.data.tokenizer)
+    else:
+        key = f"{corpus_fingerprint(documents)}-{config.data.vocab_size}"
+        tokenizer = train_tokenizer(documents, config.data.vocab_size, cache_dir() / "bpe" / key)
+    eos = tokenizer.eos_token_id
+    seq_len = config.model.seq_len
+    train = pack(tokenize_documents(documents, tokenizer), seq_len, eos)
+    if config.data.max_train_tokens is not None:
+        keep = max(1, config.data.max_train_tokens // seq_len)
+        train = PackedData(train.windows[:keep], train.doc_starts)
+    evaluation = None
+    if config.data.eval_corpus:
+        eval_docs = load_corpus(config.data.eval_corpus)
+        evaluation = pack(tokenize_documents(eval_docs, tokenizer), seq_len, eos)
+        evaluation = PackedData(
+            evaluation.windows[: config.train.eval_windows], evaluation.doc_starts
+        )
+    meta.update(train_windows=len(train), train_tokens=train.num_tokens, seq_len=seq_len)
+    return Corpus(tokenizer, train, evaluation, meta)

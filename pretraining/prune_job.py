@@ -16,8 +16,9 @@ from pathlib import Path
 from assay.errors import ConfigError
 from assay.runs import write_json
 from pretraining.config import PretrainConfig
+from pretraining.corpus import prepare_corpus
 from pretraining.pruning import plot_imp, run_imp, snapshot_state
-from pretraining.trainer import build, load_pretrained, prepare_corpus, run_pretrain
+from pretraining.trainer import build, load_pretrained, run_pretrain
 
 
 def _round_config(config: PretrainConfig, out: Path, round_: int, rewind_step: int):

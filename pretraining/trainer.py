@@ -32,70 +32,15 @@ from tqdm.auto import tqdm
 from assay.checkpoints import latest_checkpoint, load_trainer_state, save_checkpoint, save_to
 from assay.config import dump_yaml, to_dict
 from assay.distributed import World, all_sum, barrier, init_world, resolve_device
-from assay.paths import cache_dir
 from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from pretraining.config import PretrainConfig
-from pretraining.corpus import corpus_fingerprint, load_corpus, train_tokenizer
+from pretraining.corpus import Corpus, prepare_corpus
 from pretraining.exposure import ExposureLog
 from pretraining.methods import Method, optimizer_state_bytes, prepare_method
 from pretraining.models import build_model, count_parameters, llama_config
-from pretraining.packing import PackedData, pack, step_windows, tokenize_documents
+from pretraining.packing import PackedData, step_windows
 
 METHOD_FILE = "assay_pretrain.json"
-
-
-# --- data ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Corpus:
-    tokenizer: Any
-    train: PackedData
-    eval: PackedData | None
-    meta: dict[str, Any]
-
-
-def _documents(spec: str, config: PretrainConfig) -> tuple[list[str], dict[str, Any]]:
-    documents = load_corpus(spec)
-    meta: dict[str, Any] = {"corpus": spec, "documents": len(documents)}
-    s = config.data.simplify
-    if s.enabled:
-        from pretraining.simplify import simple_vocabulary, simplify
-
-        vocab = simple_vocabulary(path=s.vocab_file) if s.vocab_file else simple_vocabulary(
-            **({"top_n": s.top_n} if s.top_n else {})
-        )  # fmt: skip
-        spans = simplify(documents, vocab, max_oov=s.max_oov, min_words=s.min_words)
-        meta.update(simplified_spans=len(spans), vocabulary=len(vocab))
-        documents = [span.text for span in spans]
-    return documents, meta
-
-
-def prepare_corpus(config: PretrainConfig, data_dir: Path) -> Corpus:
-    """Tokenizer (trained once per corpus and size, then cached) and packed train/eval windows."""
-    from transformers import AutoTokenizer
-
-    documents, meta = _documents(config.data.corpus, config)
-    if config.data.tokenizer:
-        tokenizer = AutoTokenizer.from_pretrained(config.data.tokenizer)
-    else:
-        key = f"{corpus_fingerprint(documents)}-{config.data.vocab_size}"
-        tokenizer = train_tokenizer(documents, config.data.vocab_size, cache_dir() / "bpe" / key)
-    eos = tokenizer.eos_token_id
-    seq_len = config.model.seq_len
-    train = pack(tokenize_documents(documents, tokenizer), seq_len, eos)
-    if config.data.max_train_tokens is not None:
-        keep = max(1, config.data.max_train_tokens // seq_len)
-        train = PackedData(train.windows[:keep], train.doc_starts)
-    evaluation = None
-    if config.data.eval_corpus:
-        eval_docs = load_corpus(config.data.eval_corpus)
-        evaluation = pack(tokenize_documents(eval_docs, tokenizer), seq_len, eos)
-        evaluation = PackedData(
-            evaluation.windows[: config.train.eval_windows], evaluation.doc_starts
-        )
-    meta.update(train_windows=len(train), train_tokens=train.num_tokens, seq_len=seq_len)
-    return Corpus(tokenizer, train, evaluation, meta)
 
 
 # --- model --------------------------------------------------------------------------------------
@@ -227,42 +172,55 @@ def _corpus(config: PretrainConfig, run_dir: Path, world: World) -> Corpus:
     return corpus if corpus is not None else prepare_corpus(config, run_dir / "data")
 
 
-def _save(run_dir, step, model, method, scheduler, config, corpus, world, final=False) -> None:
-    """The checkpoint of ``step`` (or ``final/``), plus ``keep-<step>`` when it is in
-    ``train.save_steps``; each holds dense weights (CoLA: its own) and ``assay_pretrain.json``."""
-    if not world.main:
-        return
-    raw = model.module if hasattr(model, "module") else model
-    state = {
-        "optimizer": method.optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "model": raw.state_dict(),
-        "rng": torch.get_rng_state(),
-    }
-    weights = method.dense_state_dict(raw)
-    if final:
-        target = save_to(run_dir / "final", step, raw, corpus.tokenizer, state, state_dict=weights)
-    else:
-        target = save_checkpoint(run_dir, step, raw, corpus.tokenizer, state,
-                                 keep=config.train.keep_checkpoints, state_dict=weights)  # fmt: skip
-    _describe(target, method, config, step)
-    if step in config.train.save_steps:
-        _save_kept(run_dir, step, raw, method, config, corpus, state, weights)
+@dataclass
+class _Run:
+    """One pretraining run while it trains: what the loop, the checkpoints and the summary share."""
 
+    config: PretrainConfig
+    run_dir: Path
+    world: World
+    device: torch.device
+    corpus: Corpus
+    model: torch.nn.Module
+    method: Method
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    start: int  # the step it starts from (0, or the resumed checkpoint's)
 
-def _save_kept(run_dir, step, raw, method, config, corpus, state, weights=None) -> None:
-    """``checkpoints/keep-<step>``: never pruned (``train.save_steps``; 0 = the initial weights)."""
-    weights = method.dense_state_dict(raw) if weights is None else weights
-    target = run_dir / "checkpoints" / f"keep-{step:06d}"
-    save_to(target, step, raw, corpus.tokenizer, state, state_dict=weights)
-    _describe(target, method, config, step)
+    def save(self, step: int, final: bool = False) -> None:
+        """The checkpoint of ``step`` (or ``final/``), plus ``keep-<step>`` when it is in
+        ``train.save_steps``; each holds dense weights (CoLA: its own) and ``assay_pretrain.json``."""
+        if not self.world.main:
+            return
+        state = {
+            "optimizer": self.method.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "model": self.model.state_dict(),
+            "rng": torch.get_rng_state(),
+        }
+        weights = self.method.dense_state_dict(self.model)
+        tokenizer = self.corpus.tokenizer
+        if final:
+            target = save_to(self.run_dir / "final", step, self.model, tokenizer, state,
+                             state_dict=weights)  # fmt: skip
+        else:
+            target = save_checkpoint(self.run_dir, step, self.model, tokenizer, state,
+                                     keep=self.config.train.keep_checkpoints, state_dict=weights)  # fmt: skip
+        self._describe(target, step)
+        if step in self.config.train.save_steps:
+            self.save_kept(step, state, weights)
 
+    def save_kept(self, step: int, state: dict[str, Any], weights=None) -> None:
+        """``checkpoints/keep-<step>``: never pruned (``train.save_steps``; 0 = the initial weights)."""
+        weights = self.method.dense_state_dict(self.model) if weights is None else weights
+        target = self.run_dir / "checkpoints" / f"keep-{step:06d}"
+        save_to(target, step, self.model, self.corpus.tokenizer, state, state_dict=weights)
+        self._describe(target, step)
 
-def _describe(target: Path, method: Method, config: PretrainConfig, step: int) -> None:
-    info = {"method": method.name, "step": step}
-    if method.name == "cola":
-        info["rank"] = config.method.cola.rank
-    write_json(target / METHOD_FILE, info)
+    def _describe(self, target: Path, step: int) -> None:
+        info = {"method": self.method.name, "step": step}
+        if self.method.name == "cola":
+            info["rank"] = self.config.method.cola.rank
+        write_json(target / METHOD_FILE, info)
 
 
 def run_pretrain(
@@ -278,6 +236,24 @@ def run_pretrain(
     ``init_state`` replaces the initial weights and ``masks`` (parameter name -> bool, True =
     kept) holds pruned weights at zero throughout (iterative magnitude pruning).
     """
+    run = _prepare(config, resume_dir, init_state=init_state, masks=masks)
+    params = count_parameters(run.model)
+    last_eval = _train(run)
+    if run.world.main:
+        run.save(config.train.max_steps, final=True)
+        _finish(run.run_dir, config, run.method, params, run.corpus, last_eval)
+    barrier(run.world)
+    return run.run_dir
+
+
+def _prepare(
+    config: PretrainConfig,
+    resume_dir: Path | None,
+    *,
+    init_state: dict[str, torch.Tensor] | None,
+    masks: dict[str, torch.Tensor] | None,
+) -> _Run:
+    """The run directory, corpus, model, method and schedule, restored from ``resume_dir``."""
     world = init_world()
     device = resolve_device(config.train.device, world)
     run_dir = _run_dir(config, resume_dir, world)
@@ -294,26 +270,48 @@ def run_pretrain(
         MaskEnforcer(model, masks, optimizer=method.optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(method.optimizer, method.lr_lambda)
     start = 0 if resume_dir is None else _restore(model, method, scheduler, resume_dir)
-    params = count_parameters(model)
-    train_model = model
+    return _Run(
+        config=config,
+        run_dir=run_dir,
+        world=world,
+        device=device,
+        corpus=corpus,
+        model=model,
+        method=method,
+        scheduler=scheduler,
+        start=start,
+    )
+
+
+def _train(run: _Run) -> dict[str, float]:
+    """Steps ``run.start`` to ``train.max_steps``: train, log, evaluate, checkpoint; returns the
+    last evaluation."""
+    config, world, device, corpus, method = (
+        run.config,
+        run.world,
+        run.device,
+        run.corpus,
+        run.method,
+    )
+    train_model = run.model
     if world.active:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [world.local_rank] if device.type == "cuda" else None
-        train_model = DistributedDataParallel(model, device_ids=ids)
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
-    exposure = ExposureLog(run_dir / "exposure.jsonl")
-    if world.main and start:
-        metrics.truncate_after(start)
-        exposure.truncate_after(start)
+        train_model = DistributedDataParallel(run.model, device_ids=ids)
+    metrics = MetricsLog(run.run_dir / "metrics.jsonl")
+    exposure = ExposureLog(run.run_dir / "exposure.jsonl")
+    if world.main and run.start:
+        metrics.truncate_after(run.start)
+        exposure.truncate_after(run.start)
     precision = _autocast(device, config.train.dtype)
     t = config.train
     per_rank = t.batch_size // world.size
     micro = min(t.micro_batch_size, per_rank)
     windows = torch.as_tensor(corpus.train.windows, dtype=torch.long)
-    if start == 0 and 0 in t.save_steps and world.main:  # the initial weights, for analysis
-        _save_kept(run_dir, 0, model, method, config, corpus, {})
-    bar = tqdm(range(start, t.max_steps), initial=start, total=t.max_steps,
+    if run.start == 0 and 0 in t.save_steps and world.main:  # the initial weights, for analysis
+        run.save_kept(0, {})
+    bar = tqdm(range(run.start, t.max_steps), initial=run.start, total=t.max_steps,
                disable=not world.main, desc=f"pretrain {method.name}")  # fmt: skip
     last_eval: dict[str, float] = {}
     for step in bar:
@@ -323,7 +321,7 @@ def run_pretrain(
         batch = windows[torch.as_tensor(mine)].to(device)  # (per_rank, L)
         record = train_step(train_model, method, batch, micro, config.optim.grad_clip, precision)
         lr = method.optimizer.param_groups[0]["lr"]
-        scheduler.step()
+        run.scheduler.step()
         record.update(method.after_step(step + 1))
         elapsed = time.perf_counter() - began
         done = step + 1
@@ -338,7 +336,7 @@ def run_pretrain(
             record["loss"] = all_sum(record["loss"], world) / world.size
         if corpus.eval is not None and (done % t.eval_every == 0 or done == t.max_steps):
             if world.main:
-                last_eval = evaluate(model, corpus.eval, device, t.micro_batch_size, precision)
+                last_eval = evaluate(run.model, corpus.eval, device, t.micro_batch_size, precision)
                 record.update(last_eval)
             barrier(world)
         if world.main:
@@ -347,13 +345,9 @@ def run_pretrain(
             metrics.append(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.1e}")
         if done % t.checkpoint_every == 0 or done in t.save_steps or done == t.max_steps:
-            _save(run_dir, done, model, method, scheduler, config, corpus, world)
+            run.save(done)
         barrier(world)
-    if world.main:
-        _save(run_dir, t.max_steps, model, method, scheduler, config, corpus, world, final=True)
-        _finish(run_dir, config, method, params, corpus, last_eval)
-    barrier(world)
-    return run_dir
+    return last_eval
 
 
 def _restore(model, method: Method, scheduler, run_dir: Path) -> int:

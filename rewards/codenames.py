@@ -102,6 +102,7 @@ def score_guess_answer(
     targets: Sequence[str],
     non_targets: Sequence[str],
     max_guesses: int,
+    *,
     answer_format: AnswerFormat = "simple",
     lenient: bool = True,
 ) -> GuessScore:

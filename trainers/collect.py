@@ -162,15 +162,15 @@ def collect_rollouts(
     shards_dir.mkdir(parents=True, exist_ok=True)
     _check_manifest(
         out_dir,
-        n,
-        samples,
-        sampling,
-        seed_offset,
-        shard_size,
-        make_env,
-        dict(seat_names or {}),
-        max_turns,
-        dict(policy or {}),
+        n=n,
+        samples=samples,
+        sampling=sampling,
+        seed_offset=seed_offset,
+        shard_size=shard_size,
+        make_env=make_env,
+        seats=dict(seat_names or {}),
+        max_turns=max_turns,
+        policy=dict(policy or {}),
     )
     starts = list(range(0, n, shard_size))
     for number, start in enumerate(tqdm(starts, desc="rollout", unit="shard")):
@@ -179,7 +179,14 @@ def collect_rollouts(
             continue  # done in an earlier, interrupted run
         seeds = [seed_offset + s for s in range(start, min(start + shard_size, n))]
         rows = _play_shard(
-            policies, make_env, tokenizer, seeds, samples, sampling, number, max_turns
+            policies,
+            make_env,
+            tokenizer,
+            seeds=seeds,
+            samples=samples,
+            sampling=sampling,
+            number=number,
+            max_turns=max_turns,
         )
         tmp = shards_dir / f".{number:05d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -192,7 +199,7 @@ def collect_rollouts(
 
 
 def _play_shard(
-    policies, make_env, tokenizer, seeds, samples, sampling, number, max_turns
+    policies, make_env, tokenizer, *, seeds, samples, sampling, number, max_turns
 ) -> list[dict]:
     all_seeds = [s for s in seeds for _ in range(samples)]
     if sampling.seed is not None:  # a shard's samples do not depend on earlier shards
@@ -230,6 +237,7 @@ def _rows(episode: Episode, sample: int) -> list[dict[str, Any]]:
 
 def _check_manifest(
     out_dir: Path,
+    *,
     n,
     samples,
     sampling,

@@ -50,7 +50,7 @@ def jackknife(values: Sequence[float]) -> tuple[float, float]:
     return mean, (n - 1) / n * sum((x - m) ** 2 for x in loo)
 
 
-def episode_prompts(task_name, corruption, seed, n_demos, limit, mode, tokenizer):
+def episode_prompts(task_name, corruption, seed, *, n_demos, limit, mode, tokenizer):
     """(prompts, test examples, parts, layout) for the first ``limit`` label-balanced test
     instances, demonstrations drawn with ``seed``; the same seed gives the same demonstrations
     for every corruption."""
@@ -105,13 +105,13 @@ def label_logliks(model, tokenizer, prompt_ids: list[int], labels: Sequence[str]
     return out
 
 
-def accuracy(model, tokenizer, task_name, corruption, seed, n_demos=4, limit=50,
+def accuracy(model, tokenizer, task_name, corruption, seed, *, n_demos=4, limit=50,
              scoring="generate", mode="chat", batch_size=16) -> float:  # fmt: skip
     """Accuracy of one (task, corruption, seed) cell; for a generation task, the mean best
     ROUGE-L of greedy answers (at most 64 new tokens) against the accepted outputs."""
     task = resolve_task(task_name)
     prompts, tests, parts_list, layout = episode_prompts(
-        task_name, corruption, seed, n_demos, limit, mode, tokenizer
+        task_name, corruption, seed, n_demos=n_demos, limit=limit, mode=mode, tokenizer=tokenizer
     )
     labels = [t.label for t in tests]
     if task.kind == "generation":
@@ -145,7 +145,7 @@ def _replace_test(parts: Parts, text: str) -> Parts:
 
 
 def probe(models: Sequence[str], tasks: Sequence[str], corruptions: Sequence[str], seeds: int,
-          out: Path, limit: int = 50, n_demos: int = 4, scoring: str = "generate",
+          out: Path, *, limit: int = 50, n_demos: int = 4, scoring: str = "generate",
           mode: str = "chat", log=print) -> Path:  # fmt: skip
     """Run the sweep, appending to ``out/results.jsonl`` and skipping finished cells."""
     from assay.models import load_causal_lm
@@ -165,7 +165,8 @@ def probe(models: Sequence[str], tasks: Sequence[str], corruptions: Sequence[str
         if model_name not in loaded:
             loaded = {model_name: load_causal_lm(model_name)}
         model, tokenizer = loaded[model_name]
-        acc = accuracy(model, tokenizer, task, corruption, seed, n_demos, limit, scoring, mode)
+        acc = accuracy(model, tokenizer, task, corruption, seed, n_demos=n_demos, limit=limit,
+                       scoring=scoring, mode=mode)  # fmt: skip
         record = {"model": model_name, "task": task, "corruption": corruption, "seed": seed,
                   "accuracy": acc, "limit": limit, "scoring": scoring, "mode": mode}  # fmt: skip
         with path.open("a") as f:

@@ -75,7 +75,13 @@ def grouped_completion_logprobs(
     through the cache.
     """
     out = grouped_forward(
-        model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature, with_entropy
+        model,
+        prompt_ids,
+        prompt_mask,
+        completion_ids,
+        completion_mask,
+        temperature=temperature,
+        with_entropy=with_entropy,
     )
     return out.logprobs, out.entropy
 
@@ -86,6 +92,7 @@ def grouped_forward(
     prompt_mask: torch.Tensor,
     completion_ids: torch.Tensor,
     completion_mask: torch.Tensor,
+    *,
     temperature: float = 1.0,
     with_entropy: bool = False,
     entropy_grad: bool = False,

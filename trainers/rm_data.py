@@ -165,6 +165,7 @@ def generate_rm_data(
     out: Path,
     problems: int,
     sampling: Sampling,
+    *,
     labels: Sequence[str] = ("arith",),
     mc_rollouts: int = 8,
     split: str = "newline",
@@ -203,7 +204,8 @@ def generate_rm_data(
         paths["prm_arith"] = _save(prm, out / "prm_arith")
     if "mc" in labels:
         chosen = sampled[:mc_limit] if mc_limit else sampled
-        prm = _mc_rows(engine, tokenizer, chosen, out, mc_rollouts, sampling, split, batch_size)
+        prm = _mc_rows(engine, tokenizer, chosen, out, m=mc_rollouts, sampling=sampling,
+                       split=split, batch_size=batch_size)  # fmt: skip
         paths["prm_mc"] = _save(prm, out / "prm_mc")
     return paths
 
@@ -237,7 +239,9 @@ def _save(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def _mc_rows(engine, tokenizer, rows, out, m, sampling, split, batch_size) -> list[dict[str, Any]]:
+def _mc_rows(
+    engine, tokenizer, rows, out, *, m, sampling, split, batch_size
+) -> list[dict[str, Any]]:
     """MC-labelled PRM rows for ``rows``; labels already in ``mc.jsonl`` (keyed by problem index
     and sample) are reused and never deleted, whatever subset this run asks for."""
     path = out / "mc.jsonl"

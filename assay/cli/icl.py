@@ -35,7 +35,8 @@ def _icl_probe(args: argparse.Namespace) -> int:
         if not models:
             raise AssayError(f"{str(args.checkpoints)!r} has no checkpoints to probe.")
     results = probe(models, tasks, expand(names, args.demos), args.seeds, args.out,
-                    args.limit, args.demos, args.scoring, args.mode)  # fmt: skip
+                    limit=args.limit, n_demos=args.demos, scoring=args.scoring,
+                    mode=args.mode)  # fmt: skip
     rows = report(results)
     (args.out / "report.json").write_text(json.dumps(rows, indent=2) + "\n")
     plot_report(rows, args.out / "report.png")

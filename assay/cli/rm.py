@@ -69,9 +69,10 @@ def rm_data(args: argparse.Namespace) -> int:
     labels = [s for s in args.labels.split(",") if s]
     try:
         paths = generate_rm_data(
-            engine, tokenizer, env, args.out, args.problems, sampling, labels,
-            args.mc_rollouts, args.step_split, args.batch_size, args.mc_limit,
-            args.include_reference,
+            engine, tokenizer, env, args.out, problems=args.problems, sampling=sampling,
+            labels=labels, mc_rollouts=args.mc_rollouts, split=args.step_split,
+            batch_size=args.batch_size, mc_limit=args.mc_limit,
+            include_reference=args.include_reference,
         )  # fmt: skip
     finally:
         engine.close()

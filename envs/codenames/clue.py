@@ -88,8 +88,10 @@ class CodenamesClueEnv(TextEnv):
         example: bool = True,
     ):
         _check_options(
-            answer_format, True, n_targets, n_non_targets, (0, 0), difficulty,
-            trick_non_targets, None, example, tier, tier_weights,
+            answer_format=answer_format, lenient=True, n_targets=n_targets,
+            n_non_targets=n_non_targets, n_neutral=(0, 0), difficulty=difficulty,
+            trick_non_targets=trick_non_targets, max_guesses=None, example=example, tier=tier,
+            tier_weights=tier_weights,
         )  # fmt: skip
         if not isinstance(min_zipf, int | float) or min_zipf < 0:
             raise ConfigError(f"min_zipf must be a number >= 0, got {min_zipf!r}.")

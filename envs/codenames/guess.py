@@ -88,17 +88,17 @@ class CodenamesGuessEnv(TextEnv):
         tier_weights: dict[str, float] | None = None,
     ):
         _check_options(
-            answer_format,
-            lenient,
-            n_targets,
-            n_non_targets,
-            n_neutral,
-            difficulty,
-            trick_non_targets,
-            max_guesses,
-            example,
-            tier,
-            tier_weights,
+            answer_format=answer_format,
+            lenient=lenient,
+            n_targets=n_targets,
+            n_non_targets=n_non_targets,
+            n_neutral=n_neutral,
+            difficulty=difficulty,
+            trick_non_targets=trick_non_targets,
+            max_guesses=max_guesses,
+            example=example,
+            tier=tier,
+            tier_weights=tier_weights,
         )
         self.tier, self.tier_weights = tier, tier_weights
         self.answer_format = answer_format
@@ -159,8 +159,8 @@ class CodenamesGuessEnv(TextEnv):
             b.targets,
             b.non_targets,
             b.max_guesses,
-            self.answer_format,
-            self.lenient,
+            answer_format=self.answer_format,
+            lenient=self.lenient,
         )
         info = self._hidden_info(
             guesses=list(score.guesses),
@@ -188,6 +188,7 @@ def make_episode_board(rng, board_options: dict, tier: str | None, tier_weights=
 
 
 def _check_options(
+    *,
     answer_format,
     lenient,
     n_targets,

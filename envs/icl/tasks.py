@@ -104,9 +104,14 @@ def load_task(name: str) -> ICLTask:
         rows = [spec["read"](json.loads(line)) for line in f if line.strip()]
     pool = min(DEMO_POOL, len(rows) // 2)
     return ICLTask(
-        name, spec["description"], spec["inline"], spec["input_prefix"], spec["labels"],
-        tuple(rows[:pool]), tuple(rows[pool:]),
-    )  # fmt: skip
+        name=name,
+        description=spec["description"],
+        inline=spec["inline"],
+        input_prefix=spec["input_prefix"],
+        label_space=spec["labels"],
+        demos=tuple(rows[:pool]),
+        tests=tuple(rows[pool:]),
+    )
 
 
 def load_sni_task(path, inline: str = "", max_labels: int = 20) -> ICLTask:
@@ -130,9 +135,15 @@ def load_sni_task(path, inline: str = "", max_labels: int = 20) -> ICLTask:
     outputs = sorted({t.label for t in tests} | {d.label for d in demos})
     kind = "classification" if len(outputs) <= max_labels else "generation"
     return ICLTask(
-        Path(path).stem, definition, inline, "Input: ",
-        tuple(outputs) if kind == "classification" else (), demos, tests, kind,
-    )  # fmt: skip
+        name=Path(path).stem,
+        description=definition,
+        inline=inline,
+        input_prefix="Input: ",
+        label_space=tuple(outputs) if kind == "classification" else (),
+        demos=demos,
+        tests=tests,
+        kind=kind,
+    )
 
 
 def resolve_task(name_or_path: str) -> ICLTask:

@@ -73,7 +73,15 @@ class MathEnv(TextEnv):
         timeout: float = DEFAULT_TIMEOUT,
     ):
         answer_style = answer_style or ("answer_is" if dataset == "gsm8k" else "boxed")
-        _check_options(dataset, split, few_shot, prompt_style, answer_style, format_weight, timeout)
+        _check_options(
+            dataset,
+            split,
+            few_shot=few_shot,
+            prompt_style=prompt_style,
+            answer_style=answer_style,
+            format_weight=format_weight,
+            timeout=timeout,
+        )
         self.dataset, self.split = dataset, split
         self.prompt_style, self.answer_style = prompt_style, answer_style
         self.system_prompt = system_prompt
@@ -171,7 +179,7 @@ class MathEnv(TextEnv):
         return transcript, reward, True, False, info
 
 
-def _check_options(dataset, split, few_shot, prompt_style, answer_style, format_weight, timeout):
+def _check_options(dataset, split, *, few_shot, prompt_style, answer_style, format_weight, timeout):
     check_split(dataset, split)
     for name, value, allowed in (
         ("prompt_style", prompt_style, get_args(PromptStyle)),

@@ -129,15 +129,23 @@ async def grade_async(output: str, gold: str, **kwargs) -> GradeResult:
 
 def _result(extraction: Extraction | None, gold: str, verdict: Verdict | None) -> GradeResult:
     if extraction is None or verdict is None:
-        return GradeResult(False, None, None, gold, "", "", "no answer found")
+        return GradeResult(
+            correct=False,
+            answer=None,
+            rule=None,
+            gold=gold,
+            answer_norm="",
+            gold_norm="",
+            reason="no answer found",
+        )
     return GradeResult(
-        verdict.correct,
-        extraction.text,
-        extraction.rule,
-        gold,
-        verdict.answer_norm,
-        verdict.gold_norm,
-        verdict.reason,
+        correct=verdict.correct,
+        answer=extraction.text,
+        rule=extraction.rule,
+        gold=gold,
+        answer_norm=verdict.answer_norm,
+        gold_norm=verdict.gold_norm,
+        reason=verdict.reason,
     )
 
 

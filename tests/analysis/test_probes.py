@@ -3,14 +3,13 @@ import math
 import pytest
 import torch
 
+from analysis.grammar import plot_heads, plot_probes
 from analysis.probes import (
     compare_before_after,
     concept_dimensionality,
     concept_vectors,
     head_attention,
     head_concentration,
-    plot_heads,
-    plot_probes,
     probe_accuracy,
     rank_heads,
     sentence_states,

@@ -71,7 +71,8 @@ def test_training_lowers_the_loss_logs_exposure_and_saves_loadable_models(tmp_pa
 
     from assay.config import load_config
     from pretraining.config import PretrainConfig
-    from pretraining.trainer import evaluate, prepare_corpus
+    from pretraining.corpus import prepare_corpus
+    from pretraining.trainer import evaluate
 
     model = AutoModelForCausalLM.from_pretrained(run / "final")
     corpus = prepare_corpus(load_config(PretrainConfig, run / "config.yaml"), tmp_path / "d")

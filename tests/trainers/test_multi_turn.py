@@ -133,7 +133,8 @@ def test_an_update_moves_each_context_the_way_its_advantage_says(duo, tiny_lm):
     def logprob_sums():
         with torch.no_grad():
             out = grouped_forward(learner.model, batch["prompt_ids"], batch["prompt_mask"],
-                                  batch["completion_ids"], batch["completion_mask"], 1.0)  # fmt: skip
+                                  batch["completion_ids"], batch["completion_mask"],
+                                  temperature=1.0)  # fmt: skip
         return (out.logprobs * mask).sum(1)
 
     before = logprob_sums()

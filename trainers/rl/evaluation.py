@@ -47,9 +47,9 @@ def evaluate(
             env,
             seeds,
             learner.tokenizer,
-            config.sampling.max_new_tokens,
-            config.episodes.max_turns,
-            config.eval.batch_size,
+            max_new_tokens=config.sampling.max_new_tokens,
+            max_turns=config.episodes.max_turns,
+            batch_size=config.eval.batch_size,
             desc=f"eval {label}",
         )
         write_json(

@@ -38,7 +38,7 @@ class PolicyForward:
                 batch["prompt_mask"],
                 batch["completion_ids"],
                 batch["completion_mask"],
-                self.temperature,
+                temperature=self.temperature,
                 with_entropy=entropy,
                 entropy_grad=entropy_grad,
                 with_hidden=hidden,

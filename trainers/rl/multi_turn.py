@@ -217,6 +217,7 @@ def evaluate_episodes(
     env,
     seeds: Sequence[int],
     tokenizer,
+    *,
     max_new_tokens: int,
     max_turns: int,
     batch_size: int = 32,
