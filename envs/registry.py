@@ -92,7 +92,15 @@ def spec(id: str) -> EnvSpec:
 
 
 def make(id: str, **kwargs: Any):
-    """Build the env registered as ``id``; ``kwargs`` override the registered defaults."""
+    """Build the env registered as ``id``; ``kwargs`` override the registered defaults.
+
+    ``openenv:http://host:port`` is an env served elsewhere over OpenEnv's protocol
+    (:class:`envs.serve.client.RemoteEnv`; ``kwargs`` are its options)."""
+    if id.startswith("openenv:"):
+        from envs.serve.client import RemoteEnv
+
+        _check_options(id, RemoteEnv, kwargs)
+        return RemoteEnv(id.removeprefix("openenv:"), **kwargs)
     env_spec = spec(id)
     factory = env_spec.load()
     options = {**env_spec.kwargs, **kwargs}

@@ -17,6 +17,7 @@ assay study lowrank [--config configs/study_lowrank_tiny.yaml]
 assay icl probe --models NAME --tasks sst2,agnews --corruptions all --seeds 3 --out DIR
 assay envs list
 assay envs check ID [option=value ...]
+assay serve env ID [option=value ...] [--host H] [--port N]   (OpenEnv's protocol)
 """
 
 from __future__ import annotations
@@ -24,7 +25,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from assay.cli import analysis, codenames, envs, evaluate, icl, pretrain, rm, rollout, train
+from assay.cli import (
+    analysis,
+    codenames,
+    envs,
+    evaluate,
+    icl,
+    pretrain,
+    rm,
+    rollout,
+    serve,
+    train,
+)
 from assay.errors import AssayError
 
 
@@ -43,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     codenames.add_parsers(sub)
     icl.add_parsers(sub)
     envs.add_parsers(sub)
+    serve.add_parsers(sub)
     return parser
 
 
