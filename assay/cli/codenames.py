@@ -1,7 +1,7 @@
 """``assay codenames export`` (boards as a parquet dataset) and ``assay play codenames`` (the
 full game in the terminal; the game loop and its agents are in :mod:`assay.cli.play`).
 
-assay codenames export --task guess --n 4000 --out DIR
+assay codenames export --task guess --n 4000 --out DIR [--format assay|verl|skyrl]
 assay play codenames [--seat red/spymaster=human] [--watch] [--seed N]
 """
 
@@ -28,8 +28,16 @@ def _codenames_export(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise AssayError(str(err)) from None
-    for path in write_boards(dataset, args.out):
-        print(f"wrote {path} ({dataset[path.stem].num_rows} boards)")
+    if args.format == "assay":
+        for path in write_boards(dataset, args.out):
+            print(f"wrote {path} ({dataset[path.stem].num_rows} boards)")
+        return 0
+    from envs.export import write_split
+
+    for split, data in dataset.items():
+        rows = [{**row, "split": split} for row in data]
+        path = write_split(rows, args.format, args.out / f"{split}.parquet")
+        print(f"wrote {path} ({len(rows)} boards, {args.format} schema)")
     return 0
 
 
@@ -91,6 +99,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--validation", type=float, default=0.1, help="validation fraction")
     export.add_argument("--tiers", default="", help="comma-separated (default: all four)")
     export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--format", choices=["assay", "verl", "skyrl"], default="assay",
+                        help="assay's columns, or verl's / SkyRL's schema (docs/interop.md)")  # fmt: skip
     export.add_argument("options", nargs="*", metavar="option=value", help="env options")
     export.set_defaults(func=_codenames_export)
 

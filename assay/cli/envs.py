@@ -3,11 +3,15 @@ contract checker run over one of them.
 
 assay envs list
 assay envs check ID [option=value ...]
+assay envs export ID --n N --out DIR --format verl|skyrl [--validation 0.1] [--seed 0] [option=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from assay.cli.argtypes import count
 
 
 def _envs_list(args: argparse.Namespace) -> int:
@@ -32,6 +36,27 @@ def _envs_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _envs_export(args: argparse.Namespace) -> int:
+    from assay.config import parse_overrides
+    from assay.errors import ConfigError
+    from envs.export import episode_rows, write_split
+
+    if not 0 < args.validation < 1:
+        raise ConfigError(f"--validation must be in (0, 1), got {args.validation}.")
+    options = parse_overrides(args.options)
+    n_val = max(1, round(args.n * args.validation))
+    base = args.seed * 10_000_000  # train and validation seeds never meet
+    seeds = {
+        "train": [base + i for i in range(args.n - n_val)],
+        "validation": [base + 5_000_000 + i for i in range(n_val)],
+    }
+    for split, chosen in seeds.items():
+        rows = episode_rows(args.id, options, chosen, split)
+        path = write_split(rows, args.format, args.out / f"{split}.parquet")
+        print(f"wrote {path} ({len(rows)} episodes, {args.format} schema)")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``envs list`` and ``envs check``."""
     env_cmd = sub.add_parser("envs", help="list and check environments").add_subparsers(
@@ -42,3 +67,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     check.add_argument("id")
     check.add_argument("options", nargs="*", metavar="option=value", help="env options")
     check.set_defaults(func=_envs_check)
+    export = env_cmd.add_parser("export", help="write episodes as verl's or SkyRL's dataset")
+    export.add_argument("id")
+    export.add_argument("options", nargs="*", metavar="option=value", help="env options")
+    export.add_argument("--n", type=count, default=1000, help="episodes in all")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--format", choices=["verl", "skyrl"], required=True)
+    export.add_argument("--validation", type=float, default=0.1, help="validation fraction")
+    export.add_argument("--seed", type=int, default=0)
+    export.set_defaults(func=_envs_export)
