@@ -1,6 +1,6 @@
 """Register environments by id, make them by id, and discover third-party games.
 
-Every env is also registered with gymnasium as ``assay/<id>``. Third-party packages add games
+Every env is also registered with gymnasium as ``assay/<id>`` (a ``/`` in the id becomes ``-``). Third-party packages add games
 through the entry-point group ``assay.envs``: the entry point's name is the env id and its value
 the ``module:Class`` (or factory) to build it, imported only when the env is made.
 """
@@ -49,7 +49,7 @@ def register(
     """Register an env under ``id`` (and with gymnasium as ``assay/<id>``)."""
     spec = EnvSpec(id, entry_point, dict(kwargs), source)
     _REGISTRY[id] = spec
-    gym_id = f"{GYM_NAMESPACE}/{id}"
+    gym_id = f"{GYM_NAMESPACE}/{id.replace('/', '-')}"  # gymnasium allows one namespace
     if gym_id not in gym.registry:
         # gymnasium's passive checker assumes numeric spaces; `envs.check_env` covers text envs.
         gym.register(gym_id, entry_point=entry_point, kwargs=dict(kwargs), disable_env_checker=True)
@@ -74,14 +74,23 @@ def load_plugins() -> None:
 
 
 def list_envs() -> list[str]:
-    """Ids of every registered env, built-in and plugin, sorted."""
+    """Ids of every registered env, built-in and plugin (and reasoning-gym's, if installed), sorted."""
     load_plugins()
+    from envs import rg
+
+    for name in rg.dataset_names():
+        _register_rg(name)
     return sorted(_REGISTRY)
 
 
 def spec(id: str) -> EnvSpec:
     """The :class:`EnvSpec` of ``id``; raises :class:`EnvNotFound` with the known ids."""
     load_plugins()
+    if id not in _REGISTRY and id.startswith("rg/") and id.endswith("-v0"):
+        from envs import rg
+
+        if id[3:-3] in rg.dataset_names():
+            _register_rg(id[3:-3])
     if id not in _REGISTRY:
         raise EnvNotFound(
             f"No environment is registered as {id!r}.{did_you_mean(id, _REGISTRY)} "
@@ -106,6 +115,11 @@ def make(id: str, **kwargs: Any):
     options = {**env_spec.kwargs, **kwargs}
     _check_options(id, factory, options)
     return factory(**options)
+
+
+def _register_rg(name: str) -> None:
+    if f"rg/{name}-v0" not in _REGISTRY:
+        register(f"rg/{name}-v0", "envs.rg:ReasoningGymEnv", source="reasoning-gym", dataset=name)
 
 
 def _check_options(id: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
