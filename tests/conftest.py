@@ -1,4 +1,6 @@
 import os
+import threading
+import time
 
 # No hub on these machines: fail fast instead of retrying the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -61,3 +63,30 @@ class LengthEnv(envs.TextEnv):
         info = self.make_info("writer")
         reward = (len(action) % 3) / 2
         return [{"role": "assistant", "content": action}], reward, True, False, info
+
+
+class ServedApp:
+    """A uvicorn server for ``app`` on a free loopback port, in a thread."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        from assay.distributed import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the test server did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)

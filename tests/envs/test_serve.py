@@ -3,11 +3,10 @@ by assay, assay's RemoteEnv plays an env served by openenv-core's own server, an
 survives every kind of bad client."""
 
 import json
-import threading
 import time
 
 import pytest
-from conftest import LengthEnv
+from conftest import LengthEnv, ServedApp
 
 import envs
 from assay.distributed import free_port
@@ -19,29 +18,6 @@ uvicorn = pytest.importorskip("uvicorn")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from envs.serve.server import EnvServer, ServerLimits  # noqa: E402
-
-
-class _Running:
-    """A uvicorn server for ``app`` on a free loopback port, in a thread."""
-
-    def __init__(self, app):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the test server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 def _served(env_id="codenames-game-v0", **limits):
@@ -80,7 +56,7 @@ def test_openenv_cores_own_client_plays_a_codenames_game_like_the_local_env():
     def plain(result):
         return {"observation": result.observation, "reward": result.reward, "done": result.done}
 
-    with _Running(_served().app()) as running, GenericEnvClient(running.url).sync() as client:
+    with ServedApp(_served().app()) as running, GenericEnvClient(running.url).sync() as client:
         steps = _play_locally_and_remotely(
             "codenames-game-v0",
             11,
@@ -124,7 +100,7 @@ def test_remote_env_plays_an_env_served_by_openenv_cores_own_server():
             return self._state
 
     app = create_fastapi_app(Echo, Say, Heard, max_concurrent_envs=2)
-    with _Running(app) as running:
+    with ServedApp(app) as running:
         env = envs.make(f"openenv:{running.url}")
         observation, info = env.reset(seed=5)
         assert observation == [{"role": "user", "content": "seed 5: say something"}]
@@ -142,7 +118,7 @@ def test_remote_env_plays_an_env_served_by_openenv_cores_own_server():
 
 
 def test_remote_env_passes_the_checker_and_rebuilds_an_episode_after_a_lost_connection():
-    with _Running(_served("codenames-guess-v0").app()) as running:
+    with ServedApp(_served("codenames-guess-v0").app()) as running:
         remote = envs.make(f"openenv:{running.url}", timeout_s=30)
         failed = [r for r in envs.check_env(remote) if not r.passed]
         assert not failed, failed
@@ -263,7 +239,7 @@ def test_a_session_cap_idle_expiry_a_hung_env_and_a_raising_env_leave_the_server
 
 
 def test_a_client_that_disconnects_mid_episode_frees_its_session():
-    with _Running(_served("codenames-guess-v0", max_sessions=1).app()) as running:
+    with ServedApp(_served("codenames-guess-v0", max_sessions=1).app()) as running:
         from websockets.sync.client import connect
 
         socket = connect(running.url.replace("http", "ws") + "/ws", open_timeout=5, legacy=True)
@@ -313,7 +289,7 @@ def test_training_on_a_served_env_gives_the_metrics_of_the_local_env(tmp_path):
 
     try:
         server = EnvServer(LengthEnv, "test-serve-length-v0")
-        with _Running(server.app()) as running:
+        with ServedApp(server.app()) as running:
             remote = run(f"openenv:{running.url}", "remote")
         local = run("test-serve-length-v0", "local")
     finally:
