@@ -68,6 +68,8 @@ def check_seed_determinism(env: TextEnv) -> None:
     first = env.reset(seed=123)
     again = env.reset(seed=123)
     assert first == again, "reset(seed=123) twice gave different observations or info"
+    if getattr(env.unwrapped, "fixed_start", False):
+        return  # every episode starts alike (it says so); the seed drives what follows
     others = {repr(env.reset(seed=s)[0]) for s in range(1, 6)}
     assert len(others) > 1, "five different seeds all gave the same observation"
 

@@ -113,6 +113,9 @@ class TextEnv(gym.Env[list, str]):
     """Every agent (``info["agent"]``) that may act, where the env knows them up front."""
     scripted_kinds: tuple[str, ...] = ()
     """Scripted agents :meth:`scripted_policy` can make (multi-agent envs: opponents)."""
+    fixed_start: bool = False
+    """True where every episode starts from the same observation (a board game's empty board);
+    the checker then does not ask different seeds for different first observations."""
 
     def scripted_policy(self, kind: str, agent: str, seed: int = 0):
         """A scripted agent for the seat ``agent``: ``policy(observation, info) -> str``."""

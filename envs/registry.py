@@ -76,10 +76,12 @@ def load_plugins() -> None:
 def list_envs() -> list[str]:
     """Ids of every registered env, built-in and plugin (and reasoning-gym's, if installed), sorted."""
     load_plugins()
-    from envs import rg
+    from envs import rg, ta
 
     for name in rg.dataset_names():
         _register_rg(name)
+    for game in ta.game_ids():
+        _register_ta(game)
     return sorted(_REGISTRY)
 
 
@@ -91,6 +93,11 @@ def spec(id: str) -> EnvSpec:
 
         if id[3:-3] in rg.dataset_names():
             _register_rg(id[3:-3])
+    if id not in _REGISTRY and id.startswith("ta/"):
+        from envs import ta
+
+        if id[3:] in ta.game_ids(include_variants=True):
+            _register_ta(id[3:])
     if id not in _REGISTRY:
         raise EnvNotFound(
             f"No environment is registered as {id!r}.{did_you_mean(id, _REGISTRY)} "
@@ -120,6 +127,11 @@ def make(id: str, **kwargs: Any):
 def _register_rg(name: str) -> None:
     if f"rg/{name}-v0" not in _REGISTRY:
         register(f"rg/{name}-v0", "envs.rg:ReasoningGymEnv", source="reasoning-gym", dataset=name)
+
+
+def _register_ta(game: str) -> None:
+    if f"ta/{game}" not in _REGISTRY:
+        register(f"ta/{game}", "envs.ta:TextArenaEnv", source="textarena", game=game)
 
 
 def _check_options(id: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
