@@ -63,7 +63,7 @@ def _train_rl(args: argparse.Namespace) -> int:
 
 def check_resumed_destinations(config_path: Path, overrides: list[str], trusted: bool) -> None:
     """Refuse to resume a run whose saved config sends data off this machine (a judge's
-    ``base_url`` and ``key_env``, a Ray ``engines.address``) unless the command line names the
+    ``base_url`` and ``key_env``, a Ray ``engines.address``, an ``openenv:`` env's server) unless the command line names the
     same settings again or ``--trust-run-config`` is given: a run folder from elsewhere could
     point them anywhere, and the judge's key would go along."""
     import yaml
@@ -88,6 +88,9 @@ def check_resumed_destinations(config_path: Path, overrides: list[str], trusted:
     walk(saved, "")
     if isinstance(saved.get("engines"), dict) and saved["engines"].get("address"):
         found.append(("engines.address", saved["engines"]["address"]))
+    env_id = saved.get("env", {}).get("id") if isinstance(saved.get("env"), dict) else None
+    if isinstance(env_id, str) and env_id.startswith("openenv:"):  # a remote env's server
+        found.append(("env.id", env_id))
     given = {o.split("=", 1)[0].strip() for o in overrides if "=" in o}
     unconfirmed = [(path, value) for path, value in found if path not in given]
     if unconfirmed and not trusted:

@@ -66,6 +66,17 @@ def test_rollout_refuses_a_bad_token_budget_and_leaves_no_manifest(tmp_path, cap
     assert not out.exists()
 
 
+def test_resuming_a_run_on_a_remote_env_needs_its_server_confirmed(tmp_path, capsys):
+    run = tmp_path / "downloaded"
+    run.mkdir()
+    (run / "config.yaml").write_text("env:\n  id: openenv:http://203.0.113.9:8000\n")
+    code, err = _run(["train", "rl", "--resume", str(run)], capsys)
+    assert code != 0 and "env.id=openenv:http://203.0.113.9:8000" in err
+    code, err = _run(["train", "rl", "--resume", str(run), "env.id=openenv:http://203.0.113.9:8000"],
+                     capsys)  # fmt: skip
+    assert code != 0 and "sends data off this machine" not in err
+
+
 def test_resuming_a_run_that_sends_data_elsewhere_needs_confirmation(tmp_path, capsys):
     run = tmp_path / "downloaded"
     run.mkdir()
