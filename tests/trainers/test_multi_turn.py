@@ -105,18 +105,19 @@ def test_the_envs_tokens_get_no_gradient_and_the_policys_do(duo, tiny_lm):
     captured = []
 
     def keep(module, inputs, output):
-        if output.requires_grad and output.shape[1] == width:  # the completion pass
-            output.retain_grad()
-            captured.append(output)
+        hidden = inputs[0]  # the head's input: whether it makes full logits or chunked log-probs
+        if hidden.requires_grad and hidden.shape[1] == width:  # the completion pass
+            hidden.retain_grad()
+            captured.append(hidden)
 
     handle = learner.model.get_output_embeddings().register_forward_hook(keep)
     try:
         learner.update(samples)
     finally:
         handle.remove()
-    (logits,) = captured
-    # Logits at t predict completion token t + 1.
-    grad = logits.grad.abs().sum(-1)[:, :-1]  # (B, T_c - 1)
+    (hidden,) = captured
+    # The state at t predicts completion token t + 1.
+    grad = hidden.grad.abs().sum(-1)[:, :-1]  # (B, T_c - 1)
     trained = batch["loss_mask"][:, 1:].bool()
     assert torch.all(grad[~trained] == 0)  # the env's and the template's tokens: none at all
     assert torch.all(grad[trained] > 0)

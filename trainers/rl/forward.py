@@ -8,7 +8,7 @@ from contextlib import nullcontext
 
 import torch
 
-from trainers.logprobs import GroupedOutput, grouped_forward
+from trainers.logprobs import GroupedOutput, grouped_forward, rowwise_forward
 from trainers.rl.batch import Batch, group_rows, slice_groups
 from trainers.rl.config import RLConfig
 
@@ -22,6 +22,10 @@ class PolicyForward:
         self.model, self.value_head, self.reference = model, value_head, reference
         self.temperature = config.sampling.temperature
         self.bf16 = config.model.autocast == "bf16"
+        self.chunk = config.model.logprob_chunk
+        # Under activation checkpointing transformers drops the KV cache in training mode, so
+        # the shared-prompt pass would lose its prompt: the trained pass goes row by row.
+        self.rowwise = config.model.gradient_checkpointing
 
     def autocast(self):
         if not self.bf16:
@@ -31,8 +35,11 @@ class PolicyForward:
     def __call__(
         self, model, batch: Batch, entropy=False, entropy_grad=False, hidden=False
     ) -> GroupedOutput:
+        path = grouped_forward
+        if self.rowwise and model.training and torch.is_grad_enabled():
+            path = rowwise_forward
         with self.autocast():
-            return grouped_forward(
+            return path(
                 model,
                 batch["prompt_ids"],
                 batch["prompt_mask"],
@@ -42,6 +49,7 @@ class PolicyForward:
                 with_entropy=entropy,
                 entropy_grad=entropy_grad,
                 with_hidden=hidden,
+                chunk=self.chunk,
             )
 
     def policy(self, batch: Batch, entropy_grad: bool) -> GroupedOutput:
@@ -86,3 +94,16 @@ class PolicyForward:
                     values[rows] = self.value_head(out.hidden).float()
             logprobs[rows] = out.logprobs.float()
         return logprobs, values
+
+
+def enable_checkpointing(model) -> None:
+    """Activation checkpointing on every decoder layer (transformers' own, non-reentrant, which
+    also works where the inputs need no gradient, as under frozen LoRA bases)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+CHECKPOINTING_NOTE = (
+    "Activation checkpointing is on: the trained pass runs each completion with its prompt "
+    "(transformers drops the KV cache that the shared-prompt pass needs under checkpointing); "
+    "the frozen passes still run each prompt once."
+)

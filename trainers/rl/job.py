@@ -41,6 +41,7 @@ from trainers.rl.evaluation import (
     evaluate,
     format_eval_table,
 )
+from trainers.rl.forward import CHECKPOINTING_NOTE
 from trainers.rl.learner import RLLearner
 from trainers.rl.samples import Samples
 
@@ -183,6 +184,8 @@ def _open_run(
     if world.main:
         dump_yaml(config, run_dir / "config.yaml")
         log(f"Run directory: {run_dir}")
+        if config.model.gradient_checkpointing:
+            log(CHECKPOINTING_NOTE)
     barrier(world)
     return run_dir, learner, start_step
 

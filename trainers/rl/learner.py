@@ -25,7 +25,7 @@ from trainers.engines.hf import HFEngine
 from trainers.rl import batch as batching
 from trainers.rl.advantages import compute_advantages
 from trainers.rl.config import RLConfig
-from trainers.rl.forward import PolicyForward
+from trainers.rl.forward import PolicyForward, enable_checkpointing
 from trainers.rl.lora import add_lora, base_model, is_peft, merged_state_dict
 from trainers.rl.metrics import step_metrics
 from trainers.rl.multi_turn import MultiTurnRollout
@@ -64,6 +64,8 @@ class RLLearner:
         self.policy_loss = registry.loss(algo.setting("policy_loss"))
         if config.lora.enabled and not is_peft(model):
             model = add_lora(model, config)
+        if config.model.gradient_checkpointing:
+            enable_checkpointing(model)
         self.model = model
         if algo.kl_coef > 0 and not config.lora.enabled:
             reference = reference if reference is not None else copy.deepcopy(model)
