@@ -51,7 +51,7 @@ def all_gather_objects(obj: Any, world: World) -> list[Any]:
 
 def sum_gradients(params: list[torch.nn.Parameter], world: World) -> None:
     """Sum every parameter's gradient over the ranks, in one collective over a flat buffer."""
-    if not world.active:
+    if not world.active or not params:
         return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1).float() for g in grads])

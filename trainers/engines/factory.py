@@ -79,7 +79,7 @@ def open_engine(
 def engine_for_learner(config: RLConfig, model, tokenizer) -> tuple[GenerationEngine, bool]:
     """The engine ``config.engines`` chooses for the RL learner, and whether it holds weights of
     its own (then the learner syncs them after each update): a vLLM engine, a Ray pool of
-    either backend, a copy of the policy (off-policy generation runs during the update), or the
+    either backend, a copy of the policy (off-policy generation, or a sharded learner), or the
     learner's own model."""
     from trainers.engines.hf import HFEngine
 
@@ -95,7 +95,9 @@ def engine_for_learner(config: RLConfig, model, tokenizer) -> tuple[GenerationEn
         ), True
     if ro.replicas > 1:
         return _learner_pool(config, model), True
-    if ro.off_policy:  # generation runs while the learner updates: it needs its own copy
+    # Off-policy generation runs while the learner updates, and a sharded learner's model needs
+    # every rank for each forward: both generate on a whole copy of their own.
+    if ro.off_policy or config.train.sharding == "fsdp":
         copied = copy.deepcopy(model)
         if hasattr(copied, "peft_config"):  # the engine holds plain weights; syncs send merged
             copied = copied.merge_and_unload()

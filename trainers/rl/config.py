@@ -152,6 +152,13 @@ class TrainConfig:
     """torch CPU threads; none leaves torch's default."""
     samples_every: int = 1
     """Write the first completion of each group to samples.jsonl every this many steps."""
+    sharding: Literal["none", "fsdp"] = "none"
+    """``fsdp``: shard the policy, its gradients and optimizer state, and the KL reference over
+    the processes with PyTorch's FSDP2 (each decoder layer, then the root), instead of a full
+    replica per process. See "Scaling up" in docs/rl.md."""
+    cpu_offload: bool = False
+    """With ``sharding: fsdp``: keep parameters, gradients and optimizer state in CPU memory
+    between uses (FSDP2's CPUOffloadPolicy); slower, for models that do not fit the GPUs."""
 
     def problems(self) -> list[str]:
         out = []
@@ -171,6 +178,8 @@ class TrainConfig:
             out.append(f"threads must be >= 1 or null, got {self.threads}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             out.append(f"max_minutes must be > 0 or null, got {self.max_minutes}")
+        if self.cpu_offload and self.sharding != "fsdp":
+            out.append("cpu_offload needs sharding: fsdp")
         return out
 
 
@@ -317,6 +326,11 @@ class RLConfig:
             )
         if self.episodes.multi_turn:
             out += _multi_turn_problems(self)
+        if self.train.sharding == "fsdp" and self.engines.off_policy:
+            out.append(
+                "train.sharding: fsdp generates on a full copy of the policy synced after each "
+                "update; engines.off_policy is not supported with it yet"
+            )
         known = registry.ADVANTAGES.get(self.algo.setting("advantage"))
         if self.reward_model.aggregate == "per_step" and known and not known.needs_values:
             out.append(

@@ -18,8 +18,11 @@ class PolicyForward:
 
     ``reference`` None with a LoRA model: the base model under the adapters is the reference."""
 
-    def __init__(self, config: RLConfig, model, value_head=None, reference=None):
+    def __init__(self, config: RLConfig, model, value_head=None, reference=None, lockstep=None):
+        """``lockstep(chunks)``: ``(chunk, real)`` pairs, padded with passes whose output is
+        dropped so that a sharded model runs as often on every rank (default: no padding)."""
         self.model, self.value_head, self.reference = model, value_head, reference
+        self.lockstep = lockstep or (lambda chunks: [(c, True) for c in chunks])
         self.temperature = config.sampling.temperature
         self.bf16 = config.model.autocast == "bf16"
         self.chunk = config.model.logprob_chunk
@@ -80,7 +83,7 @@ class PolicyForward:
         width = batch["completion_ids"].shape
         logprobs = torch.zeros(width, device=self.model.device)
         values = torch.zeros(width, device=self.model.device) if not reference else None
-        for groups in chunks:
+        for groups, real in self.lockstep(chunks):
             rows = group_rows(groups, group_size).to(self.model.device)
             sub = slice_groups(batch, groups, group_size)
             if reference and self.reference is None:  # LoRA: the base model is the reference
@@ -90,9 +93,10 @@ class PolicyForward:
                 model = self.reference if reference else self.model
                 want_hidden = values is not None and self.value_head is not None
                 out = self(model, sub, hidden=want_hidden)
-                if want_hidden:
+                if want_hidden and real:
                     values[rows] = self.value_head(out.hidden).float()
-            logprobs[rows] = out.logprobs.float()
+            if real:
+                logprobs[rows] = out.logprobs.float()
         return logprobs, values
 
 

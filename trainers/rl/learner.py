@@ -34,6 +34,7 @@ from trainers.rl.off_policy import OffPolicyRollout
 from trainers.rl.samples import Samples
 from trainers.rl.schedule import lr_lambda
 from trainers.rl.single_turn import SingleTurnRollout
+from trainers.sharding import clip_gradients, lockstep, shard, stream_full
 
 
 class RLLearner:
@@ -72,14 +73,23 @@ class RLLearner:
             reference.eval().requires_grad_(False)
         else:
             reference = None
-        value_head = None
-        if self.estimator.needs_values:
-            value_head = ValueHead(base_model(model).config.hidden_size).to(model.device)
-        self.forward = PolicyForward(config, model, value_head, reference)
         if engine is not None:
             self.engine, self.separate_engine = engine, True
-        else:
+        else:  # built before sharding: a copy for the engine (sharded learners) is a whole one
             self.engine, self.separate_engine = engine_for_learner(config, model, tokenizer)
+        self.sharded = config.train.sharding == "fsdp"
+        if self.sharded:
+            options = {
+                "bf16": config.model.autocast == "bf16",
+                "cpu_offload": config.train.cpu_offload,
+            }
+            shard(model, self.world, **options)
+            if reference is not None:
+                shard(reference, self.world, **options)
+        value_head = None
+        if self.estimator.needs_values:
+            value_head = ValueHead(base_model(model).config.hidden_size).to(_device(model))
+        self.forward = PolicyForward(config, model, value_head, reference, self._lockstep)
         if self.separate_engine:
             self.sync_weights()
         self.rollout = self._rollout_strategy()
@@ -120,9 +130,10 @@ class RLLearner:
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.value_head is not None:
-            params += list(self.value_head.parameters())
-        return params
+        return params + self.value_head_parameters()
+
+    def value_head_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.value_head.parameters()) if self.value_head is not None else []
 
     # --- one step ------------------------------------------------------------------------------
     def step(self, env, step: int, next_env=None) -> dict[str, Any]:
@@ -233,19 +244,32 @@ class RLLearner:
         )
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for micro in self._micro(mini, self.config.algo.grad_accum, t.batch, t.group_size):
+        micros = self._micro(mini, self.config.algo.grad_accum, t.batch, t.group_size)
+        for micro, real in self._lockstep(micros):
             parts = self.objective(t, micro, scale, epoch)
+            if not real:  # keeps a sharded model's collectives in step with the other ranks
+                (parts["loss"] * 0).backward()
+                continue
             parts["loss"].backward()
             total += parts.pop("loss").item()
             tokens = float(t.mask[batching.group_rows(micro, t.group_size)].sum())
             for key, value in parts.items():
                 _record(sums, weights, key, value, tokens)
-        sum_gradients(self.trainable_parameters(), world)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            self.trainable_parameters(), self.config.optim.max_grad_norm
-        )
+        max_norm = self.config.optim.max_grad_norm
+        if self.sharded:  # FSDP2 has reduced the model's gradients; the value head's are left
+            sum_gradients(self.value_head_parameters(), world)
+            grad_norm = clip_gradients(self.trainable_parameters(), max_norm)
+        else:
+            sum_gradients(self.trainable_parameters(), world)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), max_norm)
         self.optimizer.step()
         return all_sum(total, world), float(grad_norm)
+
+    def _lockstep(self, chunks: list) -> list:
+        """``(chunk, real)``: padded to every rank's count when sharded (see trainers.sharding)."""
+        if self.sharded:
+            return lockstep(chunks, self.world)
+        return [(c, True) for c in chunks]
 
     def _micro(self, groups: list[int], parts: int, batch, group_size: int) -> list[list[int]]:
         """``groups`` in ``parts`` micro-batches, each split further to fit the token budget."""
@@ -256,12 +280,12 @@ class RLLearner:
         return batching.fit_token_budget(chunks, batch, group_size, budget)
 
     # --- weights -------------------------------------------------------------------------------
-    def policy_state_dict(self) -> dict[str, torch.Tensor]:
+    def policy_state_dict(self):
         """The policy's weights under the base model's names; with LoRA, the adapters merged in
-        (W + scale * B A, computed without touching the trained weights)."""
-        if not is_peft(self.model):
-            return self.model.state_dict()
-        return merged_state_dict(self.model)
+        (W + scale * B A, computed without touching the trained weights). Sharded: an iterator
+        of whole tensors, gathered one at a time (a collective: every rank must consume it)."""
+        state = merged_state_dict(self.model) if is_peft(self.model) else self.model.state_dict()
+        return stream_full(state) if self.sharded else state
 
     def sync_weights(self) -> float:
         """Copy the learner's weights into a separate engine; returns the seconds it took."""
@@ -315,3 +339,7 @@ def _record(sums: dict, weights: dict, key: str, value: float, weight: float = 1
     """Accumulate a weighted mean (reduced over ranks at the end of the update)."""
     sums[key] = sums.get(key, 0.0) + value * weight
     weights[key] = weights.get(key, 0.0) + weight
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device

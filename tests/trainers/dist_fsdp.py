@@ -1,0 +1,103 @@
+"""One sharded (FSDP2) learner update on a fixed batch, run by each rank under torchrun (see
+test_sharding). Each rank saves its own file: rank 0 the whole gradients and updated weights
+(gathered), every rank the bytes it holds of parameters, gradients and optimizer state.
+
+Usage: torchrun --nproc_per_node N dist_fsdp.py OUT_PREFIX VARIANT
+"""
+
+import sys
+
+import torch
+
+from assay.config import load_config
+from assay.models import load_causal_lm
+from trainers.distributed import init_world
+from trainers.engines.base import Completion
+from trainers.rl.config import RLConfig
+from trainers.rl.learner import RLLearner
+from trainers.rl.samples import Samples
+from trainers.sharding import full_tensor, local_bytes
+
+REWARDS = [[1.0, 0.0], [0.0, 0.5], [1.0, 1.0], [0.2, 0.9]]
+ANSWERS = ["yes indeed", "no way at all", "maybe so", "yes"]
+VARIANTS = {
+    "grpo-kl": ["algo.kl_coef=0.05", "algo.entropy_coef=0.01"],
+    "ppo": ["algo.name=ppo"],
+    "lora": ["lora.enabled=true", "algo.kl_coef=0.05"],
+    # Group 0's long prompt splits rank 0's share into two micro-batches; rank 1 has one.
+    "uneven": ["algo.micro_batch_tokens=110", "algo.epochs=2"],
+}
+
+
+def fixed_batch(tokenizer, groups):
+    completions = []
+    for p in groups:
+        question = f"Question {p}: say yes." + " Please." * (30 if p == 0 else 0)
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+        for g in range(2):
+            text = ANSWERS[(p + g) % 4]
+            completions.append(Completion(text, prompt, tokenizer.encode(text), [], "stop"))
+    return Samples(completions, torch.tensor([REWARDS[p] for p in groups]))
+
+
+def config(variant: str, sharded: bool) -> RLConfig:
+    overrides = ["algo.group_size=2", "algo.prompts_per_step=4", "optim.lr=1e-3",
+                 "sampling.temperature=1.0", "eval.episodes=0", "model.logprob_chunk=16",
+                 f"train.sharding={'fsdp' if sharded else 'none'}"]  # fmt: skip
+    return load_config(RLConfig, overrides=overrides + VARIANTS[variant])
+
+
+def run(world, variant: str, sharded: bool):
+    """``(stats, whole grads, whole weights, learner)`` after one update; rank r trains on its
+    share of the four prompt groups."""
+    model, tokenizer = load_causal_lm("tiny-random-llama")
+    per_rank = 4 // world.size
+    groups = list(range(world.rank * per_rank, (world.rank + 1) * per_rank))
+    learner = RLLearner(config(variant, sharded), model, tokenizer, world=world)
+    stats = learner.update(fixed_batch(tokenizer, groups))
+    named = list(learner.model.named_parameters())
+    if learner.value_head is not None:
+        named += [(f"value_head.{n}", p) for n, p in learner.value_head.named_parameters()]
+    grads = {n: full_tensor(p.grad).clone() for n, p in named if p.grad is not None}
+    weights = {n: full_tensor(t).clone() for n, t in learner.model.state_dict().items()}
+    return stats, grads, weights, learner
+
+
+def engine_gap(learner, tokenizer) -> float:
+    """After a weight sync: the largest |log p_engine - log p_learner| over a fixed batch (the
+    engine holds a whole copy; the learner's forward runs sharded on every rank)."""
+    from trainers.logprobs import completion_logprobs
+
+    learner.sync_weights()
+    batch = fixed_batch(tokenizer, [1, 2, 3]).completions  # prompts of one length
+    ids = torch.tensor([c.prompt_ids + c.token_ids for c in batch if len(c.token_ids) == 2])
+    with torch.no_grad():
+        ours = completion_logprobs(learner.model.eval(), ids, torch.ones_like(ids), 2)[0]
+        theirs = completion_logprobs(learner.engine.model, ids, torch.ones_like(ids), 2)[0]
+    return float((ours - theirs).abs().max())
+
+
+def held_bytes(learner) -> dict[str, int]:
+    params = [p for p in learner.model.parameters() if p.requires_grad]
+    state = [t for s in learner.optimizer.state.values() for t in s.values() if t.dim() > 0]
+    return {
+        "params": local_bytes(params),
+        "grads": local_bytes([p.grad for p in params if p.grad is not None]),
+        "optimizer": local_bytes(state),
+    }
+
+
+if __name__ == "__main__":
+    world = init_world()
+    stats, grads, weights, learner = run(world, sys.argv[2], sharded=True)
+    saved = {"bytes": held_bytes(learner), "world": world.size, "rank": world.rank}
+    saved["engine_gap"] = engine_gap(learner, learner.tokenizer)
+    if world.main:
+        saved.update(stats=stats, grads=grads, weights=weights)
+    torch.save(saved, f"{sys.argv[1]}.rank{world.rank}.pt")
+    torch.distributed.destroy_process_group()

@@ -1,0 +1,74 @@
+"""The sharded learner (train.sharding: fsdp, PyTorch's FSDP2) on two gloo processes trains
+exactly like one unsharded process on the same data, while each rank holds about half of the
+parameters, gradients and optimizer state."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainers.distributed import World
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from dist_fsdp import VARIANTS, run  # noqa: E402
+
+
+def _torchrun(args: list[str], nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    from assay.distributed import free_port
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+           f"--master_port={free_port()}", *args]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def one_process():
+    """The unsharded single-process update of each variant (computed once per variant)."""
+    cache = {}
+
+    def get(variant):
+        if variant not in cache:
+            cache[variant] = run(World(), variant, sharded=False)[:3]
+        return cache[variant]
+
+    return get
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_two_fsdp_ranks_equal_one_process(tmp_path, variant, one_process):
+    done = _torchrun([str(HERE / "dist_fsdp.py"), str(tmp_path / "out"), variant])
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"out.rank{r}.pt", weights_only=False) for r in (0, 1)]
+    two = ranks[0]
+    stats, grads, weights = one_process(variant)
+    assert two["world"] == 2
+    for key in ("loss", "grad_norm"):
+        assert two["stats"][key] == pytest.approx(stats[key], rel=1e-5, abs=1e-7), key
+    assert stats["grad_norm"] > 0
+    assert two["grads"].keys() == grads.keys()
+    for key, value in grads.items():
+        torch.testing.assert_close(two["grads"][key], value, atol=1e-7, rtol=1e-4)
+    for key, value in weights.items():  # Adam amplifies near-zero gradients: lr is 1e-3
+        torch.testing.assert_close(two["weights"][key], value, atol=1e-5, rtol=1e-4)
+    # Weight sync, one gathered tensor at a time: each rank's engine computes the learner's
+    # log-probs (LoRA: the adapters merged in).
+    assert all(rank["engine_gap"] < 1e-5 for rank in ranks)
+    if variant == "grpo-kl":  # each rank holds its half of every sharded tensor
+        whole = sum(g.numel() * g.element_size() for g in grads.values())  # tied: counted once
+        for rank in ranks:
+            held = rank["bytes"]
+            assert 0.45 * whole <= held["params"] <= 0.55 * whole
+            assert 0.45 * whole <= held["grads"] <= 0.55 * whole
+            assert 0.9 * whole <= held["optimizer"] <= 1.1 * whole  # AdamW: two moments
+
+
+def test_sharding_refuses_a_model_it_cannot_cut():
+    from trainers.sharding import decoder_layers
+
+    with pytest.raises(ValueError, match="names no decoder layer class"):
+        decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
