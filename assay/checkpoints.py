@@ -48,8 +48,7 @@ def save_checkpoint(
     target = checkpoint_path(run_dir, step)
     sweep_partial_checkpoints(run_dir)
     save_to(target, step, model, tokenizer, trainer_state, state_dict=state_dict)
-    for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(run_dir, keep)
     return target
 
 
@@ -88,26 +87,49 @@ def save_to(
     state_dict: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint to ``target`` atomically, replacing what was there."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    tmp = partial_folder(target)
     try:
-        model.save_pretrained(tmp, state_dict=state_dict)
-        tokenizer.save_pretrained(tmp)
-        torch.save({"step": step, **trainer_state}, tmp / STATE_FILE)
-        stale = None
-        if (
-            target.exists()
-        ):  # saving the same step again: move the old one aside, never delete first
-            stale = target.with_name(f".{target.name}-stale")
-            shutil.rmtree(stale, ignore_errors=True)
-            os.replace(target, stale)
-        os.replace(tmp, target)
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
+        write_checkpoint(tmp, step, model, tokenizer, trainer_state, state_dict)
+        commit(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def partial_folder(target: Path) -> Path:
+    """A new hidden folder next to ``target`` to write its checkpoint into (then
+    :func:`commit` it); :func:`sweep_partial_checkpoints` removes it if the save is killed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+
+
+def write_checkpoint(
+    folder: Path, step: int, model, tokenizer, trainer_state, state_dict=None
+) -> None:
+    """The model (safetensors), the tokenizer and, last, the trainer state that marks a
+    checkpoint complete."""
+    model.save_pretrained(folder, state_dict=state_dict)
+    tokenizer.save_pretrained(folder)
+    torch.save({"step": step, **trainer_state}, folder / STATE_FILE)
+
+
+def commit(tmp: Path, target: Path) -> None:
+    """Move the finished checkpoint ``tmp`` to ``target``: an old one there is moved aside
+    first and deleted after, never before."""
+    stale = None
+    if target.exists():
+        stale = target.with_name(f".{target.name}-stale")
+        shutil.rmtree(stale, ignore_errors=True)
+        os.replace(target, stale)
+    os.replace(tmp, target)
+    if stale is not None:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

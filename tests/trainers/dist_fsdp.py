@@ -2,17 +2,23 @@
 test_sharding). Each rank saves its own file: rank 0 the whole gradients and updated weights
 (gathered), every rank the bytes it holds of parameters, gradients and optimizer state.
 
-Usage: torchrun --nproc_per_node N dist_fsdp.py OUT_PREFIX VARIANT
+Usage: torchrun --nproc_per_node N dist_fsdp.py OUT_PREFIX VARIANT [save RUN_DIR | resume RUN_DIR]
+
+``save``: one update, a checkpoint of step 1 in RUN_DIR, then a second update on the same batch
+(its stats are saved). ``resume``: the learner from RUN_DIR's checkpoint, then one update.
 """
 
 import sys
+from pathlib import Path
 
 import torch
 
+from assay.checkpoints import latest_checkpoint, load_trainer_state
 from assay.config import load_config
 from assay.models import load_causal_lm
 from trainers.distributed import init_world
 from trainers.engines.base import Completion
+from trainers.rl.checkpoint import save_learner_checkpoint
 from trainers.rl.config import RLConfig
 from trainers.rl.learner import RLLearner
 from trainers.rl.samples import Samples
@@ -52,20 +58,31 @@ def config(variant: str, sharded: bool) -> RLConfig:
     return load_config(RLConfig, overrides=overrides + VARIANTS[variant])
 
 
-def run(world, variant: str, sharded: bool):
+def run(world, variant: str, sharded: bool, resume: Path | None = None):
     """``(stats, whole grads, whole weights, learner)`` after one update; rank r trains on its
-    share of the four prompt groups."""
+    share of the four prompt groups. ``resume``: start from that run's last checkpoint."""
     model, tokenizer = load_causal_lm("tiny-random-llama")
-    per_rank = 4 // world.size
-    groups = list(range(world.rank * per_rank, (world.rank + 1) * per_rank))
-    learner = RLLearner(config(variant, sharded), model, tokenizer, world=world)
-    stats = learner.update(fixed_batch(tokenizer, groups))
+    reference, checkpoint = None, None
+    if resume is not None:
+        checkpoint = latest_checkpoint(resume)
+        reference, model = model, load_causal_lm(str(checkpoint))[0]  # KL to the base model
+    learner = RLLearner(
+        config(variant, sharded), model, tokenizer, reference=reference, world=world
+    )
+    if checkpoint is not None:
+        learner.load_trainer_state(load_trainer_state(checkpoint), checkpoint)
+    stats = learner.update(fixed_batch(tokenizer, shard_of(world)))
     named = list(learner.model.named_parameters())
     if learner.value_head is not None:
         named += [(f"value_head.{n}", p) for n, p in learner.value_head.named_parameters()]
     grads = {n: full_tensor(p.grad).clone() for n, p in named if p.grad is not None}
     weights = {n: full_tensor(t).clone() for n, t in learner.model.state_dict().items()}
     return stats, grads, weights, learner
+
+
+def shard_of(world) -> list[int]:
+    per_rank = 4 // world.size
+    return list(range(world.rank * per_rank, (world.rank + 1) * per_rank))
 
 
 def engine_gap(learner, tokenizer) -> float:
@@ -94,7 +111,12 @@ def held_bytes(learner) -> dict[str, int]:
 
 if __name__ == "__main__":
     world = init_world()
-    stats, grads, weights, learner = run(world, sys.argv[2], sharded=True)
+    mode, run_dir = (sys.argv[3], Path(sys.argv[4])) if len(sys.argv) > 4 else (None, None)
+    resume = run_dir if mode == "resume" else None
+    stats, grads, weights, learner = run(world, sys.argv[2], sharded=True, resume=resume)
+    if mode == "save":
+        save_learner_checkpoint(run_dir, 1, learner, keep=1)
+        stats = learner.update(fixed_batch(learner.tokenizer, shard_of(world)))  # step 2
     saved = {"bytes": held_bytes(learner), "world": world.size, "rank": world.rank}
     saved["engine_gap"] = engine_gap(learner, learner.tokenizer)
     if world.main:

@@ -72,3 +72,55 @@ def test_sharding_refuses_a_model_it_cannot_cut():
 
     with pytest.raises(ValueError, match="names no decoder layer class"):
         decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_a_sharded_checkpoint_resumes_exactly_on_two_ranks_and_on_one(tmp_path):
+    """Saved after step 1 by two ranks (each writes its optimizer shards), then step 2 three
+    ways: straight on, resumed on two ranks, resumed by one unsharded process."""
+    script, run_dir = str(HERE / "dist_fsdp.py"), tmp_path / "run"
+    done = _torchrun([script, str(tmp_path / "straight"), "grpo-kl", "save", str(run_dir)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    straight = torch.load(tmp_path / "straight.rank0.pt", weights_only=False)["stats"]
+    checkpoint = run_dir / "checkpoints" / "step-000001"
+    assert sorted(p.name for p in (checkpoint / "optimizer").glob("*.distcp")) == [
+        "__0_0.distcp", "__1_0.distcp"]  # fmt: skip
+    done = _torchrun([script, str(tmp_path / "resumed"), "grpo-kl", "resume", str(run_dir)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = torch.load(tmp_path / "resumed.rank0.pt", weights_only=False)["stats"]
+    one = run(World(), "grpo-kl", sharded=False, resume=run_dir)[0]
+    for key in ("loss", "grad_norm", "kl", "ratio_mean"):
+        assert two[key] == pytest.approx(straight[key], rel=1e-5, abs=1e-7), key
+        assert one[key] == pytest.approx(straight[key], rel=1e-5, abs=1e-7), key
+    assert straight["kl"] > 0  # step 2 starts away from the reference: the state mattered
+
+
+def test_the_exported_policy_loads_as_a_plain_transformers_model(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    run_dir = tmp_path / "run"
+    done = _torchrun([str(HERE / "dist_fsdp.py"), str(tmp_path / "out"), "grpo-kl", "save",
+                      str(run_dir)])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    exported = AutoModelForCausalLM.from_pretrained(run_dir / "checkpoints" / "step-000001")
+    trained = run(World(), "grpo-kl", sharded=False)[3].model  # step 1 of the same batch
+    ids = torch.tensor([[1, 5, 9, 200, 3000, 17]])
+    with torch.no_grad():
+        torch.testing.assert_close(exported(ids).logits, trained(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_a_checkpoint_index_that_would_run_code_is_refused(tmp_path):
+    import os as os_module
+    import pickle
+
+    from assay.errors import CheckpointError
+    from trainers.rl.checkpoint import SafeReader
+
+    class Payload:
+        def __reduce__(self):
+            return (os_module.system, ("touch " + str(tmp_path / "pwned"),))
+
+    (tmp_path / "optimizer").mkdir()
+    (tmp_path / "optimizer" / ".metadata").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match="will not load it"):
+        SafeReader(tmp_path / "optimizer").read_metadata()
+    assert not (tmp_path / "pwned").exists()

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import envs
-from assay.checkpoints import save_to
 from assay.runs import write_json
-from trainers.distributed import barrier
+from trainers.distributed import all_gather_objects, barrier
 from trainers.evaluate import EvalResult, evaluate_policy
+from trainers.rl.checkpoint import save_policy
 from trainers.rl.config import RLConfig
 from trainers.rl.learner import RLLearner
 
@@ -95,7 +95,15 @@ class Best:
         if self.path.exists():
             self.value = json.loads(self.path.read_text())["value"]
 
-    def offer(self, learner: RLLearner, step: int, metrics: dict[str, float]) -> bool:
+    @property
+    def target(self) -> Path:
+        return self.path.parent / "checkpoints" / "best"
+
+    def offer(
+        self, learner: RLLearner, step: int, metrics: dict[str, float], save: bool = True
+    ) -> bool:
+        """Whether ``metrics`` beat the best so far; then record them and (``save``) write the
+        policy to :attr:`target`."""
         if self.metric not in metrics:
             raise KeyError(
                 f"eval.best_metric {self.metric!r} is not an eval metric; "
@@ -104,8 +112,8 @@ class Best:
         value = metrics[self.metric]
         if self.value is not None and value <= self.value:
             return False
-        target = self.path.parent / "checkpoints" / "best"
-        save_to(target, step, learner.model, learner.tokenizer, {})
+        if save:
+            save_policy(learner, self.target, step)
         self.value = value
         write_json(self.path, {"step": step, "metric": self.metric, "value": value})
         return True
@@ -115,13 +123,17 @@ def eval_during(learner: RLLearner, config: RLConfig, run_dir: Path, step: int, 
     """``eval/*`` metrics at ``step`` (rank 0 evaluates, the others wait), and the best
     checkpoint kept up to date."""
     out: dict[str, Any] = {}
+    improved = False
     if learner.world.main:
         episodes = config.eval.every_episodes or config.eval.episodes
         result = evaluate(
             learner, config, run_dir, f"step{step:06d}", episodes, learner.eval_engine()
         )
         out = {f"eval/{k}": v for k, v in result.metrics.items()}
-        out["eval/best"] = float(best.offer(learner, step, result.metrics))
+        improved = best.offer(learner, step, result.metrics, save=not learner.sharded)
+        out["eval/best"] = float(improved)
+    if learner.sharded and all_gather_objects(improved, learner.world)[0]:
+        save_policy(learner, best.target, step)  # every rank gathers the weights
     barrier(learner.world)
     return out
 

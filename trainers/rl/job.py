@@ -31,6 +31,7 @@ from assay.models import load_causal_lm
 from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
 from assay.trackers import Trackers
 from trainers.distributed import World, all_gather_objects, barrier, init_world
+from trainers.rl.checkpoint import save_learner_checkpoint
 from trainers.rl.checks import check_best_metric, check_single_turn, check_world
 from trainers.rl.config import RLConfig
 from trainers.rl.evaluation import (
@@ -175,7 +176,7 @@ def _open_run(
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if state is not None:
-        learner.load_trainer_state(state)
+        learner.load_trainer_state(state, checkpoint)
         learner.weights_step = start_step
         if world.main:
             for name in ("metrics.jsonl", "samples.jsonl"):  # drop steps logged after it
@@ -210,16 +211,7 @@ def _train(
     watch = SignalWatch()
 
     def checkpoint(step: int) -> None:
-        if main:
-            save_checkpoint(
-                run_dir,
-                step,
-                learner.model,
-                learner.tokenizer,
-                learner.trainer_state(),
-                config.train.keep_checkpoints,
-            )
-        barrier(learner.world)
+        save_learner_checkpoint(run_dir, step, learner, config.train.keep_checkpoints)
 
     step = logged = start
     limit = config.train.max_minutes
@@ -253,6 +245,8 @@ def _train(
         # Save only weights that match the last logged step: interrupted while generating they
         # do; inside an update, or after it but before its metrics were logged, they do not.
         consistent = not learner.updating and learner.weights_step == step == logged
+        if learner.sharded:  # its other ranks may be anywhere: no collective save now
+            consistent = False
         if step > start and consistent and main:
             save_checkpoint(
                 run_dir, step, learner.model, learner.tokenizer, learner.trainer_state(),

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from assay.errors import CheckpointError
 from trainers.algos import ValueHead, registry, truncated_is_weights
 from trainers.algos.policy import denominator
 from trainers.distributed import World, all_max, all_sum, current_world, sum_gradients
@@ -24,6 +26,7 @@ from trainers.engines.factory import engine_for_learner
 from trainers.engines.hf import HFEngine
 from trainers.rl import batch as batching
 from trainers.rl.advantages import compute_advantages
+from trainers.rl.checkpoint import has_optimizer_shards, load_optimizer_shards
 from trainers.rl.config import RLConfig
 from trainers.rl.forward import PolicyForward, enable_checkpointing
 from trainers.rl.lora import add_lora, base_model, is_peft, merged_state_dict
@@ -317,15 +320,26 @@ class RLLearner:
 
     # --- trainer state -------------------------------------------------------------------------
     def trainer_state(self) -> dict[str, Any]:
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        """What ``trainer_state.pt`` holds. Sharded, the optimizer state is not in it: each rank
+        writes its shards (``trainers.rl.checkpoint``)."""
+        state: dict[str, Any] = {"scheduler": self.scheduler.state_dict()}
+        if not self.sharded:
+            state["optimizer"] = self.optimizer.state_dict()
         if self.value_head is not None:
             state["value_head"] = self.value_head.state_dict()
         return state
 
-    def load_trainer_state(self, state: dict[str, Any]) -> None:
+    def load_trainer_state(self, state: dict[str, Any], checkpoint: Path | None = None) -> None:
+        """Resume from ``state``; the optimizer from it, or from the shards a sharded run wrote
+        into ``checkpoint`` (on any number of ranks; every rank calls this)."""
         if self.value_head is not None:
             self.value_head.load_state_dict(state["value_head"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        elif checkpoint is not None and has_optimizer_shards(checkpoint):
+            load_optimizer_shards(self, checkpoint, state["optimizer_groups"])
+        else:
+            raise CheckpointError(f"{checkpoint} holds no optimizer state to resume from.")
         self.scheduler.load_state_dict(state["scheduler"])
         # The schedule follows this run's config (a resume may extend train.steps), not the
         # learning rate saved with the checkpoint.
