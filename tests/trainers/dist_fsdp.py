@@ -32,7 +32,28 @@ VARIANTS = {
     "lora": ["lora.enabled=true", "algo.kl_coef=0.05"],
     # Group 0's long prompt splits rank 0's share into two micro-batches; rank 1 has one.
     "uneven": ["algo.micro_batch_tokens=110", "algo.epochs=2"],
+    # Multi-turn rows: a context per row, env tokens masked out, advantages given; rank 0 holds
+    # three rows and rank 1 one, each row a micro-batch of its own.
+    "multi-turn": ["algo.micro_batch_tokens=40"],
 }
+ROW_ADVANTAGES = [1.0, -0.5, 0.25, -1.0]
+
+
+def multi_turn_rows(tokenizer, rows):
+    completions = []
+    for r in rows:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": f"Turn {r}: your move."}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+        tokens = tokenizer.encode(" a b c d e f"[: 4 + 2 * r])
+        mask = [1 if i % 3 != 1 else 0 for i in range(len(tokens))]  # some env tokens
+        completions.append(Completion("x", prompt, tokens, [], "stop", train_mask=mask))
+    rewards = torch.tensor([[ROW_ADVANTAGES[r]] for r in rows])
+    return Samples(completions, rewards, group_size=1,
+                   advantages=torch.tensor([ROW_ADVANTAGES[r] for r in rows]))  # fmt: skip
 
 
 def fixed_batch(tokenizer, groups):
@@ -71,7 +92,7 @@ def run(world, variant: str, sharded: bool, resume: Path | None = None):
     )
     if checkpoint is not None:
         learner.load_trainer_state(load_trainer_state(checkpoint), checkpoint)
-    stats = learner.update(fixed_batch(tokenizer, shard_of(world)))
+    stats = learner.update(batch_for(variant, tokenizer, world))
     named = list(learner.model.named_parameters())
     if learner.value_head is not None:
         named += [(f"value_head.{n}", p) for n, p in learner.value_head.named_parameters()]
@@ -83,6 +104,13 @@ def run(world, variant: str, sharded: bool, resume: Path | None = None):
 def shard_of(world) -> list[int]:
     per_rank = 4 // world.size
     return list(range(world.rank * per_rank, (world.rank + 1) * per_rank))
+
+
+def batch_for(variant: str, tokenizer, world):
+    if variant != "multi-turn":
+        return fixed_batch(tokenizer, shard_of(world))
+    rows = [[0, 1, 2, 3]] if world.size == 1 else [[0, 1, 2], [3]]
+    return multi_turn_rows(tokenizer, rows[world.rank])
 
 
 def engine_gap(learner, tokenizer) -> float:
@@ -116,7 +144,7 @@ if __name__ == "__main__":
     stats, grads, weights, learner = run(world, sys.argv[2], sharded=True, resume=resume)
     if mode == "save":
         save_learner_checkpoint(run_dir, 1, learner, keep=1)
-        stats = learner.update(fixed_batch(learner.tokenizer, shard_of(world)))  # step 2
+        stats = learner.update(batch_for(sys.argv[2], learner.tokenizer, world))  # step 2
     saved = {"bytes": held_bytes(learner), "world": world.size, "rank": world.rank}
     saved["engine_gap"] = engine_gap(learner, learner.tokenizer)
     if world.main:

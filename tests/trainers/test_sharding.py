@@ -2,6 +2,7 @@
 exactly like one unsharded process on the same data, while each rank holds about half of the
 parameters, gradients and optimizer state."""
 
+import json
 import os
 import subprocess
 import sys
@@ -53,8 +54,10 @@ def test_two_fsdp_ranks_equal_one_process(tmp_path, variant, one_process):
     assert two["grads"].keys() == grads.keys()
     for key, value in grads.items():
         torch.testing.assert_close(two["grads"][key], value, atol=1e-7, rtol=1e-4)
-    for key, value in weights.items():  # Adam amplifies near-zero gradients: lr is 1e-3
-        torch.testing.assert_close(two["weights"][key], value, atol=1e-5, rtol=1e-4)
+    # AdamW's first step is about lr * sign(g): a gradient of ~1e-9 whose float32 rounding
+    # differs can move a weight by a few percent of lr (1e-3); a real error moves it by ~lr.
+    for key, value in weights.items():
+        torch.testing.assert_close(two["weights"][key], value, atol=5e-5, rtol=1e-4)
     # Weight sync, one gathered tensor at a time: each rank's engine computes the learner's
     # log-probs (LoRA: the adapters merged in).
     assert all(rank["engine_gap"] < 1e-5 for rank in ranks)
@@ -124,3 +127,26 @@ def test_a_checkpoint_index_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="will not load it"):
         SafeReader(tmp_path / "optimizer").read_metadata()
     assert not (tmp_path / "pwned").exists()
+
+
+def test_assay_train_rl_shards_over_two_processes_and_resumes_on_one(tmp_path):
+    config = HERE.parents[1] / "configs" / "codenames_guess.yaml"
+    args = [sys.executable, "-m", "assay.cli", "train", "rl", "--nproc", "2", "--config",
+            str(config), "model.name=tiny-random-llama", "train.steps=2", "algo.group_size=2",
+            "algo.prompts_per_step=2", "sampling.max_new_tokens=4", "algo.kl_coef=0.05",
+            f"train.output_dir={tmp_path}", "train.run_name=fsdp", "eval.episodes=2",
+            "eval.every=1", "train.sharding=fsdp"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "fsdp"
+    checkpoint = run_dir / "checkpoints" / "step-000002"
+    assert len(list((checkpoint / "optimizer").glob("*.distcp"))) == 2  # one file per rank
+    assert (run_dir / "checkpoints" / "best" / "model.safetensors").exists()
+    resume = [sys.executable, "-m", "assay.cli", "train", "rl", "--resume", str(run_dir),
+              "train.steps=3", "train.sharding=none"]  # fmt: skip
+    done = subprocess.run(resume, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Resuming" in done.stdout
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()]
+    assert steps == [1, 2, 3]

@@ -39,11 +39,6 @@ def check_world(config: RLConfig, world: World) -> None:
             f"algo.mini_batches * algo.grad_accum must be <= the prompt groups per process "
             f"({per_rank} with {world.size} processes)"
         )
-    if world.active and config.episodes.multi_turn:
-        raise ValueError(
-            "episodes.multi_turn trains in a single learner process for now (ranks would hold "
-            "different numbers of rows and their collectives would not line up)"
-        )
     if world.active and (config.engines.backend == "vllm" or config.engines.replicas > 1):
         raise ValueError(
             "several learner processes generate with their own HF engine; engines.backend vllm "

@@ -298,9 +298,12 @@ class RLLearner:
         return time.perf_counter() - t0
 
     def finish(self) -> None:
-        """Wait for a background rollout and bring the engine up to date (before evaluation)."""
+        """Wait for a background rollout and bring the engine up to date (before evaluation).
+        Rank 0 may call it alone (it evaluates while the others wait): a sharded learner's
+        engine is synced after every update already, and a sync would need every rank."""
         self.rollout.finish()
-        self.sync_weights()
+        if not self.sharded:
+            self.sync_weights()
 
     def eval_engine(self) -> GenerationEngine:
         """An engine with the current weights that is free now: the rollout engine, unless a
