@@ -109,7 +109,8 @@ def write_checkpoint(
 ) -> None:
     """The model (safetensors), the tokenizer and, last, the trainer state that marks a
     checkpoint complete."""
-    model.save_pretrained(folder, state_dict=state_dict)
+    # transformers empties the dict it is given as it writes; the trainer state may share it.
+    model.save_pretrained(folder, state_dict=dict(state_dict) if state_dict is not None else None)
     tokenizer.save_pretrained(folder)
     torch.save({"step": step, **trainer_state}, folder / STATE_FILE)
 

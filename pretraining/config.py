@@ -126,6 +126,7 @@ class PretrainTrainConfig:
     run_name: str | None = None
     log_exposure: bool = True  # exposure.jsonl: which windows each step read
     tensorboard: bool = False
+    sharding: Literal["none", "fsdp"] = "none"  # fsdp: FSDP2 over the ranks instead of DDP
 
     def problems(self) -> list[str]:
         out = [
@@ -151,6 +152,23 @@ class PretrainTrainConfig:
         return out
 
 
+SHARDING_REFUSALS = {
+    name: f"train.sharding: fsdp shards method full only; {name} {why}, so train it with "
+    "train.sharding: none (DDP)"
+    for name, why in {
+        "galore": "projects each weight's whole gradient with an SVD projector of its own, and "
+        "a rank holds only a shard of each gradient",
+        "fira": "projects each weight's whole gradient with an SVD projector of its own, and a "
+        "rank holds only a shard of each gradient",
+        "relora": "merges B A into each whole weight and prunes its optimizer state by "
+        "magnitude over whole tensors at every reset, which is not written for shards yet",
+        "cola": "has factorised layers that have not been run under FSDP2 yet",
+        "sltrain": "scatters its sparse values by whole-matrix indices, which has not been "
+        "run under FSDP2 yet",
+    }.items()
+}
+
+
 @dataclass
 class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -161,6 +179,8 @@ class PretrainConfig:
 
     def problems(self) -> list[str]:
         out = []
+        if self.train.sharding == "fsdp" and self.method.name != "full":
+            out.append(SHARDING_REFUSALS[self.method.name])
         relora, warmup = self.method.relora, min(self.optim.warmup_steps, self.train.max_steps - 1)
         if self.method.name == "relora" and relora.reset_every < warmup:
             out.append(

@@ -3,7 +3,8 @@
 One loop for every method (:mod:`pretraining.methods`): read the step's windows -> forward and
 backward over micro-batches -> clip -> optimizer step -> method hook (ReLoRA resets) -> log
 (metrics, exposure) -> evaluate -> checkpoint. Data-parallel over ``torchrun`` ranks with
-PyTorch's ``DistributedDataParallel`` (gloo on a CPU, NCCL on GPUs): every rank reads its slice
+PyTorch's ``DistributedDataParallel`` (gloo on a CPU, NCCL on GPUs), or sharded with FSDP2
+(``train.sharding: fsdp``, :mod:`pretraining.sharded`): every rank reads its slice
 of the same global window list, so 2 ranks read exactly what 1 rank with twice the accumulation
 reads, and the exposure log is the same.
 
@@ -33,12 +34,14 @@ from assay.checkpoints import latest_checkpoint, load_trainer_state, save_checkp
 from assay.config import dump_yaml, to_dict
 from assay.distributed import World, all_sum, barrier, init_world, resolve_device
 from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
+from assay.sharding import clip_gradients, is_sharded
 from pretraining.config import PretrainConfig
 from pretraining.corpus import Corpus, prepare_corpus
 from pretraining.exposure import ExposureLog
 from pretraining.methods import Method, optimizer_state_bytes, prepare_method
 from pretraining.models import build_model, count_parameters, llama_config
 from pretraining.packing import PackedData, step_windows
+from pretraining.sharded import full_state, load_state, shard_with_optimizer
 
 METHOD_FILE = "assay_pretrain.json"
 
@@ -119,7 +122,11 @@ def train_step(
             loss.backward()
         total += float(loss.detach())
     params = [p for group in method.optimizer.param_groups for p in group["params"]]
-    norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+    limit = clip if clip > 0 else float("inf")
+    if is_sharded(model):
+        norm = clip_gradients(params, limit)
+    else:
+        norm = torch.nn.utils.clip_grad_norm_(params, limit)
     method.optimizer.step()
     method.optimizer.zero_grad(set_to_none=True)
     return {"loss": total, "grad_norm": float(norm)}
@@ -189,15 +196,18 @@ class _Run:
     def save(self, step: int, final: bool = False) -> None:
         """The checkpoint of ``step`` (or ``final/``), plus ``keep-<step>`` when it is in
         ``train.save_steps``; each holds dense weights (CoLA: its own) and ``assay_pretrain.json``."""
+        sharded = is_sharded(self.model)
+        if sharded:  # every rank gathers; rank 0 writes
+            model_state, optimizer_state = full_state(self.model, self.method.optimizer)
         if not self.world.main:
             return
         state = {
-            "optimizer": self.method.optimizer.state_dict(),
+            "optimizer": optimizer_state if sharded else self.method.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "model": self.model.state_dict(),
+            "model": model_state if sharded else self.model.state_dict(),
             "rng": torch.get_rng_state(),
         }
-        weights = self.method.dense_state_dict(self.model)
+        weights = model_state if sharded else self.method.dense_state_dict(self.model)
         tokenizer = self.corpus.tokenizer
         if final:
             target = save_to(self.run_dir / "final", step, self.model, tokenizer, state,
@@ -210,7 +220,12 @@ class _Run:
             self.save_kept(step, state, weights)
 
     def save_kept(self, step: int, state: dict[str, Any], weights=None) -> None:
-        """``checkpoints/keep-<step>``: never pruned (``train.save_steps``; 0 = the initial weights)."""
+        """``checkpoints/keep-<step>``: never pruned (``train.save_steps``; 0 = the initial
+        weights). Every rank calls it when sharded."""
+        if weights is None and is_sharded(self.model):
+            weights = full_state(self.model, self.method.optimizer)[0]
+        if not self.world.main:
+            return
         weights = self.method.dense_state_dict(self.model) if weights is None else weights
         target = self.run_dir / "checkpoints" / f"keep-{step:06d}"
         save_to(target, step, self.model, self.corpus.tokenizer, state, state_dict=weights)
@@ -239,8 +254,8 @@ def run_pretrain(
     run = _prepare(config, resume_dir, init_state=init_state, masks=masks)
     params = count_parameters(run.model)
     last_eval = _train(run)
+    run.save(config.train.max_steps, final=True)  # every rank: a sharded model is gathered
     if run.world.main:
-        run.save(config.train.max_steps, final=True)
         _finish(run.run_dir, config, run.method, params, run.corpus, last_eval)
     barrier(run.world)
     return run.run_dir
@@ -264,6 +279,8 @@ def _prepare(
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
+    if config.train.sharding == "fsdp":
+        shard_with_optimizer(model, method, world, masks)
     if masks is not None:
         from pretraining.pruning import MaskEnforcer
 
@@ -294,7 +311,7 @@ def _train(run: _Run) -> dict[str, float]:
         run.method,
     )
     train_model = run.model
-    if world.active:
+    if world.active and not is_sharded(run.model):
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [world.local_rank] if device.type == "cuda" else None
@@ -309,7 +326,7 @@ def _train(run: _Run) -> dict[str, float]:
     per_rank = t.batch_size // world.size
     micro = min(t.micro_batch_size, per_rank)
     windows = torch.as_tensor(corpus.train.windows, dtype=torch.long)
-    if run.start == 0 and 0 in t.save_steps and world.main:  # the initial weights, for analysis
+    if run.start == 0 and 0 in t.save_steps:  # the initial weights, for analysis
         run.save_kept(0, {})
     bar = tqdm(range(run.start, t.max_steps), initial=run.start, total=t.max_steps,
                disable=not world.main, desc=f"pretrain {method.name}")  # fmt: skip
@@ -335,7 +352,7 @@ def _train(run: _Run) -> dict[str, float]:
         if world.active:
             record["loss"] = all_sum(record["loss"], world) / world.size
         if corpus.eval is not None and (done % t.eval_every == 0 or done == t.max_steps):
-            if world.main:
+            if world.main or is_sharded(run.model):  # a sharded forward needs every rank
                 last_eval = evaluate(run.model, corpus.eval, device, t.micro_batch_size, precision)
                 record.update(last_eval)
             barrier(world)
@@ -353,8 +370,7 @@ def _train(run: _Run) -> dict[str, float]:
 def _restore(model, method: Method, scheduler, run_dir: Path) -> int:
     checkpoint = latest_checkpoint(run_dir)
     state = load_trainer_state(checkpoint)
-    model.load_state_dict(state["model"])
-    method.optimizer.load_state_dict(state["optimizer"])
+    load_state(model, method.optimizer, state)
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     return int(state["step"])

@@ -33,13 +33,15 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
         logprobs = hidden.new_empty(n, dtype=acc)
         entropy = hidden.new_empty(n, dtype=acc)
         lse = hidden.new_empty(n, dtype=acc)
+        w = weight.to(acc)  # no copy for fp32 weights
         for start in range(0, n, chunk):
             part = slice(start, start + chunk)
-            z = _logits(hidden[part], weight, bias, temperature)  # (c, V)
-            lse[part] = torch.logsumexp(z, dim=-1)
-            log_p = z - lse[part].unsqueeze(-1)
+            log_p = _logits(hidden[part], w, bias, temperature)  # (c, V), two such at most
+            lse[part] = torch.logsumexp(log_p, dim=-1)
+            log_p.sub_(lse[part].unsqueeze(-1))
             logprobs[part] = log_p.gather(-1, targets[part].unsqueeze(-1)).squeeze(-1)
-            entropy[part] = -(torch.exp(log_p) * log_p).sum(-1)  # as the full path sums it
+            # -sum p log p, summed as the full path sums it (the product in p's buffer)
+            entropy[part] = -torch.exp(log_p).mul_(log_p).sum(-1)
         ctx.save_for_backward(hidden, weight, bias, targets, lse, entropy)
         ctx.temperature, ctx.chunk = temperature, chunk
         return logprobs, entropy
@@ -48,21 +50,26 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
     def backward(ctx, grad_logprobs, grad_entropy):
         hidden, weight, bias, targets, lse, entropy = ctx.saved_tensors
         t, acc = ctx.temperature, _accumulation_dtype(hidden)
-        grad_hidden = torch.zeros_like(hidden, dtype=acc)
+        w = weight.to(acc)
+        grad_hidden = torch.empty_like(hidden, dtype=acc)
         grad_weight = torch.zeros_like(weight, dtype=acc)
         grad_bias = torch.zeros_like(bias, dtype=acc) if bias is not None else None
         for start in range(0, hidden.shape[0], ctx.chunk):
             part = slice(start, start + ctx.chunk)
-            z = _logits(hidden[part], weight, bias, t)
-            log_p = z - lse[part].unsqueeze(-1)
+            g_lp, g_ent = grad_logprobs[part].unsqueeze(-1), grad_entropy[part].unsqueeze(-1)
+            log_p = _logits(hidden[part], w, bias, t)
+            log_p.sub_(lse[part].unsqueeze(-1))
             p = torch.exp(log_p)
-            # d logprob / dz = onehot(target) - p;  d entropy / dz = -p * (log p + H)
-            grad_z = -p * grad_logprobs[part].unsqueeze(-1)
-            grad_z.scatter_add_(-1, targets[part].unsqueeze(-1), grad_logprobs[part].unsqueeze(-1))
-            grad_z -= p * (log_p + entropy[part].unsqueeze(-1)) * grad_entropy[part].unsqueeze(-1)
-            grad_z /= t
-            grad_hidden[part] = grad_z @ weight.to(acc)
-            grad_weight += grad_z.T @ hidden[part].to(acc)
+            # d logprob / dz = onehot(target) - p;  d entropy / dz = -p * (log p + H), so
+            # dL/dz = onehot * g_lp - p * (g_lp + g_ent * (log p + H)), built in place.
+            factor = log_p.add_(entropy[part].unsqueeze(-1)).mul_(g_ent).add_(g_lp)
+            grad_z = p.mul_(factor).neg_()
+            del factor, log_p
+            grad_z.scatter_add_(-1, targets[part].unsqueeze(-1), g_lp)
+            if t != 1:
+                grad_z.div_(t)
+            grad_hidden[part] = grad_z @ w
+            grad_weight.addmm_(grad_z.T, hidden[part].to(acc))
             if grad_bias is not None:
                 grad_bias += grad_z.sum(0)
         return (
@@ -81,12 +88,12 @@ def _accumulation_dtype(hidden: torch.Tensor) -> torch.dtype:
 
 
 def _logits(hidden, weight, bias, temperature: float) -> torch.Tensor:
-    acc = _accumulation_dtype(hidden)
+    """(c, V) logits in ``weight``'s (accumulation) dtype, scaled by the temperature."""
     with torch.autocast(hidden.device.type, enabled=False):
-        z = hidden.to(acc) @ weight.to(acc).T
+        z = hidden.to(weight.dtype) @ weight.T
         if bias is not None:
-            z = z + bias.to(acc)
-    return z / temperature
+            z.add_(bias.to(weight.dtype))
+    return z.div_(temperature) if temperature != 1 else z
 
 
 def chunked_token_logprobs(

@@ -316,3 +316,36 @@ def test_counts_and_intervals_are_checked_before_any_work(tmp_path, override, ca
         capsys.readouterr().err
     )
     assert list(tmp_path.iterdir()) == []  # no run folder
+
+
+@pytest.mark.slow
+def test_fsdp_on_two_gloo_ranks_trains_like_one_process_and_resumes_on_one(tmp_path):
+    one = tiny(tmp_path, **{"run_name": "one"})
+    assert main(["pretrain", "--config", CONFIG, *one]) == 0
+    two = tiny(tmp_path, **{"run_name": "fsdp", "train.sharding": "fsdp"})
+    command = [sys.executable, "-m", "assay.cli", "pretrain", "--nproc", "2", "--config", CONFIG]
+    subprocess.run([*command, *two], check=True, timeout=600, cwd=ROOT)
+    a, b = state(tmp_path / "one" / "final"), state(tmp_path / "fsdp" / "final")
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+    assert [r["loss"] for r in records(tmp_path / "fsdp")] == pytest.approx(
+        [r["loss"] for r in records(tmp_path / "one")], abs=1e-5
+    )
+    # Cut after step 3's checkpoint (gathered whole by rank 0) and resume in one plain process.
+    cut = tmp_path / "cut"
+    shutil.copytree(tmp_path / "fsdp", cut)
+    shutil.rmtree(cut / "checkpoints" / "step-000006")
+    shutil.rmtree(cut / "final")
+    assert main(["pretrain", "--resume", str(cut), "train.sharding=none"]) == 0
+    c = state(cut / "final")
+    for name in a:
+        assert torch.allclose(a[name], c[name], atol=1e-5), name
+
+
+@pytest.mark.parametrize("method", ["galore", "fira", "relora", "cola", "sltrain"])
+def test_methods_that_cannot_shard_are_refused_with_the_reason(tmp_path, method, capsys):
+    args = tiny(tmp_path, **{"method.name": method, "train.sharding": "fsdp"})
+    assert main(["pretrain", "--config", CONFIG, *args]) == 2
+    err = capsys.readouterr().err
+    assert f"shards method full only; {method}" in err and "train.sharding: none" in err
+    assert not any(tmp_path.iterdir())

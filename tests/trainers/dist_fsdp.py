@@ -16,13 +16,13 @@ import torch
 from assay.checkpoints import latest_checkpoint, load_trainer_state
 from assay.config import load_config
 from assay.models import load_causal_lm
+from assay.sharding import full_tensor, local_bytes
 from trainers.distributed import init_world
 from trainers.engines.base import Completion
 from trainers.rl.checkpoint import save_learner_checkpoint
 from trainers.rl.config import RLConfig
 from trainers.rl.learner import RLLearner
 from trainers.rl.samples import Samples
-from trainers.sharding import full_tensor, local_bytes
 
 REWARDS = [[1.0, 0.0], [0.0, 0.5], [1.0, 1.0], [0.2, 0.9]]
 ANSWERS = ["yes indeed", "no way at all", "maybe so", "yes"]

@@ -71,7 +71,7 @@ def test_two_fsdp_ranks_equal_one_process(tmp_path, variant, one_process):
 
 
 def test_sharding_refuses_a_model_it_cannot_cut():
-    from trainers.sharding import decoder_layers
+    from assay.sharding import decoder_layers
 
     with pytest.raises(ValueError, match="names no decoder layer class"):
         decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))

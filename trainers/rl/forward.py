@@ -22,6 +22,7 @@ class PolicyForward:
         """``lockstep(chunks)``: ``(chunk, real)`` pairs, padded with passes whose output is
         dropped so that a sharded model runs as often on every rank (default: no padding)."""
         self.model, self.value_head, self.reference = model, value_head, reference
+        self.device = next(model.parameters()).device  # the learner sets it before sharding
         self.lockstep = lockstep or (lambda chunks: [(c, True) for c in chunks])
         self.temperature = config.sampling.temperature
         self.bf16 = config.model.autocast == "bf16"
@@ -33,7 +34,7 @@ class PolicyForward:
     def autocast(self):
         if not self.bf16:
             return nullcontext()
-        return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def __call__(
         self, model, batch: Batch, entropy=False, entropy_grad=False, hidden=False
@@ -81,10 +82,10 @@ class PolicyForward:
 
     def _frozen(self, batch: Batch, chunks, group_size: int, reference: bool):
         width = batch["completion_ids"].shape
-        logprobs = torch.zeros(width, device=self.model.device)
-        values = torch.zeros(width, device=self.model.device) if not reference else None
+        logprobs = torch.zeros(width, device=self.device)
+        values = torch.zeros(width, device=self.device) if not reference else None
         for groups, real in self.lockstep(chunks):
-            rows = group_rows(groups, group_size).to(self.model.device)
+            rows = group_rows(groups, group_size).to(self.device)
             sub = slice_groups(batch, groups, group_size)
             if reference and self.reference is None:  # LoRA: the base model is the reference
                 with self.model.disable_adapter():

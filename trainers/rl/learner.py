@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from assay.errors import CheckpointError
+from assay.sharding import clip_gradients, lockstep, shard, stream_full
 from trainers.algos import ValueHead, registry, truncated_is_weights
 from trainers.algos.policy import denominator
 from trainers.distributed import World, all_max, all_sum, current_world, sum_gradients
@@ -37,7 +38,6 @@ from trainers.rl.off_policy import OffPolicyRollout
 from trainers.rl.samples import Samples
 from trainers.rl.schedule import lr_lambda
 from trainers.rl.single_turn import SingleTurnRollout
-from trainers.sharding import clip_gradients, lockstep, shard, stream_full
 
 
 class RLLearner:
@@ -81,6 +81,7 @@ class RLLearner:
         else:  # built before sharding: a copy for the engine (sharded learners) is a whole one
             self.engine, self.separate_engine = engine_for_learner(config, model, tokenizer)
         self.sharded = config.train.sharding == "fsdp"
+        self.device = _device(model)  # where batches go (CPU offload moves the parameters)
         if self.sharded:
             options = {
                 "bf16": config.model.autocast == "bf16",
@@ -91,8 +92,9 @@ class RLLearner:
                 shard(reference, self.world, **options)
         value_head = None
         if self.estimator.needs_values:
-            value_head = ValueHead(base_model(model).config.hidden_size).to(_device(model))
+            value_head = ValueHead(base_model(model).config.hidden_size).to(self.device)
         self.forward = PolicyForward(config, model, value_head, reference, self._lockstep)
+        self.forward.device = self.device
         if self.separate_engine:
             self.sync_weights()
         self.rollout = self._rollout_strategy()
@@ -170,7 +172,7 @@ class RLLearner:
         log-probs (where the algorithm needs them), advantages, returns, importance weights."""
         algo, group_size = self.config.algo, samples.group_size or self.config.algo.group_size
         batch = batching.pad_batch(
-            samples.completions, group_size, self.tokenizer.pad_token_id, self.model.device
+            samples.completions, group_size, self.tokenizer.pad_token_id, self.device
         )
         mask = batch["loss_mask"].float()  # (B, T_c) the tokens trained on
         if chunks is None:
@@ -269,7 +271,7 @@ class RLLearner:
         return all_sum(total, world), float(grad_norm)
 
     def _lockstep(self, chunks: list) -> list:
-        """``(chunk, real)``: padded to every rank's count when sharded (see trainers.sharding)."""
+        """``(chunk, real)``: padded to every rank's count when sharded (see assay.sharding)."""
         if self.sharded:
             return lockstep(chunks, self.world)
         return [(c, True) for c in chunks]
