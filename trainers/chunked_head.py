@@ -42,13 +42,16 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
             logprobs[part] = log_p.gather(-1, targets[part].unsqueeze(-1)).squeeze(-1)
             # -sum p log p, summed as the full path sums it (the product in p's buffer)
             entropy[part] = -torch.exp(log_p).mul_(log_p).sum(-1)
-        ctx.save_for_backward(hidden, weight, bias, targets, lse, entropy)
+        # One chunk holds the whole batch: keep its log-probs (as the full path keeps its
+        # log_softmax) instead of recomputing them, so small batches pay nothing for chunking.
+        kept = log_p if n <= chunk else None
+        ctx.save_for_backward(hidden, weight, bias, targets, lse, entropy, kept)
         ctx.temperature, ctx.chunk = temperature, chunk
         return logprobs, entropy
 
     @staticmethod
     def backward(ctx, grad_logprobs, grad_entropy):
-        hidden, weight, bias, targets, lse, entropy = ctx.saved_tensors
+        hidden, weight, bias, targets, lse, entropy, kept = ctx.saved_tensors
         t, acc = ctx.temperature, _accumulation_dtype(hidden)
         w = weight.to(acc)
         grad_hidden = torch.empty_like(hidden, dtype=acc)
@@ -57,8 +60,11 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
         for start in range(0, hidden.shape[0], ctx.chunk):
             part = slice(start, start + ctx.chunk)
             g_lp, g_ent = grad_logprobs[part].unsqueeze(-1), grad_entropy[part].unsqueeze(-1)
-            log_p = _logits(hidden[part], w, bias, t)
-            log_p.sub_(lse[part].unsqueeze(-1))
+            if kept is not None:  # the only chunk: log_p kept from the forward
+                log_p = kept.clone()
+            else:
+                log_p = _logits(hidden[part], w, bias, t)
+                log_p.sub_(lse[part].unsqueeze(-1))
             p = torch.exp(log_p)
             # d logprob / dz = onehot(target) - p;  d entropy / dz = -p * (log p + H), so
             # dL/dz = onehot * g_lp - p * (g_lp + g_ent * (log p + H)), built in place.
