@@ -124,6 +124,19 @@ def full_tensor(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
 
 
+@torch.no_grad()
+def assign_full(tensor: torch.Tensor, whole: torch.Tensor) -> None:
+    """Write ``whole`` into ``tensor`` in place: all of it, or this rank's shard of it when
+    ``tensor`` is sharded (every rank passes the same ``whole``)."""
+    if isinstance(tensor, DTensor):
+        from torch.distributed.tensor import distribute_tensor
+
+        mine = distribute_tensor(whole.to(tensor.dtype), tensor.device_mesh, tensor.placements)
+        tensor.to_local().copy_(mine.to_local())
+    else:
+        tensor.copy_(whole)
+
+
 def stream_full(state: dict[str, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor]]:
     """``(name, whole tensor)`` one at a time, in ``state``'s order on every rank."""
     for name, tensor in state.items():

@@ -9,6 +9,11 @@ model with random weights and Qwen3's 151,936-token vocabulary, in one run:
 
     python benchmarks/memory.py [--hidden 768] [--layers 6] [--prompts 2] [--group 8]
                                 [--prompt-tokens 128] [--completion-tokens 256]
+    python benchmarks/memory.py --shape qwen3-4b --runs fsdp2 --ranks 1 --bf16   # on a GPU
+
+``--shape`` takes Qwen3-1.7B/4B/8B's real shapes; ``--runs`` a subset; ``--ranks`` the FSDP2
+processes; ``--bf16`` FSDP2's bf16 mixed precision; ``--offload`` its CPU offload. On CUDA each
+rank takes its own GPU and "step peak" is ``torch.cuda.max_memory_allocated`` during the step.
 
 Each configuration runs in a process of its own (peak RSS is per process), sampling its resident
 memory every millisecond around the step; "step peak" is the highest RSS during the step minus
@@ -37,6 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 VOCAB = 151_936
+SHAPES = {  # hidden, layers, MLP width, attention heads, KV heads, tied embeddings
+    "qwen3-1.7b": (2048, 28, 6144, 16, 8, True),
+    "qwen3-4b": (2560, 36, 9728, 32, 8, True),
+    "qwen3-8b": (4096, 36, 12288, 32, 8, False),
+}
 ASSAY_RUNS = {
     "today": ["model.logprob_chunk=0"],
     "chunked": ["model.logprob_chunk=512"],
@@ -71,11 +81,15 @@ def qwen3_shaped(args):
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(0)
+    hidden, layers = args.hidden, args.layers
+    width, heads, kv, tied, head_dim = hidden * 3, hidden // 64, max(1, hidden // 256), True, 64
+    if args.shape:
+        hidden, layers, width, heads, kv, tied = SHAPES[args.shape]
+        head_dim = 128
     config = Qwen3Config(
-        vocab_size=VOCAB, hidden_size=args.hidden, num_hidden_layers=args.layers,
-        intermediate_size=args.hidden * 3, num_attention_heads=args.hidden // 64,
-        num_key_value_heads=max(1, args.hidden // 256), head_dim=64, tie_word_embeddings=True,
-        max_position_embeddings=4096,
+        vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, intermediate_size=width,
+        num_attention_heads=heads, num_key_value_heads=kv, head_dim=head_dim,
+        tie_word_embeddings=tied, max_position_embeddings=8192,
     )  # fmt: skip
     return Qwen3ForCausalLM(config)
 
@@ -120,11 +134,16 @@ def run_assay(name: str, args) -> dict:
     from trainers.rl.samples import Samples
 
     world = init_world()
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", world.local_rank) if cuda else torch.device("cpu")
     tok = tokenizer()
     overrides = [f"algo.group_size={args.group}", f"algo.prompts_per_step={args.prompts}",
                  "algo.micro_batch_tokens=0", "eval.episodes=0", *ASSAY_RUNS[name]]  # fmt: skip
+    overrides += ["model.autocast=bf16"] if args.bf16 else []
+    overrides += ["train.cpu_offload=true"] if args.offload else []
     config = load_config(RLConfig, overrides=overrides)
-    learner = RLLearner(config, qwen3_shaped(args), tok, engine=NoEngine(), world=world)
+    model = qwen3_shaped(args).to(device)
+    learner = RLLearner(config, model, tok, engine=NoEngine(), world=world)
     g = torch.Generator().manual_seed(1)
     completions = []
     prompts = range(world.rank * args.prompts // world.size,
@@ -137,9 +156,15 @@ def run_assay(name: str, args) -> dict:
     rewards = torch.rand(len(prompts), args.group, generator=g)
     monitor = PeakRSS()
     before, start = monitor.process.memory_info().rss, time.perf_counter()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
     learner.update(Samples(completions, rewards))
+    if cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak = monitor.peak_since(start)
+    peak = torch.cuda.max_memory_allocated() if cuda else monitor.peak_since(start)
     monitor.stop()
     return {"name": name, "rank": world.rank, "ranks": world.size, "before": before,
             "step_peak": peak - before, "held": held_bytes(learner), "seconds": seconds}  # fmt: skip
@@ -214,7 +239,7 @@ def launch(name: str, args, ranks: int = 1) -> list[dict]:
 
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ranks}",
                f"--master_port={free_port()}", *cmd[1:]]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, os.cpu_count() // ranks)))
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 2) // ranks)))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     results = [json.loads(p.read_text()) for p in sorted(Path(out).glob("rank*.json"))]
     if done.returncode != 0 or len(results) != ranks:
@@ -235,15 +260,21 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--completion-tokens", type=int, default=256)
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="a real Qwen3 shape")
+    parser.add_argument("--runs", default=",".join([*ASSAY_RUNS, "trl"]))
+    parser.add_argument("--ranks", type=int, default=2, help="FSDP2 processes")
+    parser.add_argument("--bf16", action="store_true", help="FSDP2 bf16 mixed precision")
+    parser.add_argument("--offload", action="store_true", help="FSDP2 CPU offload")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         return child(args)
-    n_params = sum(p.numel() for p in qwen3_shaped(args).parameters())
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in qwen3_shaped(args).parameters())
     rows = args.prompts * args.group
-    print(f"Qwen3-shaped: hidden {args.hidden}, {args.layers} layers, vocab {VOCAB:,}, "
-          f"{n_params / 1e6:.0f}M parameters (tied embeddings); {rows} rows of "
+    print(f"Qwen3-shaped ({args.shape or f'hidden {args.hidden}, {args.layers} layers'}), vocab {VOCAB:,}, "
+          f"{n_params / 1e6:.0f}M parameters; {rows} rows of "
           f"{args.prompt_tokens} prompt + {args.completion_tokens} completion tokens; fp32")  # fmt: skip
     p_bytes = n_params * 4
     print(f"per-rank formula (fp32 AdamW): params + grads + 2 moments = 16 B x {n_params / 1e6:.0f}M"
@@ -251,13 +282,16 @@ def main() -> None:
     logits = rows * args.completion_tokens * VOCAB * 4
     print(f"full fp32 logits of the batch: rows x T_c x V x 4 B = {gb(logits)}; a 512-token "
           f"chunk: {gb(512 * VOCAB * 4)}")  # fmt: skip
-    results = {name: launch(name, args, ranks=2 if name == "fsdp2" else 1) for name in ASSAY_RUNS}
-    results["trl"] = launch("trl", args)
+    wanted = args.runs.split(",")
+    results = {name: launch(name, args, ranks=args.ranks if name == "fsdp2" else 1)
+               for name in [*ASSAY_RUNS, "trl"] if name in wanted}  # fmt: skip
     print(f"\n{'run':14}{'step peak':>12}{'held':>12}{'seconds':>9}")
     for name, runs in results.items():
         for r in runs:
             label = name if r["ranks"] == 1 else f"{name} r{r['rank']}"
             print(f"{label:14}{gb(r['step_peak']):>12}{gb(r['held']):>12}{r['seconds']:9.1f}")
+    if set(results) != {*ASSAY_RUNS, "trl"}:
+        return
     today, best = results["today"][0], results["chunked+ckpt"][0]
     trl, shard = results["trl"][0], max(r["held"] for r in results["fsdp2"])
     ratios = {

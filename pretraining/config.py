@@ -153,15 +153,13 @@ class PretrainTrainConfig:
 
 
 SHARDING_REFUSALS = {
-    name: f"train.sharding: fsdp shards method full only; {name} {why}, so train it with "
+    name: f"train.sharding: fsdp shards methods full and relora only; {name} {why}, so train it with "
     "train.sharding: none (DDP)"
     for name, why in {
         "galore": "projects each weight's whole gradient with an SVD projector of its own, and "
         "a rank holds only a shard of each gradient",
         "fira": "projects each weight's whole gradient with an SVD projector of its own, and a "
         "rank holds only a shard of each gradient",
-        "relora": "merges B A into each whole weight and prunes its optimizer state by "
-        "magnitude over whole tensors at every reset, which is not written for shards yet",
         "cola": "has factorised layers that have not been run under FSDP2 yet",
         "sltrain": "scatters its sparse values by whole-matrix indices, which has not been "
         "run under FSDP2 yet",
@@ -179,7 +177,7 @@ class PretrainConfig:
 
     def problems(self) -> list[str]:
         out = []
-        if self.train.sharding == "fsdp" and self.method.name != "full":
+        if self.train.sharding == "fsdp" and self.method.name in SHARDING_REFUSALS:
             out.append(SHARDING_REFUSALS[self.method.name])
         relora, warmup = self.method.relora, min(self.optim.warmup_steps, self.train.max_steps - 1)
         if self.method.name == "relora" and relora.reset_every < warmup:

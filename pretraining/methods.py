@@ -40,15 +40,18 @@ class Method:
     mergeable: bool = True  # whether a plain LLaMA checkpoint can hold the model
     modules: dict[str, torch.nn.Module] = field(default_factory=dict)  # replaced layers
 
-    def dense_state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
-        """Plain ``LlamaForCausalLM`` weights of the model (``None`` for CoLA, which has none)."""
+    def dense_state_dict(
+        self, model: torch.nn.Module, whole: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor] | None:
+        """Plain ``LlamaForCausalLM`` weights of the model (``None`` for CoLA, which has none);
+        ``whole``: the model's whole state dict, gathered from a sharded model."""
         if not self.mergeable:
             return None
         if not self.modules:
-            return None  # the model is already a plain LLaMA: save it as it is
-        from pretraining.relora import dense_state_dict
+            return whole  # the model is already a plain LLaMA: save it as it is
+        from pretraining.relora import dense_from_state, dense_state_dict
 
-        return dense_state_dict(model)
+        return dense_state_dict(model) if whole is None else dense_from_state(whole, self.modules)
 
 
 def _adamw_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict]:
@@ -107,7 +110,6 @@ def _relora(model, config, generator) -> Method:
     cfg, optim, steps = config.method.relora, config.optim, config.train.max_steps
     modules = wrap_relora(model, cfg.rank, cfg.alpha, targets=TARGETS, generator=generator)
     optimizer = _adamw(config, _adamw_groups(_trainable(model), optim.weight_decay))
-    lora_params = [p for m in modules.values() for p in (m.lora_A, m.lora_B)]
     warmup = min(optim.warmup_steps, max(steps - 1, 0))
 
     def lr_lambda(step: int) -> float:
@@ -126,6 +128,8 @@ def _relora(model, config, generator) -> Method:
         # Same generator state on every rank, so data-parallel replicas re-initialise alike.
         reinit = torch.Generator().manual_seed(config.train.seed * 1_000_003 + done)
         merge_all(modules, generator=reinit)
+        # Looked up now: sharding (FSDP2) replaces the parameter objects after this is built.
+        lora_params = [p for m in modules.values() for p in (m.lora_A, m.lora_B)]
         pruned = prune_optimizer_state(
             optimizer, lora_params, mode=cfg.prune, fraction=cfg.prune_fraction, generator=reinit
         )

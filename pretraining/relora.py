@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from assay.errors import ConfigError, did_you_mean
+from assay.sharding import assign_full, full_tensor
 
 # The attention and MLP projections of a transformers LlamaForCausalLM.
 LLAMA_LINEAR_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -82,8 +83,9 @@ class ReLoRALinear(nn.Module):
 
     @torch.no_grad()
     def reset_lora(self, generator: torch.Generator | None = None) -> None:
-        """A <- Kaiming-uniform (as ``nn.Linear``'s default), B <- 0."""
-        self.lora_A.copy_(_kaiming_uniform(self.lora_A.shape, generator))
+        """A <- Kaiming-uniform (as ``nn.Linear``'s default), B <- 0. Sharded (FSDP2), every
+        rank draws the whole A from the same generator and keeps its shard."""
+        assign_full(self.lora_A, _kaiming_uniform(self.lora_A.shape, generator))
         self.lora_B.zero_()
 
     def dense_weight(self) -> torch.Tensor:
@@ -98,8 +100,9 @@ class ReLoRALinear(nn.Module):
         more precision than one bf16 addition. A and B stay the same Parameter objects, so the
         optimizer keeps tracking them; prune its state with :func:`prune_optimizer_state`.
         """
-        delta = self.scale * (self.lora_B.float() @ self.lora_A.float())  # (out, in)
-        self.weight.add_(delta.to(self.weight.dtype))
+        a, b, w = (full_tensor(t) for t in (self.lora_A, self.lora_B, self.weight))
+        delta = self.scale * (b.float() @ a.float())  # (out, in)
+        assign_full(self.weight, w + delta.to(w.dtype))  # sharded: each rank keeps its rows
         self.reset_lora(generator)
 
     def extra_repr(self) -> str:
@@ -209,7 +212,10 @@ def prune_optimizer_state(
         state = optimizer.state.get(param, {})
         if "exp_avg" not in state or "exp_avg_sq" not in state:
             continue
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        # Sharded moments are gathered, pruned whole (the same entries as in one process) and
+        # each rank keeps its shard.
+        sharded_avg, sharded_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg, exp_avg_sq = full_tensor(sharded_avg).clone(), full_tensor(sharded_sq).clone()
         n = exp_avg.numel()
         n_prune = round(fraction * n)
         if mode == "random":
@@ -220,6 +226,8 @@ def prune_optimizer_state(
             pruned = order[n - n_prune :] if n_prune else order[:0]
         exp_avg.view(-1)[pruned] = 0
         exp_avg_sq.view(-1)[pruned] = 0
+        assign_full(sharded_avg, exp_avg)
+        assign_full(sharded_sq, exp_avg_sq)
         zeroed += n_prune
         total += n
     return zeroed / total if total else 0.0
@@ -250,6 +258,19 @@ def dense_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
                 out[prefixes[owner] + "weight"] = layer.dense_weight().detach()
             if getattr(layer, "bias", None) is not None:
                 out[prefixes[owner] + "bias"] = layer.bias.detach()
+    return out
+
+
+def dense_from_state(
+    state: dict[str, torch.Tensor], modules: Mapping[str, ReLoRALinear]
+) -> dict[str, torch.Tensor]:
+    """:func:`dense_state_dict` from a whole state dict (a sharded model's, gathered) instead of
+    the model: each ReLoRA layer's ``weight + scale * B @ A``, its factors dropped."""
+    out = dict(state)
+    for name, layer in modules.items():
+        a, b = out.pop(f"{name}.lora_A"), out.pop(f"{name}.lora_B")
+        weight = out[f"{name}.weight"]
+        out[f"{name}.weight"] = weight + (layer.scale * (b.float() @ a.float())).to(weight.dtype)
     return out
 
 

@@ -207,7 +207,7 @@ class _Run:
             "model": model_state if sharded else self.model.state_dict(),
             "rng": torch.get_rng_state(),
         }
-        weights = model_state if sharded else self.method.dense_state_dict(self.model)
+        weights = self.method.dense_state_dict(self.model, model_state if sharded else None)
         tokenizer = self.corpus.tokenizer
         if final:
             target = save_to(self.run_dir / "final", step, self.model, tokenizer, state,
@@ -223,7 +223,8 @@ class _Run:
         """``checkpoints/keep-<step>``: never pruned (``train.save_steps``; 0 = the initial
         weights). Every rank calls it when sharded."""
         if weights is None and is_sharded(self.model):
-            weights = full_state(self.model, self.method.optimizer)[0]
+            whole = full_state(self.model, self.method.optimizer)[0]
+            weights = self.method.dense_state_dict(self.model, whole) if self.world.main else None
         if not self.world.main:
             return
         weights = self.method.dense_state_dict(self.model) if weights is None else weights

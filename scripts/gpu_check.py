@@ -415,6 +415,35 @@ def rl_step_benchmark(name: str, replicas: int = 1) -> None:
     subprocess.run(command, check=True, timeout=240)
 
 
+@check
+def fsdp_memory() -> None:
+    """Issue 20 on this GPU: one FSDP2 bf16 RL step (chunked log-probs, activation
+    checkpointing) of Qwen3-1.7B- and 4B-shaped random models, peak memory and step time; the
+    8B shape with CPU offload where the host RAM holds its 16 bytes per parameter; NCCL over
+    2 GPUs when there are 2. ``--quick``: a small shape on the CPU."""
+    import psutil
+
+    base = [sys.executable, "benchmarks/memory.py", "--runs", "fsdp2", "--prompts", "2",
+            "--group", "8", "--prompt-tokens", "256", "--completion-tokens", "512", "--bf16"]  # fmt: skip
+    runs = [["--shape", "qwen3-1.7b", "--ranks", "1"], ["--shape", "qwen3-4b", "--ranks", "1"]]
+    if QUICK:
+        runs = [["--hidden", "256", "--layers", "2", "--ranks", "1"]]
+    elif psutil.virtual_memory().total > 8.2e9 * 16 * 1.25:
+        runs.append(["--shape", "qwen3-8b", "--ranks", "1", "--offload"])
+    else:
+        print(f"SKIP fsdp_memory qwen3-8b: CPU offload needs ~165 GB of host RAM, this machine "
+              f"has {psutil.virtual_memory().total / 2**30:.0f} GiB")  # fmt: skip
+    if torch.cuda.device_count() >= 2 and not QUICK:
+        runs.append(["--shape", "qwen3-1.7b", "--ranks", "2"])  # NCCL, one GPU per rank
+    for extra in runs:
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=900)
+        table = [line for line in done.stdout.splitlines() if line.startswith(("fsdp2", "Qwen3"))]
+        print("\n".join(table))
+        print(f"CHECK fsdp_memory {' '.join(extra)} ok={done.returncode == 0}", flush=True)
+        if done.returncode != 0:
+            print(done.stderr[-2000:])
+
+
 def main() -> None:
     where = torch.cuda.get_device_name(0) if DEVICE == "cuda" else "CPU (rehearsal)"
     print(f"torch {torch.__version__} on {where}{' --quick' if QUICK else ''}")
@@ -438,6 +467,7 @@ def main() -> None:
     run_rl_bf16(name)
     run_rl_off_policy(name)
     pretrain_bf16()
+    fsdp_memory()
     if not QUICK:
         rl_step_benchmark(name)
         rl_step_benchmark(name, replicas=2)
