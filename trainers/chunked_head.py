@@ -45,13 +45,13 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
         # One chunk holds the whole batch: keep its log-probs (as the full path keeps its
         # log_softmax) instead of recomputing them, so small batches pay nothing for chunking.
         kept = log_p if n <= chunk else None
-        ctx.save_for_backward(hidden, weight, bias, targets, lse, entropy, kept)
+        ctx.save_for_backward(hidden, weight, bias, targets, torch.stack([lse, entropy]), kept)
         ctx.temperature, ctx.chunk = temperature, chunk
         return logprobs, entropy
 
     @staticmethod
     def backward(ctx, grad_logprobs, grad_entropy):
-        hidden, weight, bias, targets, lse, entropy, kept = ctx.saved_tensors
+        hidden, weight, bias, targets, (lse, entropy), kept = ctx.saved_tensors
         t, acc = ctx.temperature, _accumulation_dtype(hidden)
         w = weight.to(acc)
         grad_hidden = torch.empty_like(hidden, dtype=acc)

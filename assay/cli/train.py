@@ -61,6 +61,26 @@ def _train_rl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_sft(args: argparse.Namespace) -> int:
+    from assay.config import load_config
+    from assay.runs import find_resume_dir
+    from trainers.sft_job import SFTConfig, run_sft
+
+    resume_dir = None
+    if args.resume is not None:
+        resume_dir = find_resume_dir(
+            args.resume, "sft",
+            lambda: load_config(SFTConfig, args.config, args.overrides).train.output_dir,
+        )  # fmt: skip
+        config = load_config(SFTConfig, resume_dir / "config.yaml", args.overrides)
+    elif args.config is None:
+        raise AssayError("assay train sft needs --config PATH (e.g. configs/sft_codenames.yaml).")
+    else:
+        config = load_config(SFTConfig, args.config, args.overrides)
+    run_sft(config, resume_dir=resume_dir)
+    return 0
+
+
 def check_resumed_destinations(config_path: Path, overrides: list[str], trusted: bool) -> None:
     """Refuse to resume a run whose saved config sends data off this machine (a judge's
     ``base_url`` and ``key_env``, a Ray ``engines.address``, an ``openenv:`` env's server) unless the command line names the
@@ -127,3 +147,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     rl.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     rl.set_defaults(func=_train_rl)
+    sft = train.add_parser("sft", help="supervised fine-tuning on the assistant's tokens only")
+    sft.add_argument("--config", type=Path, help="YAML config (see configs/sft_*.yaml)")
+    sft.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a run from its last checkpoint (default: the latest run)",
+    )
+    sft.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    sft.set_defaults(func=_train_sft)

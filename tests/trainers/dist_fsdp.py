@@ -13,6 +13,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+import dist_update  # noqa: E402
+
 from assay.checkpoints import latest_checkpoint, load_trainer_state
 from assay.config import load_config
 from assay.models import load_causal_lm
@@ -24,8 +27,6 @@ from trainers.rl.config import RLConfig
 from trainers.rl.learner import RLLearner
 from trainers.rl.samples import Samples
 
-REWARDS = [[1.0, 0.0], [0.0, 0.5], [1.0, 1.0], [0.2, 0.9]]
-ANSWERS = ["yes indeed", "no way at all", "maybe so", "yes"]
 VARIANTS = {
     "grpo-kl": ["algo.kl_coef=0.05", "algo.entropy_coef=0.01"],
     "ppo": ["algo.name=ppo"],
@@ -57,19 +58,12 @@ def multi_turn_rows(tokenizer, rows):
 
 
 def fixed_batch(tokenizer, groups):
-    completions = []
-    for p in groups:
-        question = f"Question {p}: say yes." + " Please." * (30 if p == 0 else 0)
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=False,
-        )
-        for g in range(2):
-            text = ANSWERS[(p + g) % 4]
-            completions.append(Completion(text, prompt, tokenizer.encode(text), [], "stop"))
-    return Samples(completions, torch.tensor([REWARDS[p] for p in groups]))
+    """dist_update's batch, with group 0's prompt long enough to need a micro-batch of its own."""
+    return dist_update.fixed_batch(tokenizer, groups, question=_long_first)
+
+
+def _long_first(p: int) -> str:
+    return f"Question {p}: say yes." + " Please." * (30 if p == 0 else 0)
 
 
 def config(variant: str, sharded: bool) -> RLConfig:

@@ -5,6 +5,8 @@ Rank r trains on its share of the same 4 prompt groups; rank 0 saves the loss, t
 (clipped) gradients and the updated weights.
 """
 
+import os
+import subprocess
 import sys
 
 import torch
@@ -21,11 +23,21 @@ REWARDS = [[1.0, 0.0], [0.0, 0.5], [1.0, 1.0], [0.2, 0.9]]
 ANSWERS = ["yes indeed", "no way at all", "maybe so", "yes"]
 
 
-def fixed_batch(tokenizer, groups):
+def torchrun(args: list[str], nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``args`` under torchrun on ``nproc`` gloo processes, one thread each."""
+    from assay.distributed import free_port
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+           f"--master_port={free_port()}", *args]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def fixed_batch(tokenizer, groups, question=lambda p: f"Question {p}: say yes."):
     completions = []
     for p in groups:
         prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": f"Question {p}: say yes."}],
+            [{"role": "user", "content": question(p)}],
             add_generation_prompt=True,
             tokenize=True,
             return_dict=False,

@@ -1,6 +1,5 @@
 """Two gloo processes under torchrun train exactly like one process on the same data."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,15 +12,7 @@ from trainers.distributed import World
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from dist_update import run  # noqa: E402
-
-
-def _torchrun(args: list[str], nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
-    from assay.distributed import free_port
-
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           f"--master_port={free_port()}", *args]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+from dist_update import torchrun as _torchrun  # noqa: E402
 
 
 @pytest.mark.parametrize("algo", ["grpo", "reinforce_pp"])

@@ -304,3 +304,44 @@ def test_a_replica_that_hangs_during_a_broadcast_sync_is_restarted_within_the_ca
         assert _ids(broadcasting.generate(PROMPTS, GREEDY)) == expected
     finally:
         broadcasting.close()
+
+
+def test_a_sharded_learner_streams_its_weights_to_every_replica(pool, tiny_lm):
+    """FSDP2 (a world of one here) gathers one tensor at a time into the pool: after an update
+    and a sync, every replica's log-probs are the learner's, not the old model's."""
+    import sys
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    from assay.config import load_config
+    from assay.sharding import full_tensor
+    from trainers.logprobs import completion_logprobs
+    from trainers.rl.config import RLConfig
+    from trainers.rl.learner import RLLearner
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dist_fsdp import fixed_batch
+
+    model, tokenizer = tiny_lm
+    overrides = ["train.sharding=fsdp", "algo.group_size=2", "algo.prompts_per_step=4",
+                 "optim.lr=1e-2", "eval.episodes=0"]  # fmt: skip
+    learner = RLLearner(load_config(RLConfig, overrides=overrides), copy.deepcopy(model),
+                        tokenizer, engine=pool)  # fmt: skip
+    try:
+        learner.update(fixed_batch(tokenizer, [0, 1, 2, 3]))
+        learner.sync_weights()
+        sampled = [c for g in pool.generate(PROMPTS[:4], GREEDY) for c in g]
+        trained = copy.deepcopy(model)
+        trained.load_state_dict({n: full_tensor(t) for n, t in learner.model.state_dict().items()})
+        for c in sampled:
+            ids = torch.tensor([c.prompt_ids + c.token_ids])
+            n = len(c.token_ids)
+            with torch.no_grad():
+                ours = completion_logprobs(trained, ids, torch.ones_like(ids), n)[0][0]
+                before = completion_logprobs(model, ids, torch.ones_like(ids), n)[0][0]
+            torch.testing.assert_close(torch.tensor(c.logprobs), ours, atol=1e-4, rtol=1e-4)
+            assert (ours - before).abs().max() > 1e-3  # the update moved them
+    finally:
+        pool.update_weights(model.state_dict())
+        dist.destroy_process_group()

@@ -1,0 +1,207 @@
+"""The SFT job: ``assay train sft --config configs/sft_codenames.yaml [key=value ...]``.
+
+Encodes the data (:mod:`trainers.sft`), trains with TRL's ``SFTTrainer`` on the assistant tokens
+only, and writes a run directory like the RL job's: ``config.yaml``, ``metrics.jsonl`` (every
+logged step: loss, learning rate, grad norm, held-out loss), ``plots/training.png``,
+``checkpoints/`` (TRL's, for ``--resume``), ``final/`` (a plain Hugging Face folder, LoRA
+merged, that ``assay train rl model.name=RUN_DIR/final`` starts from) and ``summary.json``
+(held-out loss before and after, rows and trained tokens).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainers.rl.model_config import LoraConfig, ModelConfig
+
+
+@dataclass
+class SFTDataConfig:
+    train: str = ""
+    """JSONL or parquet of chat ``messages``, a ``datasets`` folder, or an ``assay rollout``
+    output folder (its token-exact contexts)."""
+    eval: str | None = None
+    """Held-out data in the same forms; default: ``eval_fraction`` of ``train``."""
+    eval_fraction: float = 0.1
+    min_reward: float | None = None
+    """Rollout datasets: keep only contexts whose reward is at least this."""
+    max_length: int = 1024
+    """Tokens per row; longer rows are cut at the end."""
+
+    def problems(self) -> list[str]:
+        out = [] if self.train else ["train must name the training data (a file or folder)"]
+        if not 0 <= self.eval_fraction < 1:
+            out.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.max_length < 2:
+            out.append(f"max_length must be >= 2, got {self.max_length}")
+        return out
+
+
+@dataclass
+class SFTOptimConfig:
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    """Share of the steps spent warming up (transformers reads a fraction below 1 as a ratio)."""
+    schedule: str = "cosine"
+    """Any transformers ``lr_scheduler_type`` (``cosine``, ``linear``, ``constant``...)."""
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class SFTTrainConfig:
+    epochs: float = 1.0
+    max_steps: int = -1
+    """Optimizer steps; -1: as many as ``epochs`` take."""
+    batch_size: int = 8
+    grad_accum: int = 1
+    eval_every: int = 50
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 1
+    seed: int = 0
+    output_dir: str = "runs"
+    run_name: str | None = None
+
+    def problems(self) -> list[str]:
+        names = ("batch_size", "grad_accum", "eval_every", "checkpoint_every", "keep_checkpoints")
+        return [f"{n} must be >= 1, got {getattr(self, n)}" for n in names if getattr(self, n) < 1]
+
+
+@dataclass
+class SFTConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    data: SFTDataConfig = field(default_factory=SFTDataConfig)
+    optim: SFTOptimConfig = field(default_factory=SFTOptimConfig)
+    train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
+
+
+def run_sft(config: SFTConfig, resume_dir: Path | None = None, log=print) -> dict[str, Any]:
+    """Train (or resume) an SFT run; returns its summary."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from assay.config import dump_yaml
+    from assay.distributed import resolve_device
+    from assay.models import load_causal_lm
+    from assay.runs import new_run_dir, write_json
+
+    device = resolve_device(config.model.device)
+    model, tokenizer = load_causal_lm(config.model.name, config.model.dtype, str(device))
+    train_rows, eval_rows = _split(config, tokenizer)
+    run_dir = resume_dir or new_run_dir(config.train.output_dir, "sft", config.train.run_name)
+    dump_yaml(config, run_dir / "config.yaml")
+    log(f"Run directory: {run_dir}")
+    resume = resume_dir is not None and any((run_dir / "checkpoints").glob("checkpoint-*"))
+    trainer = SFTTrainer(
+        model=model,
+        processing_class=tokenizer,
+        args=_trl_args(config, run_dir, device, bool(eval_rows)),
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        peft_config=_peft(config.lora),
+        callbacks=[_metrics_callback(run_dir, resume)],
+    )
+    before = trainer.evaluate()["eval_loss"] if eval_rows and not resume else None
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    after = trainer.evaluate()["eval_loss"] if eval_rows else None
+    _save_final(trainer.model, tokenizer, run_dir / "final")
+    _plot(run_dir)
+    summary = {
+        "run_dir": str(run_dir), "steps": trainer.state.global_step,
+        "rows": len(train_rows), "eval_rows": len(eval_rows),
+        "trained_tokens_per_epoch": sum(sum(r["assistant_masks"]) for r in train_rows),
+        "eval_loss_before": before, "eval_loss_after": after, "final": str(run_dir / "final"),
+    }  # fmt: skip
+    write_json(run_dir / "summary.json", summary)
+    if after is not None:
+        log(
+            f"Held-out loss (assistant tokens): {before if before is not None else '-'} -> {after:.4f}"
+        )
+    log(f"Final model: {run_dir / 'final'} (assay train rl model.name={run_dir / 'final'})")
+    return summary
+
+
+def _split(config: SFTConfig, tokenizer) -> tuple[list[dict], list[dict]]:
+    from trainers.sft import load_rows
+
+    data = config.data
+    rows = load_rows(data.train, tokenizer, data.min_reward)
+    if data.eval:
+        return rows, load_rows(data.eval, tokenizer)
+    order = list(range(len(rows)))
+    random.Random(config.train.seed).shuffle(order)
+    n_eval = int(len(rows) * data.eval_fraction)
+    held = set(order[:n_eval])
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
+
+
+def _trl_args(config: SFTConfig, run_dir: Path, device, evaluate: bool):
+    import torch
+    from trl import SFTConfig as TRLConfig
+
+    t, o = config.train, config.optim
+    return TRLConfig(
+        output_dir=str(run_dir / "checkpoints"), per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
+        learning_rate=o.lr, weight_decay=o.weight_decay, warmup_steps=o.warmup_ratio,
+        lr_scheduler_type=o.schedule, max_grad_norm=o.max_grad_norm, num_train_epochs=t.epochs,
+        max_steps=t.max_steps, logging_steps=1, save_strategy="steps",
+        save_steps=t.checkpoint_every, save_total_limit=t.keep_checkpoints,
+        eval_strategy="steps" if evaluate else "no", eval_steps=t.eval_every, seed=t.seed,
+        data_seed=t.seed, report_to=[], use_cpu=device.type == "cpu",
+        bf16=config.model.dtype == "bfloat16" and torch.cuda.is_available(),
+        max_length=config.data.max_length, packing=False, save_only_model=False,
+    )  # fmt: skip
+
+
+def _peft(lora: LoraConfig):
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig as PeftLora
+
+    return PeftLora(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                    target_modules=list(lora.target_modules), task_type="CAUSAL_LM")  # fmt: skip
+
+
+def _save_final(model, tokenizer, target: Path) -> None:
+    """A plain transformers folder (LoRA merged in), written atomically."""
+    from assay.checkpoints import save_to
+
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    save_to(target, 0, model, tokenizer, {})
+
+
+def _plot(run_dir: Path) -> None:
+    from assay.runs import MetricsLog, plot_metrics
+
+    records = MetricsLog(run_dir / "metrics.jsonl").read()
+    keys = [k for k in ("loss", "eval_loss", "learning_rate", "grad_norm")
+            if any(k in r for r in records)]  # fmt: skip
+    if records:
+        plot_metrics(records, keys, run_dir / "plots" / "training.png", title="sft")
+
+
+def _metrics_callback(run_dir: Path, resume: bool):
+    """Every record TRL logs, with its step, appended to ``metrics.jsonl`` (a resumed run first
+    drops the records after its checkpoint)."""
+    from transformers import TrainerCallback
+
+    from assay.runs import MetricsLog
+
+    log = MetricsLog(run_dir / "metrics.jsonl")
+
+    class Metrics(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if resume:
+                log.truncate_after(state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            record = {k: v for k, v in (logs or {}).items() if isinstance(v, int | float)}
+            log.append({"step": state.global_step, **record})
+
+    return Metrics()
