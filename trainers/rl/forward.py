@@ -18,11 +18,14 @@ class PolicyForward:
 
     ``reference`` None with a LoRA model: the base model under the adapters is the reference."""
 
-    def __init__(self, config: RLConfig, model, value_head=None, reference=None, lockstep=None):
+    def __init__(
+        self, config: RLConfig, model, value_head=None, reference=None, lockstep=None, device=None
+    ):
         """``lockstep(chunks)``: ``(chunk, real)`` pairs, padded with passes whose output is
-        dropped so that a sharded model runs as often on every rank (default: no padding)."""
+        dropped so that a sharded model runs as often on every rank (default: no padding).
+        ``device``: where batches live (default: the model's; CPU offload moves parameters)."""
         self.model, self.value_head, self.reference = model, value_head, reference
-        self.device = next(model.parameters()).device  # the learner sets it before sharding
+        self.device = device or next(model.parameters()).device
         self.lockstep = lockstep or (lambda chunks: [(c, True) for c in chunks])
         self.temperature = config.sampling.temperature
         self.bf16 = config.model.autocast == "bf16"

@@ -93,8 +93,9 @@ class RLLearner:
         value_head = None
         if self.estimator.needs_values:
             value_head = ValueHead(base_model(model).config.hidden_size).to(self.device)
-        self.forward = PolicyForward(config, model, value_head, reference, self._lockstep)
-        self.forward.device = self.device
+        self.forward = PolicyForward(
+            config, model, value_head, reference, lockstep=self._lockstep, device=self.device
+        )
         if self.separate_engine:
             self.sync_weights()
         self.rollout = self._rollout_strategy()
