@@ -152,7 +152,7 @@ def load_causal_lm(
     if name_or_path == TINY_RANDOM_LLAMA:
         model, tokenizer = _tiny_random_llama()
         return _finish(model.to(device=device, dtype=torch_dtype), tokenizer)
-    source = smollm2_dir() if name_or_path == SMOLLM2 else name_or_path
+    source = smollm2_dir() if name_or_path == SMOLLM2 else run_model(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
@@ -177,6 +177,30 @@ def model_dir(name_or_path: str) -> str:
             tokenizer.save_pretrained(tmp)
 
         return str(_atomic_save_dir(target, write))
+    return run_model(name_or_path)
+
+
+def run_model(name_or_path: str) -> str:
+    """The model a run directory ends with, so a warm start names the run: an ``assay train
+    sft`` or ``rft`` run directory (its ``summary.json`` names its final Hugging Face folder)
+    or any folder holding ``final/``. Anything else is returned as given."""
+    import json
+
+    folder = Path(name_or_path)
+    if not folder.is_dir() or (folder / "config.json").exists():
+        return name_or_path
+    summary = folder / "summary.json"
+    if summary.is_file():
+        try:
+            final = json.loads(summary.read_text()).get("final")
+        except (ValueError, AttributeError):
+            final = None
+        if isinstance(final, str):
+            path = Path(final) if Path(final).is_absolute() else folder / final
+            if (path / "config.json").exists():
+                return str(path)
+    if (folder / "final" / "config.json").exists():
+        return str(folder / "final")
     return name_or_path
 
 

@@ -34,6 +34,11 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """One JSON object per line, written atomically (a dataset that ``datasets`` loads)."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
 def check_settings(path: Path, settings: dict[str, Any], what: str) -> None:
     """Record ``settings`` at ``path``, or, when a record exists, refuse different ones: output
     folders that resume (rollouts, reward-model data) are never mixed across settings."""
@@ -175,12 +180,27 @@ def _ema(values: Sequence[float], alpha: float = 0.2) -> list[float]:
     return out
 
 
+SKILL_OVERLAYS = {
+    "reward_mean": ("reward_valid_mean",),
+    "eval/reward_mean": ("eval/reward_valid_mean", "eval/chance_reward"),
+}
+"""Format and skill on one panel: the raw reward, the reward among valid answers and the
+chance baseline (a random valid answer)."""
+
+
 def plot_metrics(
-    records: Sequence[dict[str, Any]], keys: Sequence[str], path: Path, title: str = ""
+    records: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    path: Path,
+    title: str = "",
+    overlays: dict[str, Sequence[str]] | None = None,
 ) -> Path:
     """One panel per metric against ``step``: raw points, a smoothed line (EMA), and a +-1 std
-    band where the record holds the spread (``reward_mean`` with ``reward_std``)."""
+    band where the record holds the spread (``reward_mean`` with ``reward_std``). ``overlays``
+    draws more metrics on a metric's panel (e.g. the reward among valid answers on the
+    reward's), each as its own labelled line."""
     plt = pyplot()
+    overlays = overlays or {}
 
     cols = 2
     rows = math.ceil(len(keys) / cols)
@@ -197,6 +217,14 @@ def plot_metrics(
             low = [v - s for v, s in zip(values, std, strict=True)]
             high = [v + s for v, s in zip(values, std, strict=True)]
             ax.fill_between(steps, low, high, alpha=0.15, color="tab:blue", label="±1 std")
+            ax.legend(loc="best", fontsize=8)
+        extra = [k for k in overlays.get(key, ()) if any(k in r for r in records)]
+        for other, colour in zip(extra, ("tab:orange", "tab:gray"), strict=False):
+            points = [(r["step"], r[other]) for r in records if other in r]
+            style = "--" if other.endswith("chance_reward") else "-"
+            ax.plot([p[0] for p in points], _ema([p[1] for p in points]), style,
+                    linewidth=1.5, color=colour, label=other)  # fmt: skip
+        if extra:
             ax.legend(loc="best", fontsize=8)
         ax.set_title(key)
         ax.set_xlabel("step")

@@ -107,12 +107,36 @@ def check_invalid_actions(env: TextEnv) -> None:
     assert info["valid"] is False, "an empty action must be invalid"
 
 
+def check_teacher(env: TextEnv) -> None:
+    """Where the env teaches (``demonstration``), its answers are valid; where it has a chance
+    baseline (``chance_reward``), it is a finite number. Envs without either pass."""
+    unwrapped = env.unwrapped
+    if not hasattr(unwrapped, "demonstration"):
+        return  # a plain gymnasium env: no teacher hooks
+    for seed in range(3):
+        env.reset(seed=seed)
+        chance = unwrapped.chance_reward()
+        assert chance is None or (isinstance(chance, float | int) and math.isfinite(chance)), (
+            f"chance_reward() on seed {seed} is {chance!r}, not a finite number or None"
+        )
+        answer = unwrapped.demonstration()
+        if answer is None:
+            continue
+        assert isinstance(answer, str), f"demonstration() returned {type(answer).__name__}"
+        _, reward, _, _, info = env.step(answer)
+        assert info["valid"], (
+            f"the env's own demonstration on seed {seed} is invalid: {info['reason']} "
+            f"({answer[:80]!r})"
+        )
+
+
 CHECKS: tuple[Callable[[TextEnv], None], ...] = (
     check_gymnasium,
     check_observation_format,
     check_seed_determinism,
     check_step_types,
     check_invalid_actions,
+    check_teacher,
 )
 
 

@@ -20,6 +20,13 @@ Optional, for trainers:
   ends at or after ``char_end`` of the answer text. Estimators with a critic (PPO's GAE) use
   them; group estimators use the episode's reward only.
 - ``metric_keys``: numeric ``info`` keys that trainers average and log.
+- ``demonstration()``: a good answer for the turn the env is at (after ``reset`` or a ``step``):
+  the env as a teacher. ``assay train sft`` with ``data.env`` fine-tunes on these answers (the
+  warm start before RL). ``None`` (the default) where the env has none.
+- ``chance_reward()``: the expected reward of a uniformly random *valid* answer on the
+  episode the env is at, computed exactly; evaluations report it next to the reward among
+  valid answers, so a policy that only learned the format is told apart from one that learned
+  the task. ``None`` (the default) where the env does not define one.
 """
 
 from __future__ import annotations
@@ -124,6 +131,15 @@ class TextEnv(gym.Env[list, str]):
             + (f"; it offers {', '.join(self.scripted_kinds)}" if self.scripted_kinds else "")
             + f" (asked for {kind!r} on {agent!r})."
         )
+
+    def demonstration(self) -> str | None:
+        """A good answer for the current turn (the env as a teacher for SFT), or ``None``."""
+        return None
+
+    def chance_reward(self) -> float | None:
+        """The exact expected reward of a uniformly random valid answer on the current
+        episode, or ``None`` where the env defines no chance baseline."""
+        return None
 
     @staticmethod
     def make_info(

@@ -3,6 +3,7 @@
 from rewards.codenames import (
     INVALID_REWARD,
     GuessScore,
+    guess_chance_reward,
     guess_reward,
     parse_guesses,
     score_guess_answer,
@@ -16,6 +17,7 @@ __all__ = [
     "aggregate",
     "as_trl_reward",
     "as_trl_reward_model",
+    "guess_chance_reward",
     "guess_reward",
     "parse_guesses",
     "score_guess_answer",

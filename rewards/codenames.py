@@ -96,6 +96,39 @@ def guess_reward(
     return len(t & chosen) / len(t) - len(n & chosen) / len(n) - len(chosen - t - n) / len(chosen)
 
 
+def guess_chance_reward(
+    n_words: int, n_targets: int, n_non_targets: int, max_guesses: int
+) -> float:
+    """The exact expected :func:`guess_reward` of a uniformly random valid answer: every
+    non-empty set of at most ``max_guesses`` distinct board words equally likely.
+
+    Sums over how many targets (a), non-targets (b) and other words (c) a set of k words
+    holds, weighted by how many sets hold them; no sampling, so evaluations can put it next
+    to a policy's reward among its valid answers.
+
+    >>> guess_chance_reward(4, 2, 2, 2)  # no neutral words: chance is exactly 0
+    0.0
+    """
+    from fractions import Fraction
+    from math import comb
+
+    t, n = n_targets, n_non_targets
+    rest = n_words - t - n
+    if min(t, n) < 1 or rest < 0 or max_guesses < 1:
+        raise ValueError("a board needs >= 1 target and non-target among its words")
+    total, weighted = 0, Fraction(0)
+    for k in range(1, min(max_guesses, n_words) + 1):
+        for a in range(min(t, k) + 1):
+            for b in range(min(n, k - a) + 1):
+                c = k - a - b
+                if c > rest:
+                    continue
+                sets = comb(t, a) * comb(n, b) * comb(rest, c)
+                total += sets
+                weighted += sets * (Fraction(a, t) - Fraction(b, n) - Fraction(c, k))
+    return float(weighted / total)
+
+
 def score_guess_answer(
     text: str,
     board: Sequence[str],

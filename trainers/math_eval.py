@@ -143,6 +143,7 @@ def summarize(per_problem: Sequence[Sequence[dict[str, Any]]], k: int) -> dict[s
     pass_k = bootstrap_interval([pass_at_k(k, c, k) for c in correct_counts], seed=1)
     maj_k = bootstrap_interval([float(majority_correct(rows)) for rows in per_problem], seed=2)
     answered = sum(s["answer"] is not None for rows in per_problem for s in rows)
+    correct = sum(correct_counts)
     return {
         "problems": len(per_problem),
         "samples_per_problem": k,
@@ -150,6 +151,9 @@ def summarize(per_problem: Sequence[Sequence[dict[str, Any]]], k: int) -> dict[s
         f"pass@{k}": pass_k.__dict__,
         f"maj@{k}": maj_k.__dict__,
         "answered_rate": answered / max(1, k * len(per_problem)),
+        # Format and skill apart: a correct answer was found, so correct <= answered.
+        "valid_rate": answered / max(1, k * len(per_problem)),
+        "accuracy_among_valid": correct / answered if answered else None,
     }
 
 
@@ -160,5 +164,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     for key in ("accuracy", f"pass@{k}", f"maj@{k}"):
         m = summary[key]
         lines.append(f"{key:10} {m['value']:7.1%}  [{m['low']:.1%}, {m['high']:.1%}]")
-    lines.append(f"{'answered':10} {summary['answered_rate']:7.1%}")
+    lines.append(f"{'valid':10} {summary['valid_rate']:7.1%}  (a final answer was found)")
+    among = summary["accuracy_among_valid"]
+    lines.append(f"{'acc|valid':10} {among:7.1%}" if among is not None else f"{'acc|valid':10} -")
     return "\n".join(lines)

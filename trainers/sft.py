@@ -80,6 +80,55 @@ def load_rows(path: str | Path, tokenizer, min_reward: float | None = None) -> l
     return rows
 
 
+def teacher_conversations(
+    env, seeds: list[int], max_turns: int = 64, desc: str = "teacher"
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Conversations in which the env's own teacher (``TextEnv.demonstration``) answers every
+    turn of the episodes of ``seeds``: records of ``messages`` (the observation plus the
+    demonstration), ``seed`` and ``reward``, and counts of what was dropped.
+
+    A demonstration the env itself finds invalid is dropped (counted), as is a turn without
+    one. In a multi-turn episode each turn is a conversation of its own, except where the
+    next observation extends the last conversation (the agent's own context): then the
+    longer one replaces it, so every demonstration is trained on once.
+    """
+    from tqdm.auto import tqdm
+
+    unwrapped = env.unwrapped
+    if not hasattr(unwrapped, "demonstration"):
+        raise ConfigError(f"{type(unwrapped).__name__} is not an assay TextEnv: it cannot teach.")
+    records: list[dict[str, Any]] = []
+    dropped = {"no_demonstration": 0, "invalid": 0}
+    for seed in tqdm(seeds, desc=desc, unit="episode", leave=False):
+        observation, info = env.reset(seed=seed)
+        last: dict[str, dict[str, Any]] = {}  # agent -> its conversation so far
+        for _ in range(max_turns):
+            answer = unwrapped.demonstration()
+            if answer is None:
+                dropped["no_demonstration"] += 1
+                break
+            agent = info.get("agent", "")
+            messages = [*observation, {"role": "assistant", "content": answer}]
+            observation, reward, terminated, truncated, info_after = env.step(answer)
+            if not info_after.get("valid", True):
+                dropped["invalid"] += 1
+                break
+            record = {"messages": messages, "seed": seed, "reward": float(reward)}
+            previous = last.get(agent)
+            if (
+                previous is not None
+                and messages[: len(previous["messages"])] == previous["messages"]
+            ):
+                previous.update(record)  # the same context, one turn longer
+            else:
+                records.append(record)
+                last[agent] = record
+            if terminated or truncated:
+                break
+            info = info_after  # step returned the next agent's observation
+    return records, dropped
+
+
 def _records(path: Path) -> list[dict[str, Any]]:
     if path.is_dir():
         from datasets import load_from_disk

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assay.errors import ConfigError
 from trainers.rl.model_config import LoraConfig, ModelConfig
 
 
@@ -23,6 +24,15 @@ class SFTDataConfig:
     train: str = ""
     """JSONL or parquet of chat ``messages``, a ``datasets`` folder, or an ``assay rollout``
     output folder (its token-exact contexts)."""
+    env: str | None = None
+    """An env that teaches (``TextEnv.demonstration``): its own answers on ``episodes``
+    episodes (seeds ``seed_offset + i``) become the data, saved as ``data/teacher.jsonl`` in
+    the run. With ``train`` too, both are used."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    episodes: int = 256
+    seed_offset: int = 0
+    """Teacher episodes use seeds ``seed_offset + i``; evaluations (``eval.seed_offset``,
+    10**9 and up) never see them."""
     eval: str | None = None
     """Held-out data in the same forms; default: ``eval_fraction`` of ``train``."""
     eval_fraction: float = 0.1
@@ -32,7 +42,13 @@ class SFTDataConfig:
     """Tokens per row; longer rows are cut at the end."""
 
     def problems(self) -> list[str]:
-        out = [] if self.train else ["train must name the training data (a file or folder)"]
+        out = []
+        if not (self.train or self.env):
+            out.append("name the training data: train (a file or folder) or env (a teacher env)")
+        if self.episodes < 1:
+            out.append(f"episodes must be >= 1, got {self.episodes}")
+        if not (self.seed_offset >= 0 and self.seed_offset + self.episodes <= 1_000_000_000):
+            out.append("seed_offset + episodes must stay in [0, 10**9) (eval seeds are above)")
         if not 0 <= self.eval_fraction < 1:
             out.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.max_length < 2:
@@ -71,12 +87,39 @@ class SFTTrainConfig:
 
 
 @dataclass
+class PolicyEvalConfig:
+    """Held-out greedy episodes of an env before and after fine-tuning: reward, valid rate,
+    reward among valid answers and, where the env has one, the chance baseline."""
+
+    env: str | None = None
+    """The env to evaluate on; default: the teacher env (``data.env``)."""
+    env_kwargs: dict[str, Any] | None = None
+    """Its options; default: the teacher env's."""
+    episodes: int = 50
+    """Held-out episodes (0: none); seeds ``seed_offset + i``."""
+    seed_offset: int = 1_000_000_000
+    batch_size: int = 16
+    max_new_tokens: int = 64
+
+    def problems(self) -> list[str]:
+        out = [] if self.episodes >= 0 else [f"episodes must be >= 0, got {self.episodes}"]
+        if self.seed_offset < 1_000_000_000:
+            out.append(f"seed_offset must be >= 10**9 (training seeds stay below), got "
+                       f"{self.seed_offset}")  # fmt: skip
+        for name in ("batch_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                out.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        return out
+
+
+@dataclass
 class SFTConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     data: SFTDataConfig = field(default_factory=SFTDataConfig)
     optim: SFTOptimConfig = field(default_factory=SFTOptimConfig)
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
+    eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig)
 
 
 def run_sft(config: SFTConfig, resume_dir: Path | None = None, log=print) -> dict[str, Any]:
@@ -91,10 +134,10 @@ def run_sft(config: SFTConfig, resume_dir: Path | None = None, log=print) -> dic
 
     device = resolve_device(config.model.device)
     model, tokenizer = load_causal_lm(config.model.name, config.model.dtype, str(device))
-    train_rows, eval_rows = _split(config, tokenizer)
     run_dir = resume_dir or new_run_dir(config.train.output_dir, "sft", config.train.run_name)
     dump_yaml(config, run_dir / "config.yaml")
     log(f"Run directory: {run_dir}")
+    train_rows, eval_rows = _split(config, tokenizer, run_dir, log)
     resume = resume_dir is not None and any((run_dir / "checkpoints").glob("checkpoint-*"))
     trainer = SFTTrainer(
         model=model,
@@ -106,30 +149,70 @@ def run_sft(config: SFTConfig, resume_dir: Path | None = None, log=print) -> dic
         callbacks=[_metrics_callback(run_dir, resume)],
     )
     before = trainer.evaluate()["eval_loss"] if eval_rows and not resume else None
+    episodes_before = _policy_eval(config, model, tokenizer, run_dir, "base")
     trainer.train(resume_from_checkpoint=True if resume else None)
     after = trainer.evaluate()["eval_loss"] if eval_rows else None
-    _save_final(trainer.model, tokenizer, run_dir / "final")
+    final = _save_final(trainer.model, tokenizer, run_dir / "final")
     _plot(run_dir)
+    episodes_after = _policy_eval(config, final, tokenizer, run_dir, "trained")
     summary = {
         "run_dir": str(run_dir), "steps": trainer.state.global_step,
         "rows": len(train_rows), "eval_rows": len(eval_rows),
         "trained_tokens_per_epoch": sum(sum(r["assistant_masks"]) for r in train_rows),
         "eval_loss_before": before, "eval_loss_after": after, "final": str(run_dir / "final"),
+        "eval_base": episodes_before, "eval_trained": episodes_after,
     }  # fmt: skip
     write_json(run_dir / "summary.json", summary)
     if after is not None:
         log(
             f"Held-out loss (assistant tokens): {before if before is not None else '-'} -> {after:.4f}"
         )
-    log(f"Final model: {run_dir / 'final'} (assay train rl model.name={run_dir / 'final'})")
+    if episodes_after is not None:
+        from trainers.rl.evaluation import format_eval_table
+
+        log(format_eval_table(episodes_before, episodes_after, config.eval.episodes))
+    log(f"Final model: {run_dir / 'final'} (assay train rl model.name={run_dir})")
     return summary
 
 
-def _split(config: SFTConfig, tokenizer) -> tuple[list[dict], list[dict]]:
+def _policy_eval(config: SFTConfig, model, tokenizer, run_dir: Path, label: str):
+    """Metrics of greedy held-out episodes (``eval_<label>.json``), or None without an env; a
+    resumed run keeps the base evaluation it made before."""
+    import json
+
+    env_id = config.eval.env or config.data.env
+    if not (env_id and config.eval.episodes):
+        return None
+    saved = run_dir / f"eval_{label}.json"
+    if label == "base" and saved.exists():
+        return json.loads(saved.read_text())["metrics"]
+    import envs
+    from assay.runs import write_json
+    from trainers.engines.hf import HFEngine
+    from trainers.evaluate import evaluate_policy
+
+    kwargs = config.eval.env_kwargs
+    if kwargs is None:
+        kwargs = config.data.env_kwargs if env_id == config.data.env else {}
+    e = config.eval
+    seeds = [e.seed_offset + i for i in range(e.episodes)]
+    was_training = model.training
+    result = evaluate_policy(HFEngine(model.eval(), tokenizer, batch_size=e.batch_size),
+                             envs.make(env_id, **kwargs), seeds, e.max_new_tokens,
+                             e.batch_size, desc=f"eval {label}")  # fmt: skip
+    model.train(was_training)
+    write_json(saved, {"metrics": result.metrics, "episodes": result.episodes})
+    return result.metrics
+
+
+def _split(config: SFTConfig, tokenizer, run_dir: Path, log) -> tuple[list[dict], list[dict]]:
     from trainers.sft import load_rows
 
     data = config.data
-    rows = load_rows(data.train, tokenizer, data.min_reward)
+    rows = load_rows(data.train, tokenizer, data.min_reward) if data.train else []
+    if data.env:
+        taught = teacher_data(data, run_dir / "data" / "teacher.jsonl", log)
+        rows += load_rows(taught, tokenizer)
     if data.eval:
         return rows, load_rows(data.eval, tokenizer)
     order = list(range(len(rows)))
@@ -137,6 +220,30 @@ def _split(config: SFTConfig, tokenizer) -> tuple[list[dict], list[dict]]:
     n_eval = int(len(rows) * data.eval_fraction)
     held = set(order[:n_eval])
     return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
+
+
+def teacher_data(data: SFTDataConfig, path: Path, log=print) -> Path:
+    """Write the teacher env's conversations to ``path`` (JSONL; kept when it exists, so a
+    resumed run trains on the same data) and return it."""
+    if path.exists():
+        return path
+    import envs
+    from assay.runs import write_jsonl
+    from trainers.sft import teacher_conversations
+
+    env = envs.make(data.env, **data.env_kwargs)
+    seeds = [data.seed_offset + i for i in range(data.episodes)]
+    records, dropped = teacher_conversations(env, seeds)
+    if not records:
+        raise ConfigError(
+            f"{data.env} taught nothing on {len(seeds)} episodes ({dropped}); it needs a "
+            "demonstration() that returns valid answers."
+        )
+    write_jsonl(path, records)
+    log(f"Teacher {data.env}: {len(records)} conversations from {len(seeds)} episodes "
+        f"(dropped: {dropped['no_demonstration']} without a demonstration, "
+        f"{dropped['invalid']} invalid) -> {path}")  # fmt: skip
+    return path
 
 
 def _trl_args(config: SFTConfig, run_dir: Path, device, evaluate: bool):
@@ -167,13 +274,15 @@ def _peft(lora: LoraConfig):
                     target_modules=list(lora.target_modules), task_type="CAUSAL_LM")  # fmt: skip
 
 
-def _save_final(model, tokenizer, target: Path) -> None:
-    """A plain transformers folder (LoRA merged in), written atomically."""
+def _save_final(model, tokenizer, target: Path):
+    """A plain transformers folder (LoRA merged in), written atomically; returns the model
+    written."""
     from assay.checkpoints import save_to
 
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     save_to(target, 0, model, tokenizer, {})
+    return model
 
 
 def _plot(run_dir: Path) -> None:

@@ -81,6 +81,26 @@ def _train_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_rft(args: argparse.Namespace) -> int:
+    from assay.config import load_config
+    from assay.runs import find_resume_dir
+    from trainers.rft import RFTConfig, run_rft
+
+    resume_dir = None
+    if args.resume is not None:
+        resume_dir = find_resume_dir(
+            args.resume, "rft",
+            lambda: load_config(RFTConfig, args.config, args.overrides).train.output_dir,
+        )  # fmt: skip
+        config = load_config(RFTConfig, resume_dir / "config.yaml", args.overrides)
+    elif args.config is None:
+        raise AssayError("assay train rft needs --config PATH (e.g. configs/rft_codenames.yaml).")
+    else:
+        config = load_config(RFTConfig, args.config, args.overrides)
+    run_rft(config, resume_dir=resume_dir)
+    return 0
+
+
 def check_resumed_destinations(config_path: Path, overrides: list[str], trusted: bool) -> None:
     """Refuse to resume a run whose saved config sends data off this machine (a judge's
     ``base_url`` and ``key_env``, a Ray ``engines.address``, an ``openenv:`` env's server) unless the command line names the
@@ -159,3 +179,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     sft.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     sft.set_defaults(func=_train_sft)
+    rft = train.add_parser(
+        "rft", help="rejection-sampling fine-tuning: sample, keep the rewarded answers, SFT, repeat"
+    )
+    rft.add_argument("--config", type=Path, help="YAML config (see configs/rft_*.yaml)")
+    rft.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a run where it stopped (default: the latest rft run)",
+    )
+    rft.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    rft.set_defaults(func=_train_rft)

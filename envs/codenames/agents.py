@@ -70,15 +70,19 @@ class EmbeddingSpymaster:
         return f"Clue: {clue} {number}"
 
 
+def nearest_words(clue: str, words, k: int) -> list[str]:
+    """The ``k`` words most similar to ``clue`` (embedding cosine), most similar first."""
+    judge = _judge()
+    sims = judge.vectors(list(words)) @ judge.vectors([clue])[0]
+    return [words[i] for i in np.argsort(-sims, kind="stable")[:k]]
+
+
 class EmbeddingOperative:
     def act(self, observation, view) -> str:
         if view["guesses_made"] >= view["number"]:
             return "Pass"
         live = [w for w in view["words"] if w not in view["revealed"]]
-        judge = _judge()
-        clue = judge.vectors([view["clue"]])[0]
-        sims = judge.vectors(live) @ clue
-        return f"Guess: {live[int(np.argmax(sims))]}"
+        return f"Guess: {nearest_words(view['clue'], live, 1)[0]}"
 
 
 class RandomSpymaster:

@@ -69,6 +69,11 @@ class CodenamesClueEnv(TextEnv):
     - ``min_zipf``: the gate's English-word threshold (wordfreq Zipf frequency).
     - Board options as in ``codenames-guess-v0``: ``n_targets``, ``n_non_targets``,
       ``difficulty``, ``trick_non_targets``, ``tier``; and ``example`` (a solved example turn).
+
+    Its teacher (:meth:`demonstration`, for SFT) is the scripted embedding spymaster
+    (:class:`envs.codenames.agents.EmbeddingSpymaster`): the clue-vocabulary word whose k-th
+    nearest target clears the nearest word to avoid by a margin, for the largest such k, with
+    those k targets.
     """
 
     metric_keys = ("target_recall", "judge_failure")
@@ -162,6 +167,19 @@ class CodenamesClueEnv(TextEnv):
             )
             | extra
         )
+
+    def demonstration(self) -> str | None:
+        b = self.board
+        if b is None:
+            return None
+        from envs.codenames.agents import EmbeddingSpymaster, nearest_words
+
+        key = {w: "neutral" for w in b.words} | {w: "blue" for w in b.non_targets}
+        key |= {w: "red" for w in b.targets}
+        view = {"words": list(b.words), "key": key, "revealed": [], "team": "red"}
+        spymaster = EmbeddingSpymaster(max_number=min(len(b.targets), b.max_guesses))
+        clue, k = spymaster.choose(view)
+        return format_clue(clue, nearest_words(clue, b.targets, k), self.answer_format)
 
     def step(self, action: str):
         if self.board is None:

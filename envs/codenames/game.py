@@ -117,6 +117,15 @@ class CodenamesGameEnv(TextEnv):
         player = scripted_agent(kind, role, seed=seed)
         return lambda observation, info: player.act(observation, info["view"])
 
+    def demonstration(self) -> str | None:
+        """The scripted embedding agent's move for the seat to act (the SFT teacher)."""
+        if self.state is None or self.state.winner is not None:
+            return None
+        from envs.codenames.agents import scripted_agent
+
+        player = scripted_agent("embedding", self.state.role)
+        return player.act(self._observe(), self._info()["view"])
+
     # --- episode -------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

@@ -16,7 +16,9 @@ from gymnasium.error import ResetNeeded
 from assay.errors import ConfigError, did_you_mean
 from envs.codenames.boards import DIFFICULTIES, Board, make_board
 from envs.core import Message, TextEnv
-from rewards.codenames import AnswerFormat, score_guess_answer
+from rewards.codenames import AnswerFormat, guess_chance_reward, score_guess_answer
+
+TEACHERS = ("targets", "embedding")
 
 SYSTEM_PROMPT = (
     "You are the guesser in the word game Codenames. "
@@ -69,6 +71,14 @@ class CodenamesGuessEnv(TextEnv):
     - ``max_guesses``: the guess limit g_max; default |T| (floor(|T|/2) in the expert tier).
     - ``example``: prepend one solved example board as a chat turn (helps small models find the
       format; the example board never appears in play since FRUIT is not a Codenames word).
+    - ``teacher``: what :meth:`demonstration` answers, for SFT: ``"targets"`` (the hidden
+      targets, at most ``max_guesses``; default) or ``"embedding"`` (the scripted embedding
+      operative: the board words nearest the clue, as many as there are targets).
+
+    The chance baseline (:meth:`chance_reward`) is the exact expected reward of a uniformly
+    random valid answer on the board (:func:`rewards.guess_chance_reward`): 0 on boards
+    without neutral words, since a random word is as likely a target as a non-target in
+    proportion to their counts.
     """
 
     metric_keys = ("target_recall",)
@@ -86,7 +96,10 @@ class CodenamesGuessEnv(TextEnv):
         example: bool = True,
         tier: str | None = None,
         tier_weights: dict[str, float] | None = None,
+        teacher: str = "targets",
     ):
+        _check_choice("teacher", teacher, TEACHERS)
+        self.teacher = teacher
         _check_options(
             answer_format=answer_format,
             lenient=lenient,
@@ -148,6 +161,23 @@ class CodenamesGuessEnv(TextEnv):
             )
             | extra
         )
+
+    def demonstration(self) -> str | None:
+        b = self.board
+        if b is None:
+            return None
+        if self.teacher == "targets":
+            return format_answer(b.targets[: b.max_guesses], self.answer_format)
+        from envs.codenames.agents import nearest_words
+
+        k = min(len(b.targets), b.max_guesses)
+        return format_answer(nearest_words(b.clue, b.words, k), self.answer_format)
+
+    def chance_reward(self) -> float | None:
+        b = self.board
+        if b is None:
+            return None
+        return guess_chance_reward(len(b.words), len(b.targets), len(b.non_targets), b.max_guesses)
 
     def step(self, action: str):
         if self.board is None:

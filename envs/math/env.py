@@ -152,6 +152,11 @@ class MathEnv(TextEnv):
         self._messages = self.render(self.problem.question)
         return list(self._messages), self._hidden_info()
 
+    def demonstration(self) -> str | None:
+        """The dataset's worked solution in the env's answer style (the SFT teacher); None on
+        splits without solutions (MATH train)."""
+        return None if self.problem is None else self.reference_solution(self.problem)
+
     def _hidden_info(self) -> dict[str, Any]:
         p = self.problem
         return self.make_info(

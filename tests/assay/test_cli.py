@@ -7,7 +7,7 @@ def test_envs_list_and_check(capsys):
     assert main(["envs", "list"]) == 0
     assert "codenames-guess-v0" in capsys.readouterr().out
     assert main(["envs", "check", "codenames-guess-v0", "answer_format=tagged"]) == 0
-    assert "codenames-guess-v0: 5 passed, 0 failed" in capsys.readouterr().out
+    assert "codenames-guess-v0: 6 passed, 0 failed" in capsys.readouterr().out
 
 
 def test_unknown_env_id_is_one_error_line(capsys):

@@ -7,16 +7,19 @@ from assay.errors import ConfigError
 from trainers.rl.config import RLConfig
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
-# pretrain_*.yaml configure `assay pretrain`, study_*.yaml `assay study`, sft_*.yaml
-# `assay train sft`; the rest `assay train rl`.
-RL_CONFIGS = [p for p in CONFIGS if not p.name.startswith(("pretrain", "study", "sft"))]
+# pretrain_*.yaml configure `assay pretrain`, study_*.yaml `assay study`, sft_*.yaml and
+# rft_*.yaml `assay train sft` and `rft`; the rest `assay train rl`.
+RL_CONFIGS = [p for p in CONFIGS if not p.name.startswith(("pretrain", "study", "sft", "rft"))]
 
 
 def _config_class(path: Path):
     from analysis.study import StudyConfig
     from pretraining.config import PretrainConfig
+    from trainers.rft import RFTConfig
     from trainers.sft_job import SFTConfig
 
+    if path.name.startswith("rft"):
+        return RFTConfig
     if path.name.startswith("study"):
         return StudyConfig
     if path.name.startswith("sft"):

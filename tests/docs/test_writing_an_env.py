@@ -74,7 +74,7 @@ def test_walkthrough_runs_as_written(tmp_path):
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
         outputs.append(done.stdout)
     assert "addition-v0" in outputs[1]
-    assert "addition-v0: 5 passed, 0 failed" in outputs[2]
+    assert "addition-v0: 6 passed, 0 failed" in outputs[2]
     assert "Held-out evaluation (4 episodes, greedy)" in outputs[3]
     (run,) = (tmp_path / "runs").iterdir()
     metrics = (run / "metrics.jsonl").read_text().splitlines()

@@ -54,4 +54,4 @@ def test_installed_plugin_passes_assay_envs_check(plugin_site):
         "from assay.cli import main; raise SystemExit(main(['envs', 'check', 'tiny-parity-v0']))",
         plugin_site,
     )
-    assert "tiny-parity-v0: 5 passed, 0 failed" in out
+    assert "tiny-parity-v0: 6 passed, 0 failed" in out

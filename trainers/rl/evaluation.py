@@ -142,18 +142,25 @@ def format_eval_table(
     base: dict[str, float] | None, trained: dict[str, float], episodes: int
 ) -> str:
     """A small text table of base vs trained held-out metrics."""
-    rows = [
-        ("mean reward", "reward_mean", "{:+.3f}"),
-        ("format-valid rate", "valid_rate", "{:.1%}"),
-    ]
+    """A small text table of base vs trained held-out metrics: format (valid rate) and skill
+    (reward among valid answers, next to the env's chance baseline) on their own rows."""
+    rows = [(label, key, fmt) for label, key, fmt in EVAL_ROWS if key in trained or
+            (base and key in base)]  # fmt: skip
     rows += [
-        (k.replace("_", " "), k, "{:.3f}")
-        for k in trained
-        if k not in ("reward_mean", "valid_rate")
+        (k.replace("_", " "), k, "{:.3f}") for k in trained if k not in {r[1] for r in EVAL_ROWS}
     ]
     head = f"Held-out evaluation ({episodes} episodes, greedy)"
-    lines = [head, f"{'':22}{'base':>10}{'trained':>10}"]
+    lines = [head, f"{'':26}{'base':>10}{'trained':>10}"]
     for label, key, fmt in rows:
-        b = fmt.format(base[key]) if base else "-"
-        lines.append(f"{label:22}{b:>10}{fmt.format(trained[key]):>10}")
+        b = fmt.format(base[key]) if base and key in base else "-"
+        t = fmt.format(trained[key]) if key in trained else "-"
+        lines.append(f"{label:26}{b:>10}{t:>10}")
     return "\n".join(lines)
+
+
+EVAL_ROWS = (
+    ("mean reward", "reward_mean", "{:+.3f}"),
+    ("format-valid rate", "valid_rate", "{:.1%}"),
+    ("reward among valid", "reward_valid_mean", "{:+.3f}"),
+    ("chance (random valid)", "chance_reward", "{:+.3f}"),
+)

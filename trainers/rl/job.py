@@ -27,8 +27,8 @@ from assay.checkpoints import (
 )
 from assay.config import dump_yaml
 from assay.distributed import resolve_device
-from assay.models import load_causal_lm
-from assay.runs import MetricsLog, new_run_dir, plot_metrics, write_json
+from assay.models import load_causal_lm, run_model
+from assay.runs import SKILL_OVERLAYS, MetricsLog, new_run_dir, plot_metrics, write_json
 from assay.trackers import Trackers
 from trainers.distributed import World, all_gather_objects, barrier, init_world
 from trainers.rl.checkpoint import save_learner_checkpoint
@@ -187,6 +187,10 @@ def _open_run(
         log(f"Run directory: {run_dir}")
         if config.model.gradient_checkpointing:
             log(CHECKPOINTING_NOTE)
+        warm = run_model(config.model.name)
+        if warm != config.model.name or (Path(warm) / "config.json").exists():
+            kl = "the KL reference" if config.algo.kl_coef > 0 else "no KL reference (kl_coef 0)"
+            log(f"Warm start from {warm}; {kl} is this model, not the base it was tuned from.")
     barrier(world)
     return run_dir, learner, start_step
 
@@ -317,7 +321,8 @@ def _run_phases(learner, schedule, config: RLConfig, run_dir: Path, start_step: 
              if any(k in r for r in records)]  # fmt: skip
     if records:
         title = f"{config.env.id} · {config.algo.name}"
-        plot_metrics(records, keys, run_dir / "plots" / "training.png", title=title)
+        plot_metrics(records, keys, run_dir / "plots" / "training.png", title=title,
+                     overlays=SKILL_OVERLAYS)  # fmt: skip
     trained = None
     if config.eval.episodes:
         trained = evaluate(learner, config, run_dir, "trained").metrics

@@ -48,6 +48,7 @@ def step_metrics(
         "reward_mean": sampled.mean().item(),
         "reward_std": sampled.std().item() if len(sampled) > 1 else 0.0,
         "valid_rate": sum(valid) / len(valid),
+        **_valid_mean(sampled.tolist(), valid),
         "zero_std_groups": sum(zero_std) / len(zero_std),
         "completion_len": sum(lengths) / len(lengths),
     }
@@ -70,3 +71,9 @@ def step_metrics(
         tokens_per_s=sum(lengths) / elapsed,
     )
     return metrics
+
+
+def _valid_mean(rewards: list[float], valid: list[bool]) -> dict[str, float]:
+    """``reward_valid_mean``: the mean reward of the valid answers (skill apart from format)."""
+    kept = [r for r, v in zip(rewards, valid, strict=True) if v]
+    return {"reward_valid_mean": sum(kept) / len(kept)} if kept else {}

@@ -267,4 +267,7 @@ def evaluate_episodes(
         "episode_steps": sum(r["steps"] for r in records) / n,
         "truncated_rate": sum(r["truncated"] for r in records) / n,
     }
+    clean = [r["reward"] for r in records if r["moves"] and r["legal_moves"] == r["moves"]]
+    if clean:  # reward of the episodes in which every move of the learner was legal
+        metrics["reward_valid_mean"] = sum(clean) / len(clean)
     return EvalResult(metrics, records)
