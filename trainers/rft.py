@@ -215,7 +215,9 @@ def run_rft(config: RFTConfig, resume_dir: Path | None = None, log=print) -> dic
     write_json(run_dir / "summary.json", summary)
     _plot(run_dir, base, history)
     log(format_rounds(base, history))
-    log(f"Final model: {run_dir / final if final else policy} (assay train rl model.name={run_dir})")
+    log(
+        f"Final model: {run_dir / final if final else policy} (assay train rl model.name={run_dir})"
+    )
     return summary
 
 
