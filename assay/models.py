@@ -149,10 +149,11 @@ def load_causal_lm(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = getattr(torch, dtype)
+    name_or_path = run_model(name_or_path)
     if name_or_path == TINY_RANDOM_LLAMA:
         model, tokenizer = _tiny_random_llama()
         return _finish(model.to(device=device, dtype=torch_dtype), tokenizer)
-    source = smollm2_dir() if name_or_path == SMOLLM2 else run_model(name_or_path)
+    source = smollm2_dir() if name_or_path == SMOLLM2 else name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
@@ -164,6 +165,7 @@ def load_causal_lm(
 def model_dir(name_or_path: str) -> str:
     """A local directory (or hub id) holding ``name_or_path`` as safetensors, for engines that
     load weights themselves (vLLM): registered names are written to the cache once."""
+    name_or_path = run_model(name_or_path)
     if name_or_path == SMOLLM2:
         return str(smollm2_dir())
     if name_or_path == TINY_RANDOM_LLAMA:
@@ -177,7 +179,7 @@ def model_dir(name_or_path: str) -> str:
             tokenizer.save_pretrained(tmp)
 
         return str(_atomic_save_dir(target, write))
-    return run_model(name_or_path)
+    return name_or_path
 
 
 def run_model(name_or_path: str) -> str:
@@ -189,18 +191,21 @@ def run_model(name_or_path: str) -> str:
     folder = Path(name_or_path)
     if not folder.is_dir() or (folder / "config.json").exists():
         return name_or_path
+    final = None
     summary = folder / "summary.json"
     if summary.is_file():
         try:
             final = json.loads(summary.read_text()).get("final")
         except (ValueError, AttributeError):
             final = None
-        if isinstance(final, str):
-            path = Path(final) if Path(final).is_absolute() else folder / final
-            if (path / "config.json").exists():
-                return str(path)
-    if (folder / "final" / "config.json").exists():
+    if isinstance(final, str):
+        path = Path(final) if Path(final).is_absolute() else folder / final
+        if (path / "config.json").exists():
+            return str(path)
+    if (folder / "final" / "config.json").exists():  # a moved run: its final folder
         return str(folder / "final")
+    if isinstance(final, str):
+        return final  # a run that never changed its starting model names that model
     return name_or_path
 
 

@@ -55,6 +55,10 @@ class RFTSamplingConfig:
     """``hf`` or ``vllm``; with ``replicas`` > 1, a Ray pool of them."""
     replicas: int = 1
     batch_size: int = 16
+    eval_base: bool = True
+    """Evaluate the starting policy (round 0) before round 1."""
+    eval_each_round: bool = True
+    """Evaluate after every round; false: after the last one only."""
 
     def problems(self) -> list[str]:
         out = [f"{n} must be >= 1, got {getattr(self, n)}"
@@ -165,7 +169,7 @@ def run_rft(config: RFTConfig, resume_dir: Path | None = None, log=print) -> dic
         data = folder / "data.jsonl"
         engine = None
         base_eval = run_dir / "rounds" / "round-0" / "eval.json"
-        if round_ == 1 and config.eval.episodes and not base_eval.exists():
+        if round_ == 1 and r.eval_base and config.eval.episodes and not base_eval.exists():
             engine = _open(policy, config)
             _evaluate(engine, config, base_eval, "base")
         if not data.exists():
@@ -198,7 +202,7 @@ def run_rft(config: RFTConfig, resume_dir: Path | None = None, log=print) -> dic
         else:
             log(f"Round {round_} kept no sample: the policy stays as it was.")
         metrics = None
-        if config.eval.episodes:
+        if config.eval.episodes and (r.eval_each_round or round_ == r.rounds):
             engine = _open(policy, config)
             metrics = _evaluate(engine, config, folder / "eval.json", f"round {round_}")
             engine.close()

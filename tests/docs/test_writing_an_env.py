@@ -5,6 +5,7 @@ Test-only changes, so it runs in seconds: the package is installed with ``pip in
 and two steps as overrides.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +15,14 @@ import pytest
 from conftest import env_with_path, pip_install_target
 
 DOC = Path(__file__).parents[2] / "docs" / "writing-an-env.md"
+SFT_OVERRIDES = [
+    "model.name=tiny-random-llama",
+    "data.episodes=6",
+    "train.max_steps=2",
+    "train.batch_size=2",
+    "eval.episodes=2",
+    "eval.max_new_tokens=4",
+]
 TRAIN_OVERRIDES = [
     "model.name=tiny-random-llama",
     "train.steps=2",
@@ -34,7 +43,7 @@ def _commands(text: str) -> list[str]:
 
 def test_user_code_is_short():
     files = _files(DOC.read_text())
-    assert set(files) == {"addition_game.py", "pyproject.toml", "addition.yaml"}
+    assert set(files) == {"addition_game.py", "pyproject.toml", "addition.yaml", "teach.yaml"}
     assert (
         len(files["addition_game.py"].strip().splitlines())
         + len(files["pyproject.toml"].strip().splitlines())
@@ -57,6 +66,7 @@ def test_walkthrough_runs_as_written(tmp_path):
         "assay envs list",
         "assay envs check addition-v0",
         "assay train rl --config addition.yaml",
+        "assay train sft --config teach.yaml",
     ]
     outputs = []
     for command in commands:
@@ -68,6 +78,8 @@ def test_walkthrough_runs_as_written(tmp_path):
         argv = [sys.executable, "-m", "assay.cli", *argv[1:]]
         if argv[3:5] == ["train", "rl"]:
             argv += TRAIN_OVERRIDES + [f"train.output_dir={tmp_path / 'runs'}"]
+        if argv[3:5] == ["train", "sft"]:
+            argv += SFT_OVERRIDES + [f"train.output_dir={tmp_path / 'sft'}"]
         done = subprocess.run(
             argv, cwd=project, env=env, capture_output=True, text=True, timeout=300
         )
@@ -75,6 +87,14 @@ def test_walkthrough_runs_as_written(tmp_path):
         outputs.append(done.stdout)
     assert "addition-v0" in outputs[1]
     assert "addition-v0: 6 passed, 0 failed" in outputs[2]
+    assert "Held-out evaluation (2 episodes, greedy)" in outputs[4]
+    (sft,) = (tmp_path / "sft").iterdir()
+    taught = [json.loads(line) for line in (sft / "data" / "teacher.jsonl").open()]
+    assert len(taught) == 6
+    for record in taught:  # the teacher's answer is the sum asked for
+        a, b = map(int, re.findall(r"\d+", record["messages"][-2]["content"]))
+        assert record["messages"][-1]["content"] == f"Answer: {a + b}"
+    assert (sft / "final" / "config.json").exists()
     assert "Held-out evaluation (4 episodes, greedy)" in outputs[3]
     (run,) = (tmp_path / "runs").iterdir()
     metrics = (run / "metrics.jsonl").read_text().splitlines()

@@ -189,8 +189,9 @@ def _open_run(
             log(CHECKPOINTING_NOTE)
         warm = run_model(config.model.name)
         if warm != config.model.name or (Path(warm) / "config.json").exists():
-            kl = "the KL reference" if config.algo.kl_coef > 0 else "no KL reference (kl_coef 0)"
-            log(f"Warm start from {warm}; {kl} is this model, not the base it was tuned from.")
+            kl = ("the KL reference is this model, not the base it was tuned from"
+                  if config.algo.kl_coef > 0 else "no KL term (algo.kl_coef is 0)")  # fmt: skip
+            log(f"Warm start from {warm}; {kl}.")
     barrier(world)
     return run_dir, learner, start_step
 
