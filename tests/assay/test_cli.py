@@ -74,3 +74,23 @@ def test_train_and_resume_from_the_cli(tmp_path, capsys):
     assert summary["steps"] == 2 and summary["eval_trained"]["valid_rate"] >= 0.0
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000002"]
     assert len((run / "samples.jsonl").read_text().splitlines()) == 2
+
+
+def test_eval_env_reports_format_skill_and_the_exact_chance(tmp_path, capsys):
+    import envs
+
+    args = ["eval", "env", "codenames-guess-v0", "n_neutral=[1, 2]", "--model",
+            "tiny-random-llama", "--episodes", "5", "--max-new-tokens", "4",
+            "--output-dir", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    env = envs.make("codenames-guess-v0", n_neutral=[1, 2])
+    chances = []
+    for i in range(5):
+        env.reset(seed=1_000_000_000 + i)
+        chances.append(env.chance_reward())
+    assert f"chance (random valid)       {sum(chances) / 5:+.3f}" in out
+    (run,) = tmp_path.iterdir()
+    saved = json.loads((run / "eval.json").read_text())
+    assert [e["seed"] for e in saved["episodes"]] == [1_000_000_000 + i for i in range(5)]
+    assert saved["metrics"]["valid_rate"] == sum(e["valid"] for e in saved["episodes"]) / 5
