@@ -29,6 +29,7 @@ def step_metrics(
     mine = {
         "sampled": samples.sampled_rewards,
         "valid": samples.sampled_valid,
+        "aligned": samples.advantages is None,  # single-turn: one validity per sampled reward
         "batch": samples.rewards.flatten().tolist(),
         "infos": [{k: float(i.get(k, 0.0)) for k in keys} for i in samples.infos],
         "lengths": [trained_tokens(c) for c in samples.completions],
@@ -48,7 +49,7 @@ def step_metrics(
         "reward_mean": sampled.mean().item(),
         "reward_std": sampled.std().item() if len(sampled) > 1 else 0.0,
         "valid_rate": sum(valid) / len(valid),
-        **_valid_mean(sampled.tolist(), valid),
+        **(_valid_mean(sampled.tolist(), valid) if all(p["aligned"] for p in parts) else {}),
         "zero_std_groups": sum(zero_std) / len(zero_std),
         "completion_len": sum(lengths) / len(lengths),
     }
@@ -74,6 +75,7 @@ def step_metrics(
 
 
 def _valid_mean(rewards: list[float], valid: list[bool]) -> dict[str, float]:
-    """``reward_valid_mean``: the mean reward of the valid answers (skill apart from format)."""
+    """``reward_valid_mean``: the mean reward of the valid answers (skill apart from format).
+    Single-turn only: multi-turn validity is per move, its rewards per episode and agent."""
     kept = [r for r, v in zip(rewards, valid, strict=True) if v]
     return {"reward_valid_mean": sum(kept) / len(kept)} if kept else {}

@@ -25,6 +25,8 @@ class Samples:
     shaped: torch.Tensor | None = None  # (P, G) rewards the advantages use (overlong penalty)
     sampled_rewards: list[float] = field(default_factory=list)  # every completion sampled
     sampled_valid: list[bool] = field(default_factory=list)
+    """Single-turn: whether each sampled answer was valid, aligned with ``sampled_rewards``
+    (multi-turn: one entry per move the learner made, not aligned)."""
     dropped_groups: int = 0  # dynamic sampling: groups with equal rewards left out
     rounds: int = 1  # dynamic sampling: prompt rounds generated
     group_size: int = 0
