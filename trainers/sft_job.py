@@ -1,4 +1,4 @@
-"""The SFT job: ``assay train sft --config configs/sft_codenames.yaml [key=value ...]``.
+"""The SFT job: ``assay train sft --config configs/sft_codenames_teacher.yaml [key=value ...]``.
 
 Encodes the data (:mod:`trainers.sft`), trains with TRL's ``SFTTrainer`` on the assistant tokens
 only, and writes a run directory like the RL job's: ``config.yaml``, ``metrics.jsonl`` (every

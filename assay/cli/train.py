@@ -62,42 +62,35 @@ def _train_rl(args: argparse.Namespace) -> int:
 
 
 def _train_sft(args: argparse.Namespace) -> int:
-    from assay.config import load_config
-    from assay.runs import find_resume_dir
     from trainers.sft_job import SFTConfig, run_sft
 
-    resume_dir = None
-    if args.resume is not None:
-        resume_dir = find_resume_dir(
-            args.resume, "sft",
-            lambda: load_config(SFTConfig, args.config, args.overrides).train.output_dir,
-        )  # fmt: skip
-        config = load_config(SFTConfig, resume_dir / "config.yaml", args.overrides)
-    elif args.config is None:
-        raise AssayError("assay train sft needs --config PATH (e.g. configs/sft_codenames.yaml).")
-    else:
-        config = load_config(SFTConfig, args.config, args.overrides)
-    run_sft(config, resume_dir=resume_dir)
-    return 0
+    return _fine_tune(args, "sft", SFTConfig, run_sft, "configs/sft_codenames_teacher.yaml")
 
 
 def _train_rft(args: argparse.Namespace) -> int:
+    from trainers.rft import RFTConfig, run_rft
+
+    return _fine_tune(args, "rft", RFTConfig, run_rft, "configs/rft_codenames.yaml")
+
+
+def _fine_tune(args: argparse.Namespace, job: str, config_class, run, example: str) -> int:
+    """``assay train sft|rft``: a new run from ``--config``, or ``--resume`` one with its saved
+    config (and any overrides)."""
     from assay.config import load_config
     from assay.runs import find_resume_dir
-    from trainers.rft import RFTConfig, run_rft
 
     resume_dir = None
     if args.resume is not None:
         resume_dir = find_resume_dir(
-            args.resume, "rft",
-            lambda: load_config(RFTConfig, args.config, args.overrides).train.output_dir,
+            args.resume, job,
+            lambda: load_config(config_class, args.config, args.overrides).train.output_dir,
         )  # fmt: skip
-        config = load_config(RFTConfig, resume_dir / "config.yaml", args.overrides)
+        config = load_config(config_class, resume_dir / "config.yaml", args.overrides)
     elif args.config is None:
-        raise AssayError("assay train rft needs --config PATH (e.g. configs/rft_codenames.yaml).")
+        raise AssayError(f"assay train {job} needs --config PATH (e.g. {example}).")
     else:
-        config = load_config(RFTConfig, args.config, args.overrides)
-    run_rft(config, resume_dir=resume_dir)
+        config = load_config(config_class, args.config, args.overrides)
+    run(config, resume_dir=resume_dir)
     return 0
 
 
