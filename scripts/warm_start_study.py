@@ -3,7 +3,8 @@
 For each seed, on ``codenames-guess-v0`` with the main job's boards (``configs/
 codenames_guess.yaml``) and SmolLM2-135M-Instruct, it runs the ladder
 
-    base -> SFT (the env teaches: the targets) -> RFT (2 rounds) -> SFT + RL and RFT + RL
+    base -> SFT (the env teaches: the targets) -> RFT on the SFT model (2 rounds)
+         -> RL from the SFT model and RL from the RFT model
 
 and evaluates each rung greedily on the same held-out boards (seeds 10**9 + i), reporting the
 reward, the valid rate, the reward among valid answers and the chance baseline (a uniformly
@@ -72,7 +73,7 @@ def study(seeds: list[int], boards: int, out: Path, rl_minutes: float, model: st
         results["base"][seed] = done["eval_base"]
         results["sft"][seed] = done["eval_trained"]
         rft = load_config(RFTConfig, "configs/rft_codenames.yaml", [
-            f"model.name={model}", f"train.seed={seed}", f"rft.seed_offset={seed * 100_000}",
+            f"model.name={out / sft_name}", f"train.seed={seed}", f"rft.seed_offset={seed * 100_000 + 50_000}",
             f"train.output_dir={out}", f"train.run_name={rft_name}",
             "rft.eval_base=false", "rft.eval_each_round=false", "rft.batch_size=32",
             *_env_overrides("env.kwargs", env_kwargs), *evaluation])  # fmt: skip
