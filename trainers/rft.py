@@ -146,70 +146,24 @@ def run_rft(config: RFTConfig, resume_dir: Path | None = None, log=print) -> dic
     import envs
     from assay.config import dump_yaml
     from assay.models import load_tokenizer_and_dir, run_model
-    from assay.runs import new_run_dir, write_json, write_jsonl
-    from trainers.engines.base import Sampling
-    from trainers.sft_job import run_sft
+    from assay.runs import new_run_dir, write_json
 
     env = envs.make(config.env.id, **config.env.kwargs)
     load_tokenizer_and_dir(config.model.name)  # a wrong model name fails before any folder
     run_dir = resume_dir or new_run_dir(config.train.output_dir, "rft", config.train.run_name)
     dump_yaml(config, run_dir / "config.yaml")
     log(f"Run directory: {run_dir}")
-    r = config.rft
     policy = run_model(config.model.name)
     history: list[dict[str, Any]] = []
-    for round_ in range(1, r.rounds + 1):
-        folder = run_dir / "rounds" / f"round-{round_}"
-        done = folder / "done.json"
+    for round_ in range(1, config.rft.rounds + 1):
+        done = run_dir / "rounds" / f"round-{round_}" / "done.json"
         if done.exists():
             record = json.loads(done.read_text())
-            history.append(record)
-            policy = str(run_dir / record["policy"]) if record["policy"] else policy
-            continue
-        data = folder / "data.jsonl"
-        engine = None
-        base_eval = run_dir / "rounds" / "round-0" / "eval.json"
-        if round_ == 1 and r.eval_base and config.eval.episodes and not base_eval.exists():
-            engine = _open(policy, config)
-            _evaluate(engine, config, base_eval, "base")
-        if not data.exists():
-            engine = engine or _open(policy, config)
-            seeds = [r.seed_offset + (round_ - 1) * r.prompts + i for i in range(r.prompts)]
-            sampling = Sampling(n=r.samples, temperature=r.temperature, top_p=r.top_p,
-                                max_new_tokens=r.max_new_tokens, seed=config.train.seed + round_,
-                                logprobs=False)  # fmt: skip
-            records, counts = sample_round(engine, env, seeds, sampling, r.threshold, r.batch_size)
-            write_json(folder / "counts.json", counts)
-            write_jsonl(data, records)  # last: its presence means the round is sampled
-            log(f"Round {round_}: kept {len(records)} of {counts['sampled']} samples "
-                f"(below threshold {counts['below_threshold']}, invalid {counts['invalid']}, "
-                f"duplicate {counts['duplicate']}) -> {data}")  # fmt: skip
-        if engine is not None:
-            engine.close()
-        kept = sum(1 for line in data.open() if line.strip())
-        trained = None
-        if kept:
-            sft = SFTConfig(
-                model=replace(config.model, name=policy), lora=config.lora,
-                data=SFTDataConfig(train=str(data), eval_fraction=0.0),
-                optim=config.optim,
-                train=replace(config.train, seed=config.train.seed + round_),
-                eval=replace(config.eval, episodes=0),
-            )  # fmt: skip
-            (folder / "sft").mkdir(parents=True, exist_ok=True)
-            run_sft(sft, resume_dir=folder / "sft", log=log)
-            policy, trained = str(folder / "sft" / "final"), f"rounds/round-{round_}/sft/final"
         else:
-            log(f"Round {round_} kept no sample: the policy stays as it was.")
-        metrics = None
-        if config.eval.episodes and (r.eval_each_round or round_ == r.rounds):
-            engine = _open(policy, config)
-            metrics = _evaluate(engine, config, folder / "eval.json", f"round {round_}")
-            engine.close()
-        record = {"round": round_, "kept": kept, "policy": trained, "eval": metrics,
-                  "counts": json.loads((folder / "counts.json").read_text())}  # fmt: skip
-        write_json(done, record)
+            record = _round(config, env, run_dir, round_, policy, log)
+            write_json(done, record)
         history.append(record)
+        policy = str(run_dir / record["policy"]) if record["policy"] else policy
     base = None
     if (run_dir / "rounds" / "round-0" / "eval.json").exists():
         base = json.loads((run_dir / "rounds" / "round-0" / "eval.json").read_text())["metrics"]
@@ -223,6 +177,58 @@ def run_rft(config: RFTConfig, resume_dir: Path | None = None, log=print) -> dic
         f"Final model: {run_dir / final if final else policy} (assay train rl model.name={run_dir})"
     )
     return summary
+
+
+def _round(config: RFTConfig, env, run_dir: Path, round_: int, policy: str, log) -> dict:
+    """One round from wherever it stopped: (base evaluation,) sampling, fine-tune, evaluation;
+    returns its record (``policy``: the tuned model relative to the run, None if unchanged)."""
+    from assay.runs import write_json, write_jsonl
+    from trainers.engines.base import Sampling
+    from trainers.sft_job import run_sft
+
+    r = config.rft
+    folder = run_dir / "rounds" / f"round-{round_}"
+    data = folder / "data.jsonl"
+    engine = None
+    base_eval = run_dir / "rounds" / "round-0" / "eval.json"
+    if round_ == 1 and r.eval_base and config.eval.episodes and not base_eval.exists():
+        engine = _open(policy, config)
+        _evaluate(engine, config, base_eval, "base")
+    if not data.exists():
+        engine = engine or _open(policy, config)
+        seeds = [r.seed_offset + (round_ - 1) * r.prompts + i for i in range(r.prompts)]
+        sampling = Sampling(n=r.samples, temperature=r.temperature, top_p=r.top_p,
+                            max_new_tokens=r.max_new_tokens, seed=config.train.seed + round_,
+                            logprobs=False)  # fmt: skip
+        records, counts = sample_round(engine, env, seeds, sampling, r.threshold, r.batch_size)
+        write_json(folder / "counts.json", counts)
+        write_jsonl(data, records)  # last: its presence means the round is sampled
+        log(f"Round {round_}: kept {len(records)} of {counts['sampled']} samples "
+            f"(below threshold {counts['below_threshold']}, invalid {counts['invalid']}, "
+            f"duplicate {counts['duplicate']}) -> {data}")  # fmt: skip
+    if engine is not None:
+        engine.close()
+    kept = sum(1 for line in data.open() if line.strip())
+    trained = None
+    if kept:
+        sft = SFTConfig(
+            model=replace(config.model, name=policy), lora=config.lora,
+            data=SFTDataConfig(train=str(data), eval_fraction=0.0), optim=config.optim,
+            train=replace(config.train, seed=config.train.seed + round_),
+            eval=replace(config.eval, episodes=0),
+        )  # fmt: skip
+        (folder / "sft").mkdir(parents=True, exist_ok=True)
+        run_sft(sft, resume_dir=folder / "sft", log=log)
+        policy, trained = str(folder / "sft" / "final"), f"rounds/round-{round_}/sft/final"
+    else:
+        log(f"Round {round_} kept no sample: the policy stays as it was.")
+    metrics = None
+    if config.eval.episodes and (r.eval_each_round or round_ == r.rounds):
+        engine = _open(policy, config)
+        metrics = _evaluate(engine, config, folder / "eval.json", f"round {round_}")
+        engine.close()
+    return {"round": round_, "kept": kept, "policy": trained, "eval": metrics,
+            "counts": json.loads((folder / "counts.json").read_text())}  # fmt: skip
 
 
 def _open(policy: str, config: RFTConfig):

@@ -37,7 +37,7 @@ import numpy as np
 
 from assay.errors import ConfigError
 from envs.codenames.boards import Board
-from envs.codenames.guess import _EXAMPLE, SYSTEM_PROMPT, format_answer, render_question
+from envs.codenames.prompts import _EXAMPLE, SYSTEM_PROMPT, format_answer, render_question
 from envs.codenames.words import embeddings, wordlist
 from rewards.codenames import parse_guesses
 

@@ -80,7 +80,9 @@ INJECTIONS = [
 def test_code_injection_is_graded_false_and_nothing_runs(tmp_path):
     sentinel = tmp_path / "pwned"
     outputs = [s.replace("{sentinel}", str(sentinel)) for s in INJECTIONS]
-    results = grade_many(outputs, ["1"] * len(outputs))
+    # A gold answer no digit of the temporary path can spell: the last number of an answer
+    # counts, and pytest's folders are numbered (pytest-1/...).
+    results = grade_many(outputs, ["987654321"] * len(outputs))
     results += [grade(o, "x") for o in outputs]
     assert not any(r.correct for r in results)
     assert not sentinel.exists()

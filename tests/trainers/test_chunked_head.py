@@ -12,9 +12,10 @@ from trainers.logprobs import completion_logprobs, grouped_forward
 
 def close(actual, expected):
     """Equal relative to the tensor's scale (the largest difference over the largest magnitude):
-    to 2e-6 in float32, whose matmuls of different shapes sum in different orders (about ten
-    units in the last place), and to 1e-12 in float64, which shows the maths is exact."""
-    tol = 1e-12 if expected.dtype == torch.float64 else 2e-6
+    to 1e-5 in float32, whose matmuls of different shapes sum in different orders (tens of
+    units in the last place, more on some CPUs than others: 3.7e-6 measured on an AMD EPYC),
+    and to 1e-12 in float64, which shows the maths is exact."""
+    tol = 1e-12 if expected.dtype == torch.float64 else 1e-5
     scale = expected.abs().max().clamp(min=1e-30)
     err = ((actual - expected).abs().max() / scale).item()
     assert err <= tol, err

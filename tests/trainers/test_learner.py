@@ -184,7 +184,10 @@ def test_micro_batches_add_up_to_the_whole_batch(tiny_lm, name):
     assert loss1 == pytest.approx(loss2, rel=1e-5, abs=1e-7)
     assert norm1 == pytest.approx(norm2, rel=1e-4) and norm1 > 0
     for key in w1:
-        torch.testing.assert_close(w1[key], w2[key], atol=1e-5, rtol=1e-4)  # lr is 3e-3
+        # lr is 3e-3: a wrong sum moves weights by about that. AdamW turns float32 noise in a
+        # near-zero gradient into a larger step (up to 1.2e-4 on one element in 8,192 measured
+        # on an AMD EPYC, where float32 sums run in another order).
+        torch.testing.assert_close(w1[key], w2[key], atol=5e-4, rtol=1e-4)
 
 
 def test_epochs_and_mini_batches_set_the_number_of_optimizer_steps(tiny_lm):

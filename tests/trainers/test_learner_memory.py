@@ -66,11 +66,13 @@ def test_memory_savers_give_the_same_update(tiny_lm, algo, saver):
         assert stats[key] == pytest.approx(ref_stats[key], rel=1e-5, abs=1e-7), key
     assert ref_stats["grad_norm"] > 0 and len(grads) == len(ref_grads)
     # Gradients, not weights: AdamW divides by sqrt(v), which turns float32 noise in a near-zero
-    # gradient into a full-size step. Each tensor equal relative to its largest entry.
+    # gradient into a full-size step. Each tensor equal relative to its norm, to 1e-3: float32
+    # sums in another order differ by ~1e-4 of a small tensor's largest entry on some CPUs (an
+    # AMD EPYC); a lost or doubled term is off by O(1).
     for step, ref_step in zip(grads, ref_grads, strict=True):
         for g, ref in zip(step, ref_step, strict=True):
-            scale = ref.abs().max().clamp(min=1e-12)
-            assert (g - ref).abs().max() / scale < 1e-4
+            scale = ref.norm().clamp(min=1e-12)
+            assert (g - ref).norm() / scale < 1e-3
 
 
 def test_checkpointing_recomputes_the_layers(tiny_lm):
