@@ -202,3 +202,17 @@ def test_a_run_whose_engines_cannot_start_leaves_no_run_folder(tmp_path, test_en
     with pytest.raises(RuntimeError, match="could not place"):
         run_rl(_config(tmp_path, "nopool"), log=lambda *_: None)
     assert not (tmp_path / "nopool").exists()
+
+
+def test_a_best_recorded_after_the_resumed_checkpoint_is_forgotten(tmp_path):
+    """Killed between an eval that set a new best and that step's checkpoint: the resumed run
+    evaluates that step again and must record it as the best again (as an unbroken run did)."""
+    import json
+
+    from trainers.rl.evaluation import Best
+
+    (tmp_path / "best.json").write_text(json.dumps({"step": 6, "metric": "m", "value": 0.5}))
+    assert Best(tmp_path, "m", start_step=5).value is None
+    assert Best(tmp_path, "m", start_step=6).value == 0.5
+    best = Best(tmp_path, "m", start_step=5)
+    assert best.offer(None, 6, {"m": 0.5}, save=False)  # the re-run eval is a new best again

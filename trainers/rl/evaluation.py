@@ -88,12 +88,17 @@ def base_eval(learner: RLLearner, config: RLConfig, run_dir: Path) -> dict[str, 
 class Best:
     """The best evaluation so far (``best.json``) and its checkpoint (``checkpoints/best``)."""
 
-    def __init__(self, run_dir: Path, metric: str):
+    def __init__(self, run_dir: Path, metric: str, start_step: int = 0):
         self.path = run_dir / "best.json"
         self.metric = metric
         self.value = None
         if self.path.exists():
-            self.value = json.loads(self.path.read_text())["value"]
+            record = json.loads(self.path.read_text())
+            # A best from after the checkpoint a run resumes from (killed between the eval and
+            # the step's checkpoint) is forgotten: that eval runs again, and since it beat every
+            # earlier one it will again, so the resumed run records what an unbroken one did.
+            if record["step"] <= start_step:
+                self.value = record["value"]
 
     @property
     def target(self) -> Path:

@@ -212,7 +212,7 @@ def _train(
         wandb_mode=config.log.wandb_mode,
         config=asdict(config),
     )
-    best = Best(run_dir, config.eval.best_metric)
+    best = Best(run_dir, config.eval.best_metric, start)
     watch = SignalWatch()
 
     def checkpoint(step: int) -> None:
