@@ -7,8 +7,9 @@ The data are Codenames-guess conversations taught by the env (``TextEnv.demonstr
 main job's boards. assay gets them as a JSONL of ``messages`` and encodes them token-exactly
 (:mod:`trainers.sft`); TRL gets the same conversations as conversational ``prompt`` +
 ``completion`` rows and tokenizes them with its own chat-template path (loss on the
-completion only). Both train ``--steps`` optimizer steps of ``--batch`` rows, fp32, the same
-learning rate, no evaluation, no checkpoint inside the timed part; both times are TRL's own
+completion only). Both train ``--steps`` optimizer steps of ``--batch`` rows, fp32 without
+activation checkpointing (TRL's own defaults on a CPU are bf16 autocast and checkpointing;
+assay sets both from its config), the same learning rate, no evaluation, no checkpoint inside the timed part; both times are TRL's own
 ``train_runtime`` (the training loop only: model loading, data encoding and saving excluded).
 tokens/s counts every token of the rows trained on. Ends with ``RESULT assay_tok_s=...
 trl_tok_s=... ratio=...`` (goal: ratio >= 1.0, and >= 0.95 since assay wraps TRL).
@@ -65,6 +66,7 @@ def time_trl(model: str, rows: list[dict], steps: int, batch: int, out: Path) ->
         output_dir=str(out / "trl"), per_device_train_batch_size=batch, max_steps=steps,
         learning_rate=LR, lr_scheduler_type="constant", logging_steps=1, save_strategy="no",
         report_to=[], use_cpu=True, max_length=1024, packing=False, seed=0, data_seed=0,
+        bf16=False, gradient_checkpointing=False,  # as assay's defaults (TRL's: on, on a CPU)
     )  # fmt: skip
     trainer = SFTTrainer(model=policy, processing_class=tokenizer, args=args, train_dataset=data)
     result = trainer.train()
@@ -89,9 +91,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         write_jsonl(out / "data.jsonl", rows)
-        trl_s, trl_tokens = time_trl(args.model, rows, args.steps, args.batch, out)
         assay_s, assay_tokens = time_assay(args.model, out / "data.jsonl", args.steps,
                                            args.batch, out)  # fmt: skip
+        trl_s, trl_tokens = time_trl(args.model, rows, args.steps, args.batch, out)
     assay_rate, trl_rate = assay_tokens / assay_s, trl_tokens / trl_s
     print(f"assay train sft: {args.steps} steps x {args.batch} rows, {assay_tokens} tokens in "
           f"{assay_s:.1f} s = {assay_rate:.0f} tok/s")  # fmt: skip

@@ -260,7 +260,10 @@ def _trl_args(config: SFTConfig, run_dir: Path, device, evaluate: bool):
         save_steps=t.checkpoint_every, save_total_limit=t.keep_checkpoints,
         eval_strategy="steps" if evaluate else "no", eval_steps=t.eval_every, seed=t.seed,
         data_seed=t.seed, report_to=[], use_cpu=device.type == "cpu",
+        # TRL's defaults are bf16 autocast and activation checkpointing, even on a CPU: say
+        # what the config says instead (fp32 unless model.dtype is bfloat16 on a GPU).
         bf16=config.model.dtype == "bfloat16" and torch.cuda.is_available(),
+        gradient_checkpointing=config.model.gradient_checkpointing,
         max_length=config.data.max_length, packing=False, save_only_model=False,
     )  # fmt: skip
 
