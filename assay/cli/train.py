@@ -160,29 +160,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     rl.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     rl.set_defaults(func=_train_rl)
-    sft = train.add_parser("sft", help="supervised fine-tuning on the assistant's tokens only")
-    sft.add_argument("--config", type=Path, help="YAML config (see configs/sft_*.yaml)")
-    sft.add_argument(
-        "--resume",
-        nargs="?",
-        const="latest",
-        default=None,
-        metavar="RUN_DIR",
-        help="continue a run from its last checkpoint (default: the latest run)",
-    )
-    sft.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
-    sft.set_defaults(func=_train_sft)
-    rft = train.add_parser(
-        "rft", help="rejection-sampling fine-tuning: sample, keep the rewarded answers, SFT, repeat"
-    )
-    rft.add_argument("--config", type=Path, help="YAML config (see configs/rft_*.yaml)")
-    rft.add_argument(
-        "--resume",
-        nargs="?",
-        const="latest",
-        default=None,
-        metavar="RUN_DIR",
-        help="continue a run where it stopped (default: the latest rft run)",
-    )
-    rft.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
-    rft.set_defaults(func=_train_rft)
+    for job, about, func in (
+        ("sft", "supervised fine-tuning on the assistant's tokens only", _train_sft),
+        ("rft", "rejection-sampling fine-tuning: sample, keep the rewarded answers, SFT, repeat",
+         _train_rft),
+    ):  # fmt: skip
+        parser = train.add_parser(job, help=about)
+        parser.add_argument("--config", type=Path, help=f"YAML config (see configs/{job}_*.yaml)")
+        parser.add_argument(
+            "--resume",
+            nargs="?",
+            const="latest",
+            default=None,
+            metavar="RUN_DIR",
+            help=f"continue a run where it stopped (default: the latest {job} run)",
+        )
+        parser.add_argument(
+            "overrides", nargs="*", metavar="key=value", help="dotted config overrides"
+        )
+        parser.set_defaults(func=func)
