@@ -244,19 +244,7 @@ def _open(policy: str, config: RFTConfig):
 
 
 def _evaluate(engine, config: RFTConfig, path: Path, label: str) -> dict[str, float]:
-    import envs
-    from assay.runs import write_json
-    from trainers.evaluate import evaluate_policy
-
-    e = config.eval
-    env_id = e.env or config.env.id
-    kwargs = e.env_kwargs if e.env_kwargs is not None else (
-        config.env.kwargs if env_id == config.env.id else {})  # fmt: skip
-    seeds = [e.seed_offset + i for i in range(e.episodes)]
-    result = evaluate_policy(engine, envs.make(env_id, **kwargs), seeds, e.max_new_tokens,
-                             e.batch_size, desc=f"eval {label}")  # fmt: skip
-    write_json(path, {"metrics": result.metrics, "episodes": result.episodes})
-    return result.metrics
+    return config.eval.run(engine, config.env.id, config.env.kwargs, path, label)
 
 
 def format_rounds(base: dict | None, history: list[dict[str, Any]]) -> str:

@@ -101,6 +101,22 @@ class PolicyEvalConfig:
     batch_size: int = 16
     max_new_tokens: int = 64
 
+    def run(self, engine, env_id: str | None, env_kwargs: dict, path: Path, label: str) -> dict:
+        """Greedy held-out episodes of ``engine`` on this section's env (default: ``env_id``
+        with ``env_kwargs``), written to ``path``; returns the metrics."""
+        import envs
+        from assay.runs import write_json
+        from trainers.evaluate import evaluate_policy
+
+        kwargs = self.env_kwargs
+        if kwargs is None:
+            kwargs = env_kwargs if (self.env or env_id) == env_id else {}
+        seeds = [self.seed_offset + i for i in range(self.episodes)]
+        result = evaluate_policy(engine, envs.make(self.env or env_id, **kwargs), seeds,
+                                 self.max_new_tokens, self.batch_size, desc=f"eval {label}")  # fmt: skip
+        write_json(path, {"metrics": result.metrics, "episodes": result.episodes})
+        return result.metrics
+
     def problems(self) -> list[str]:
         out = [] if self.episodes >= 0 else [f"episodes must be >= 0, got {self.episodes}"]
         if self.seed_offset < 1_000_000_000:
@@ -186,23 +202,13 @@ def _policy_eval(config: SFTConfig, model, tokenizer, run_dir: Path, label: str)
     saved = run_dir / f"eval_{label}.json"
     if label == "base" and saved.exists():
         return json.loads(saved.read_text())["metrics"]
-    import envs
-    from assay.runs import write_json
     from trainers.engines.hf import HFEngine
-    from trainers.evaluate import evaluate_policy
 
-    kwargs = config.eval.env_kwargs
-    if kwargs is None:
-        kwargs = config.data.env_kwargs if env_id == config.data.env else {}
-    e = config.eval
-    seeds = [e.seed_offset + i for i in range(e.episodes)]
     was_training = model.training
-    result = evaluate_policy(HFEngine(model.eval(), tokenizer, batch_size=e.batch_size),
-                             envs.make(env_id, **kwargs), seeds, e.max_new_tokens,
-                             e.batch_size, desc=f"eval {label}")  # fmt: skip
+    engine = HFEngine(model.eval(), tokenizer, batch_size=config.eval.batch_size)
+    metrics = config.eval.run(engine, config.data.env, config.data.env_kwargs, saved, label)
     model.train(was_training)
-    write_json(saved, {"metrics": result.metrics, "episodes": result.episodes})
-    return result.metrics
+    return metrics
 
 
 def _split(config: SFTConfig, tokenizer, run_dir: Path, log) -> tuple[list[dict], list[dict]]:
