@@ -39,7 +39,6 @@ import torch
 from assay.errors import ConfigError
 from trainers.engines.base import Completion, Prompt, Sampling, encode_prompts, named_items
 
-
 _NAMES = "assay.names"  # safetensors metadata: [name, name it is stored under], in load order
 
 
