@@ -167,3 +167,35 @@ def test_sft_from_the_env_teacher_then_rl_from_the_warm_start(tmp_path):
     assert any(
         "Warm start from" in line and "the KL reference is this model" in line for line in lines
     )
+
+
+@pytest.mark.slow
+def test_a_round_sampled_by_a_ray_pool_keeps_what_one_engine_keeps(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    from trainers.engines.pool import EnginePool
+
+    pools, start = [], EnginePool.__init__
+
+    def counted(self, *args, **kwargs):
+        pools.append(kwargs.get("replicas"))
+        start(self, *args, **kwargs)
+
+    monkeypatch.setattr(EnginePool, "__init__", counted)
+    envs.register("test-rft-length-v0", LengthEnv)
+    # Nearly greedy (RFT refuses temperature 0), threshold 0: every prompt keeps its one
+    # (deduplicated) answer, so the two rounds must agree row for row whatever seeds each engine
+    # samples with; the pool deals the prompts to 2 replicas.
+    greedy = {"rft.temperature": 1e-4, "rft.threshold": 0.0, "eval.episodes": 0}
+    one = run_rft(_rft_config(tmp_path, "one", 1, **greedy), log=lambda *_: None)
+    assert pools == []
+    try:
+        two = run_rft(
+            _rft_config(tmp_path, "two", 1, **greedy, **{"rft.replicas": 2}), log=lambda *_: None
+        )
+    finally:
+        ray.shutdown()
+    data = "rounds/round-1/data.jsonl"
+    rows = (tmp_path / "one" / data).read_text()
+    assert len(rows.splitlines()) == 6 == one["rounds"][0]["kept"] == two["rounds"][0]["kept"]
+    assert (tmp_path / "two" / data).read_text() == rows
+    assert pools == [2]  # round 1's sampling ran on a pool of 2 replicas
