@@ -22,6 +22,9 @@ from typing import Any
 from envs.registry import make
 
 FORMATS = ("verl", "skyrl")
+SAMPLED = ("sample", "response", "reward")
+"""What a rollout adds to a row, under ``extra_info`` (verl's SFT trainer reads a response from
+there: ``data.response_key=extra_info data.response_dict_keys=[response]``)."""
 
 
 def episode_rows(
@@ -45,6 +48,7 @@ def trainer_row(row: dict[str, Any], fmt: str, index: int) -> dict[str, Any]:
                         "seed": int(row["seed"])}, sort_keys=True)  # fmt: skip
     extra = {"index": index, "split": row.get("split", "train"), "seed": int(row["seed"]),
              "env_id": row["env_id"], "env_kwargs": row["env_kwargs"]}  # fmt: skip
+    extra.update({k: row[k] for k in SAMPLED if k in row})  # a rollout's answer and its reward
     source = f"assay/{row['env_id']}"
     if fmt == "verl":
         return {"data_source": source, "prompt": row["prompt"],
@@ -52,6 +56,27 @@ def trainer_row(row: dict[str, Any], fmt: str, index: int) -> dict[str, Any]:
                 "reward_model": {"style": "rule", "ground_truth": truth}, "extra_info": extra}  # fmt: skip
     return {"data_source": source, "prompt": row["prompt"], "env_class": "assay",
             "reward_spec": {"method": "rule", "ground_truth": truth}, "extra_info": extra}  # fmt: skip
+
+
+def rollout_rows(
+    dataset, env_id: str, env_kwargs: dict[str, Any], split: str = "train"
+) -> list[dict[str, Any]]:
+    """The rows of an ``assay rollout`` dataset as assay rows with the sampled answer
+    (``response``), its ``reward`` and ``sample``: one per episode of a single-turn env.
+    A rollout with a multi-turn row raises ``ValueError`` (verl's and SkyRL's schemas are one
+    prompt and one answer)."""
+    kwargs = json.dumps(env_kwargs, sort_keys=True)
+    turns = {int(t) for t in dataset["turns"]} if len(dataset) else set()
+    agents = set(dataset["agent"]) if len(dataset) else set()
+    if turns - {1} or len(agents) > 1:
+        raise ValueError(
+            f"{env_id}: verl's and SkyRL's datasets hold one prompt and one answer per row; this "
+            f"rollout has episodes of up to {max(turns)} turns or {len(agents)} agents (use its "
+            "`datasets` folder instead)"
+        )
+    return [{"prompt": r["prompt"], "seed": int(r["seed"]), "env_id": env_id, "split": split,
+             "env_kwargs": kwargs, "sample": int(r["sample"]), "response": r["completion"],
+             "reward": float(r["reward"])} for r in dataset]  # fmt: skip
 
 
 def write_split(rows: list[dict[str, Any]], fmt: str, path: Path) -> Path:

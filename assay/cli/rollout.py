@@ -1,6 +1,7 @@
 """``assay rollout``: play episodes of an env with a model and save them as a dataset.
 
 assay rollout --model NAME --env ID --n 1000 --samples K --out DIR [--replicas N] [--seat AGENT=WHO]
+    [--format verl|skyrl]
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def _rollout(args: argparse.Namespace) -> int:
     check_seats(seat_names, env)  # before any model loads
     if args.max_turns < 1:
         raise AssayError("--max-turns must be positive.")
+    if args.format and len(env.possible_agents) > 1:
+        raise AssayError(
+            f"--format {args.format} writes one prompt and one answer per row; {args.env} is a "
+            f"game of {len(env.possible_agents)} agents (use the `datasets` folder)."
+        )
     policy = {  # what made the rows: a resumed --out must be made by the same
         "model": args.model,
         "weights": weights_fingerprint(args.model),
@@ -74,6 +80,15 @@ def _rollout(args: argparse.Namespace) -> int:
     rewards = dataset["reward"] if len(dataset) else []
     print(f"{len(dataset)} rows (contexts), mean reward {sum(rewards) / max(1, len(rewards)):.3f}")
     print(f"datasets.load_from_disk({str(args.out / 'dataset')!r})")
+    if args.format:
+        from envs.export import rollout_rows, write_split
+
+        try:
+            rows = rollout_rows(dataset, args.env, options)
+        except ValueError as err:
+            raise AssayError(f"--format {args.format}: {err}.") from None
+        path = write_split(rows, args.format, args.out / args.format / "train.parquet")
+        print(f"wrote {path} ({len(rows)} rows, {args.format} schema; answers under extra_info)")
     return 0
 
 
@@ -109,6 +124,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--max-turns", type=count, default=256, help="steps per episode before it is cut"
     )
     rollout.add_argument("--shard-size", type=count, default=64, help="seeds per saved shard")
+    rollout.add_argument(
+        "--format",
+        choices=["verl", "skyrl"],
+        help="also write DIR/FORMAT/train.parquet in verl's or SkyRL's schema (single-turn envs)",
+    )
     rollout.add_argument("--dtype", default="float32")
     rollout.add_argument("--device", default="cpu")
     rollout.add_argument("env_options", nargs="*", metavar="option=value", help="env options")

@@ -60,3 +60,45 @@ def test_a_ground_truth_that_is_not_an_assay_episode_is_refused():
         compute_score("gsm8k", "42", "42")
     with pytest.raises(ValueError, match="not an assay episode"):
         compute_score("x", "42", json.dumps({"seed": 1}))
+
+
+def test_a_rollout_in_verl_and_skyrl_schemas_keeps_each_answer_and_its_reward(tmp_path):
+    """``assay rollout --format``: every sampled answer rides in ``extra_info`` with the reward
+    the env gave it, which verl's ``compute_score`` gives again from the row's ground truth."""
+    for fmt, columns, truth in (("verl", VERL, "reward_model"), ("skyrl", SKYRL, "reward_spec")):
+        out = tmp_path / fmt
+        assert main(["rollout", "--model", "tiny-random-llama", "--env", "codenames-guess-v0",
+                     "--n", "3", "--samples", "2", "--max-new-tokens", "4", "--temperature",
+                     "1.0", "--out", str(out), "--format", fmt, "difficulty=far"]) == 0  # fmt: skip
+        rows = _load(out / fmt / "train.parquet")
+        rollout = datasets.load_from_disk(str(out / "dataset"))
+        assert set(rows.column_names) == columns and rows.num_rows == len(rollout) == 6
+        assert [r["extra_info"]["response"] for r in rows] == rollout["completion"]
+        assert [(r["extra_info"]["seed"], r["extra_info"]["sample"]) for r in rows] == list(
+            zip(rollout["seed"], rollout["sample"], strict=True)
+        )
+        for row in rows:
+            info = row["extra_info"]
+            score = compute_score(row["data_source"], info["response"], row[truth]["ground_truth"])
+            assert score == info["reward"]
+            # A right answer on the same row's board scores as the env says, too.
+            env = envs.make("codenames-guess-v0", difficulty="far")
+            _, hidden = env.reset(seed=info["seed"])
+            right = "Guesses: " + ", ".join(hidden["targets"][: hidden["max_guesses"]])
+            want = env.step(right)[1]
+            assert compute_score(row["data_source"], right, row[truth]["ground_truth"]) == want > 0
+
+
+def test_a_rollout_of_a_game_of_several_agents_is_refused_before_any_model_loads(tmp_path, capsys):
+    code = main(["rollout", "--model", "no-such-model", "--env", "codenames-game-v0", "--out",
+                 str(tmp_path), "--format", "verl"])  # fmt: skip
+    assert code == 2 and "a game of 4 agents" in capsys.readouterr().err
+
+
+def test_rollout_rows_of_several_turns_are_refused_with_the_reason():
+    from envs.export import rollout_rows
+
+    rows = [{"prompt": [], "seed": 1, "sample": 0, "agent": "", "completion": "a\n\nb",
+             "reward": 1.0, "turns": 2}]  # fmt: skip
+    with pytest.raises(ValueError, match="up to 2 turns"):
+        rollout_rows(datasets.Dataset.from_list(rows), "some-env-v0", {})
