@@ -82,8 +82,15 @@ def _task(name: str) -> Task:
 
 
 def study(
-    seeds: list[int], boards: int, out: Path, rl_minutes: float, model: str, task: str = "codenames"
+    seeds: list[int],
+    boards: int,
+    out: Path,
+    rl_minutes: float,
+    model: str,
+    task: str = "codenames",
+    rft: tuple[str, ...] = (),
 ) -> dict:
+    """``rft``: overrides of the RFT rung's config (``rft.rounds=1``, ...)."""
     spec = _task(task)
     env_kwargs = spec.env_kwargs
     evaluation = [f"eval.episodes={boards}", f"eval.max_new_tokens={spec.max_new_tokens}",
@@ -109,7 +116,7 @@ def study(
             f"model.name={out / sft_name}", f"train.seed={seed}", f"rft.seed_offset={seed * 100_000 + 50_000}",
             f"train.output_dir={out}", f"train.run_name={rft_name}",
             "rft.eval_base=false", "rft.eval_each_round=false", "rft.batch_size=32",
-            *_env_overrides("env.kwargs", env_kwargs), *evaluation])  # fmt: skip
+            *_env_overrides("env.kwargs", env_kwargs), *evaluation, *rft])  # fmt: skip
         done = _rung(
             out, rft_name, lambda rft=rft, d=out / rft_name: run_rft(rft, d if d.exists() else None)
         )
@@ -196,9 +203,13 @@ def main() -> None:
     parser.add_argument("--rl-minutes", type=float, default=5.0, help="0: no RL rungs")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--out", type=Path, default=Path("runs/warm-start-study"))
+    parser.add_argument(
+        "--rft", nargs="*", default=[], metavar="key=value", help="RFT config overrides"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    study(args.seeds, args.boards, args.out, args.rl_minutes, args.model, args.task)
+    study(args.seeds, args.boards, args.out, args.rl_minutes, args.model, args.task,
+          tuple(args.rft))  # fmt: skip
 
 
 if __name__ == "__main__":
